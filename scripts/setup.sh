@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything kiln's tests and examples need on a fresh Debian 12 machine, as root.
+# Idempotent: a second run installs nothing new. Prints the venv's python path as its last line.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+APT_PACKAGES=(
+  docker-registry    # the real registry the tests push to and pull from
+  skopeo umoci       # independent tools that make base images and judge results
+  runc               # a throwaway container for the executor image
+  mmdebstrap         # the debian:bookworm minbase base image
+  busybox-static     # the busybox base image
+  apache2-utils      # htpasswd for the basic-auth registry
+  openssl            # self-signed CA for the TLS registries
+  patchelf           # the self-contained interpreter of the executor image
+  docker.io buildah  # docker build (BuildKit) as the oracle for e2e comparisons
+  tar gzip xz-utils bzip2 zstd util-linux iproute2 ca-certificates
+  python3 python3-venv python3-pip
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+venv=${KILN_VENV:-$here/.venv}
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv" >&2
+fi
+stamp="$venv/.kiln-installed"
+if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[test]" >&2
+  touch "$stamp"
+fi
+echo "$venv/bin/python"
