@@ -1,0 +1,56 @@
+"""Session fixtures of the test rig (see tests/rig/README.md). Everything starts lazily."""
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+
+from tests.rig.registry import Registry, RunningRegistry, start_registry
+from tests.rig.tls import TestPKI, make_pki
+
+log = logging.getLogger("kiln.rig")
+
+
+@pytest.fixture(scope="session")
+def rig_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A session-wide scratch directory of the rig (registries' storage, logs, certificates)."""
+    return str(tmp_path_factory.mktemp("rig"))
+
+
+@pytest.fixture(scope="session")
+def test_pki(rig_dir: str) -> TestPKI:
+    """The session's CA, TLS server certificate (127.0.0.1) and token-signing certificate."""
+    return make_pki(os.path.join(rig_dir, "pki"))
+
+
+def _registry(flavour: str, rig_dir: str, request: pytest.FixtureRequest) -> Registry:
+    pki = request.getfixturevalue("test_pki") if flavour != "plain" else None
+    running: RunningRegistry = start_registry(flavour, os.path.join(rig_dir, f"registry-{flavour}"), pki)
+    request.addfinalizer(running.stop)
+    return running.registry
+
+
+@pytest.fixture(scope="session")
+def plain_registry(rig_dir: str, request: pytest.FixtureRequest) -> Registry:
+    """HTTP registry without auth."""
+    return _registry("plain", rig_dir, request)
+
+
+@pytest.fixture(scope="session")
+def basic_registry(rig_dir: str, request: pytest.FixtureRequest) -> Registry:
+    """HTTPS registry (session CA) with htpasswd basic auth."""
+    return _registry("basic", rig_dir, request)
+
+
+@pytest.fixture(scope="session")
+def token_registry(rig_dir: str, request: pytest.FixtureRequest) -> Registry:
+    """HTTPS registry with bearer tokens from our token server (anonymous pull except private/)."""
+    return _registry("token", rig_dir, request)
+
+
+@pytest.fixture(scope="session")
+def registries(plain_registry: Registry, basic_registry: Registry,
+               token_registry: Registry) -> dict[str, Registry]:
+    """The three flavours by name: {"plain": ..., "basic": ..., "token": ...}."""
+    return {"plain": plain_registry, "basic": basic_registry, "token": token_registry}
