@@ -1,0 +1,138 @@
+"""Build arguments as docker scopes them.
+
+- `--build-arg K=V` sets K; a bare `--build-arg K` takes K from kiln's own environment (unset if absent).
+- ARGs before the first FROM are global: they expand FROM lines, and a stage sees one only after
+  re-declaring it (`ARG K` without a default takes the global's value).
+- Inside a stage, `ARG K=default` is K's value unless a build arg overrides it.
+- The proxy args are predefined: usable without a declaration, and kept out of the history unless declared.
+- The platform args (TARGETPLATFORM, BUILDARCH, ...) are predefined in the global scope, and in a stage after
+  `ARG TARGETARCH` and friends.
+- ENV wins over ARG of the same name, in expansion and in RUN's environment (kaniko #3344).
+- ARGs are in RUN's environment but never in the image config.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+log = logging.getLogger(__name__)
+
+PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
+              "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
+
+
+@dataclass(frozen=True)
+class PlatformTriple:
+    os: str
+    architecture: str
+    variant: str = ""
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+
+def platform_args(target: PlatformTriple, build: PlatformTriple) -> dict[str, str]:
+    return {
+        "TARGETPLATFORM": str(target), "TARGETOS": target.os, "TARGETARCH": target.architecture,
+        "TARGETVARIANT": target.variant,
+        "BUILDPLATFORM": str(build), "BUILDOS": build.os, "BUILDARCH": build.architecture,
+        "BUILDVARIANT": build.variant,
+    }
+
+
+def parse_build_args(pairs: list[str] | Mapping[str, str | None],
+                     environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`K=V` pairs (or a mapping with None for bare K) -> values; bare K reads the environment."""
+    environ = os.environ if environ is None else environ
+    items = pairs.items() if isinstance(pairs, Mapping) else [
+        (p.split("=", 1)[0], p.split("=", 1)[1] if "=" in p else None) for p in pairs]
+    values: dict[str, str] = {}
+    for key, value in items:
+        if value is None:
+            if key in environ:
+                values[key] = environ[key]
+            continue
+        values[key] = value
+    return values
+
+
+@dataclass
+class BuildArgs:
+    """The build args given on the command line, and which of them a stage consumed."""
+    given: dict[str, str]
+    predefined: dict[str, str] = field(default_factory=dict)   # platform args
+    consumed: set[str] = field(default_factory=set)
+
+    def warn_unconsumed(self) -> list[str]:
+        unused = sorted(k for k in self.given if k not in self.consumed and k not in PROXY_ARGS)
+        if unused:
+            log.warning("One or more build-args %s were not consumed", "[" + " ".join(unused) + "]")
+        return unused
+
+
+@dataclass
+class GlobalScope:
+    """ARGs declared before the first FROM, and the predefined platform args."""
+    build_args: BuildArgs
+    values: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.values.update(self.build_args.predefined)
+
+    def declare(self, name: str, default: str | None) -> None:
+        if name in self.build_args.given:
+            self.values[name] = self.build_args.given[name]
+            self.build_args.consumed.add(name)
+        elif default is not None:
+            self.values[name] = default
+        elif name in self.build_args.predefined:
+            self.values[name] = self.build_args.predefined[name]
+        else:
+            self.values.pop(name, None)
+
+
+@dataclass
+class StageArgs:
+    """ARGs in scope inside one stage, in declaration order."""
+    build_args: BuildArgs
+    global_scope: GlobalScope
+    values: dict[str, str] = field(default_factory=dict)
+
+    def declare(self, name: str, default: str | None) -> None:
+        """`ARG name[=default]`; `default` is already expanded by the caller.
+
+        Declared without a value and with nothing to inherit, the ARG is in scope but unset: docker leaves
+        it out of the environment."""
+        if name in self.build_args.given:
+            self.values[name] = self.build_args.given[name]
+            self.build_args.consumed.add(name)
+        elif default is not None:
+            self.values[name] = default
+        elif name in self.global_scope.values:
+            self.values[name] = self.global_scope.values[name]
+        elif name in self.build_args.predefined:
+            self.values[name] = self.build_args.predefined[name]
+        else:
+            self.values.pop(name, None)
+
+    def proxy_values(self) -> dict[str, str]:
+        return {k: v for k, v in self.build_args.given.items() if k in PROXY_ARGS and k not in self.values}
+
+    def expansion_env(self, image_env: Mapping[str, str]) -> dict[str, str]:
+        """What `$NAME` sees in a stage instruction: ARGs, then ENV on top (ENV wins)."""
+        env = dict(self.values)
+        env.update(image_env)
+        return env
+
+    def run_env(self, image_env: Mapping[str, str]) -> dict[str, str]:
+        """RUN's environment: proxy args, declared ARGs, then the image ENV (which wins)."""
+        env = self.proxy_values()
+        env.update(self.values)
+        env.update(image_env)
+        return env
+
+    def history_args(self, image_env: Mapping[str, str]) -> dict[str, str]:
+        """The ARGs BuildKit lists in a RUN's history (`RUN |2 A=1 B=2 ...`): declared, not shadowed by ENV."""
+        return {k: v for k, v in self.values.items() if k not in image_env}
