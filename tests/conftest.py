@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from tests.rig.images import BaseImages, make_base_images, push_debian
 from tests.rig.registry import Registry, RunningRegistry, start_registry
 from tests.rig.tls import TestPKI, make_pki
 
@@ -54,3 +55,15 @@ def registries(plain_registry: Registry, basic_registry: Registry,
                token_registry: Registry) -> dict[str, Registry]:
     """The three flavours by name: {"plain": ..., "basic": ..., "token": ...}."""
     return {"plain": plain_registry, "basic": basic_registry, "token": token_registry}
+
+
+@pytest.fixture(scope="session")
+def base_images(plain_registry: Registry, rig_dir: str) -> BaseImages:
+    """busybox (index amd64 + arm64/v8, Docker v2s2, zstd) and broken images on the plain registry."""
+    return make_base_images(plain_registry, os.path.join(rig_dir, "images"))
+
+
+@pytest.fixture(scope="session")
+def debian_base(plain_registry: Registry, rig_dir: str) -> str:
+    """ "HOST/base/debian:bookworm": mmdebstrap minbase via umoci (cached in /var/cache/kiln-tests)."""
+    return push_debian(plain_registry, os.path.join(rig_dir, "debian"))
