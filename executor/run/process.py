@@ -1,0 +1,446 @@
+"""Running one RUN command: ``run(RunSpec) -> RunResult``.
+
+Two ways, chosen by the root:
+
+* ``root != "/"`` (development, tests): the command runs through ``_nsinit.py`` (ctypes ``unshare(2)``
+  + fork, no util-linux needed) in fresh mount, PID, UTS and IPC namespaces (and network with
+  ``network="none"``), chrooted into the root, with a fresh ``/proc``, a tmpfs ``/dev`` holding null,
+  zero, full, random, urandom, tty, ``pts`` and ``shm``, a read-only ``/sys``, and private copies of the
+  host's ``/etc/resolv.conf`` and ``/etc/hosts`` bound in (a copy, so a command editing them changes
+  neither the host nor the image). The command is PID 1 of its namespace: when it exits, the kernel
+  kills whatever it left running. Mount points that had to be created in the root are removed again.
+* ``root == "/"`` (production, kiln is PID 1 of its container): the command is started directly with
+  its groups, gid and uid, in its own process group; when it exits, that group and any processes that
+  were re-parented to us meanwhile are killed. Mounts, a hostname or ``network="none"`` need a private
+  mount/UTS/network namespace: then ``_nsinit.py`` is used without a PID namespace or chroot.
+
+stdout and stderr are merged (as ``docker build`` shows them) and passed line by line to
+``spec.output`` (default: logging at info level). A non-zero exit raises ``RunError`` worded as
+docker's; a command that cannot start (unknown executable, bad user) raises ``RunError`` as well.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from executor.run import pid1, tree
+from executor.run.errors import RunError, failed, not_started
+from executor.run.rootpath import resolve_in_root
+from executor.run.targets import CreatedPaths
+from executor.run.users import ExecUser, lookup_user
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_nsinit.py")
+NETWORK_MODES = ("default", "host", "none")
+DRAIN_SECONDS = 2.0
+HOST_FILES = ("/etc/resolv.conf", "/etc/hosts")
+
+
+@dataclass
+class Mount:
+    """A mount for one command. ``type`` is "bind" (``source`` on the host -> ``target`` in the root)
+    or "tmpfs". Cache and secret mounts arrive as binds the caller prepared."""
+
+    target: str
+    type: str = "bind"
+    source: str = ""
+    readonly: bool = False
+    size: int | None = None  # tmpfs: bytes
+    mode: int | None = None  # tmpfs: permission bits of its root
+
+
+@dataclass
+class RunSpec:
+    root: str
+    argv: list[str]
+    env: dict[str, str]
+    workdir: str = "/"
+    user: str = ""
+    mounts: list[Mount] = field(default_factory=list)
+    hostname: str | None = None
+    network: str = "default"
+    output: Callable[[str], None] | None = None  # one call per line, without the newline
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    duration: float  # seconds
+    user: ExecUser
+
+
+@dataclass
+class _Running:
+    """What teardown needs to know about a started command."""
+
+    proc: subprocess.Popen
+    namespaced: bool  # in its own PID namespace (helper forked)
+    known_children: set[int]  # our children before the start: never stragglers
+    ns_init: int | None = None
+    status_lines: list[str] = field(default_factory=list)
+
+
+def command_env(env: dict[str, str], user: ExecUser) -> dict[str, str]:
+    """The environment as docker gives it: PATH and HOME defaulted when absent."""
+    result = dict(env)
+    result.setdefault("PATH", DEFAULT_PATH)
+    result.setdefault("HOME", user.home or "/")
+    return result
+
+
+def _in_root(path: str, base: str = "/") -> str:
+    joined = path if path.startswith("/") else os.path.join(base, path)
+    return os.path.normpath(joined) if joined != "/" else "/"
+
+
+def _validate(spec: RunSpec) -> None:
+    if not spec.argv:
+        raise RunError("RUN has no command to execute")
+    if not os.path.isdir(spec.root):
+        raise RunError(f"the build root {spec.root} is not a directory")
+    if spec.network not in NETWORK_MODES:
+        raise RunError(f"unsupported network mode {spec.network!r}: use one of {', '.join(NETWORK_MODES)}")
+    for m in spec.mounts:
+        if m.type not in ("bind", "tmpfs"):
+            raise RunError(f"unsupported mount type {m.type!r} for {m.target}: use bind or tmpfs")
+        if m.type == "bind" and not os.path.exists(m.source):
+            raise RunError(f"mount source {m.source} for {m.target} does not exist")
+
+
+def _make_workdir(root: str, workdir: str) -> None:
+    """Create the working directory (kept, as docker keeps it)."""
+    host = resolve_in_root(root, workdir)
+    try:
+        os.makedirs(host, mode=0o755, exist_ok=True)
+    except OSError as err:
+        raise RunError(f"cannot create working directory {workdir}: {err}") from None
+
+
+def _mount_plan(spec: RunSpec, workdir: str, created: CreatedPaths, scratch: str, chroot: bool) -> list[dict]:
+    """The helper's mount list, targets as host paths; targets created (and recorded) when missing."""
+    plan: list[dict] = []
+    if chroot:
+        plan.append({"kind": "proc", "target": created.ensure("/proc", True)})
+        plan.append({"kind": "dev", "target": created.ensure("/dev", True)})
+        plan.append({"kind": "sysfs", "target": created.ensure("/sys", True)})
+        for host_file in HOST_FILES:
+            copy = os.path.join(scratch, os.path.basename(host_file))
+            try:
+                shutil.copyfile(host_file, copy)
+            except OSError:
+                open(copy, "wb").close()
+            target = created.ensure(host_file, False)
+            plan.append({"kind": "bind", "source": copy, "target": target, "readonly": False})
+    user_mounts = sorted(spec.mounts, key=lambda m: _in_root(m.target, workdir).count("/"))
+    for m in user_mounts:
+        target_in_root = _in_root(m.target, workdir)
+        if m.type == "bind":
+            is_dir = os.path.isdir(m.source)
+            target = created.ensure(target_in_root, is_dir)
+            plan.append({"kind": "bind", "source": os.path.abspath(m.source), "target": target,
+                         "readonly": m.readonly})
+        else:
+            options = []
+            if m.size is not None:
+                options.append(f"size={m.size}")
+            if m.mode is not None:
+                options.append(f"mode={m.mode:o}")
+            target = created.ensure(target_in_root, True)
+            plan.append({"kind": "tmpfs", "target": target, "readonly": m.readonly, "data": ",".join(options)})
+    return plan
+
+
+def _emit_lines(buffer: bytearray, emit: Callable[[str], None], final: bool) -> None:
+    while True:
+        nl = buffer.find(b"\n")
+        if nl < 0:
+            break
+        line = bytes(buffer[:nl])
+        del buffer[: nl + 1]
+        emit(line.decode("utf-8", "replace").rstrip("\r"))
+    if final and buffer:
+        emit(bytes(buffer).decode("utf-8", "replace").rstrip("\r"))
+        buffer.clear()
+
+
+def _default_output(line: str) -> None:
+    log.info("%s", line)
+
+
+def _read_to_eof(fd: int) -> bytes:
+    chunks = []
+    while True:
+        data = os.read(fd, 65536)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+def _signal_tree(running: _Running, sig: int) -> None:
+    """Send ``sig`` to every process of the command."""
+    proc = running.proc
+    if running.namespaced:
+        init = running.ns_init or _helper_child(proc.pid)
+        if init is None:
+            if sig == signal.SIGKILL:
+                tree.kill(proc.pid, sig)  # the namespace's init dies with it (PDEATHSIG)
+            return
+        if sig == signal.SIGKILL:
+            tree.kill(init, sig)  # PID 1 of the namespace: the kernel kills the rest
+            tree.kill(proc.pid, sig)
+            return
+        for pid in tree.pids_in_namespace_of(init):
+            tree.kill(pid, sig)
+        return
+    tree.killpg(proc.pid, sig)
+    for pid in tree.stragglers(running.known_children | {proc.pid}):
+        tree.kill(pid, sig)
+
+
+def _helper_child(helper: int) -> int | None:
+    try:
+        with open(f"/proc/{helper}/task/{helper}/children") as f:
+            pids = f.read().split()
+    except OSError:
+        return None
+    return int(pids[0]) if pids else None
+
+
+def _end_leftovers(running: _Running) -> None:
+    """After the command exited: kill its process group and adopted stragglers, and reap them."""
+    if running.namespaced:
+        return  # the kernel ended the namespace with its PID 1
+    for _ in range(100):
+        alive_group = tree.group_members(running.proc.pid)
+        extra = tree.stragglers(running.known_children | {running.proc.pid})
+        if not alive_group and not extra:
+            return
+        log.debug("ending processes left by the command: group %s, adopted %s", alive_group, extra)
+        tree.killpg(running.proc.pid, signal.SIGKILL)
+        for pid in extra:
+            tree.kill(pid, signal.SIGKILL)
+        for pid in extra:
+            tree.reap(pid)
+        time.sleep(0.01)
+    log.warning("processes of the command survived SIGKILL")
+
+
+def _terminate(running: _Running, grace: float) -> None:
+    """Cancellation: SIGTERM the whole tree, SIGKILL what is left after ``grace`` seconds."""
+    proc = running.proc
+    if proc.poll() is None:
+        log.info("stopping the running command (SIGTERM, SIGKILL after %.0fs)", grace)
+        _signal_tree(running, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while proc.poll() is None and time.monotonic() < deadline and not pid1.escalated():
+            time.sleep(0.02)
+        if proc.poll() is None:
+            _signal_tree(running, signal.SIGKILL)
+        proc.wait()
+    _end_leftovers(running)
+
+
+def _pump(out_r: int, running: _Running, emit: Callable[[str], None]) -> None:
+    """Forward output until the command has exited and its output pipe is drained."""
+    buffer = bytearray()
+    sel = selectors.DefaultSelector()
+    sel.register(out_r, selectors.EVENT_READ)
+    drain_deadline: float | None = None
+    try:
+        while True:
+            timeout = 0.1
+            if drain_deadline is not None:
+                timeout = max(0.0, drain_deadline - time.monotonic())
+            events = sel.select(timeout)
+            if events:
+                data = os.read(out_r, 65536)
+                if not data:
+                    break
+                buffer += data
+                _emit_lines(buffer, emit, final=False)
+                continue
+            if drain_deadline is None and running.proc.poll() is not None:
+                _end_leftovers(running)
+                drain_deadline = time.monotonic() + DRAIN_SECONDS
+            elif drain_deadline is not None and time.monotonic() >= drain_deadline:
+                log.warning("output of the command still open %.0fs after it exited; not waiting", DRAIN_SECONDS)
+                break
+    finally:
+        sel.close()
+        _emit_lines(buffer, emit, final=True)
+
+
+def _parse_status(running: _Running, status_r: int) -> tuple[int | None, int | None]:
+    """(exit code, signal) of the command in namespaced mode, from the helper's status pipe."""
+    text = _read_to_eof(status_r).decode()
+    code: int | None = None
+    sig: int | None = None
+    for line in text.splitlines():
+        word, _, value = line.partition(" ")
+        if word == "pid":
+            running.ns_init = int(value)
+        elif word == "exit":
+            code = int(value)
+        elif word == "signal":
+            sig = int(value)
+    if code is None and sig is None:
+        rc = running.proc.returncode
+        if rc is not None and rc < 0:
+            sig = -rc
+        else:
+            code = rc
+    return code, sig
+
+
+def _spawn_helper(cfg: dict, out_w: int) -> tuple[subprocess.Popen, int, int]:
+    err_r, err_w = os.pipe()
+    status_r, status_w = os.pipe()
+    cfg = dict(cfg, err_fd=err_w, status_fd=status_w)
+    try:
+        with pid1.spawn_guard():
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", HELPER],
+                stdin=subprocess.PIPE,
+                stdout=out_w,
+                stderr=out_w,
+                pass_fds=(err_w, status_w),
+                process_group=0,
+            )
+            pid1.protect(proc.pid)
+    finally:
+        os.close(err_w)
+        os.close(status_w)
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(json.dumps(cfg).encode())
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    return proc, err_r, status_r
+
+
+def _spawn_direct(argv: list[str], env: dict[str, str], workdir: str, user: ExecUser, out_w: int) -> subprocess.Popen:
+    try:
+        with pid1.spawn_guard():
+            proc = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=out_w,
+                user=user.uid,
+                group=user.gid,
+                extra_groups=list(user.groups),
+                process_group=0,
+            )
+            pid1.protect(proc.pid)
+    except FileNotFoundError:
+        if "/" in argv[0]:
+            reason = f'exec: "{argv[0]}": no such file or directory'
+        else:
+            reason = f'exec: "{argv[0]}": executable file not found in $PATH'
+        raise not_started(argv, reason) from None
+    except OSError as err:
+        raise not_started(argv, f'exec: "{argv[0]}": {err.strerror or err}') from None
+    return proc
+
+
+def run(spec: RunSpec) -> RunResult:
+    """Run one command in the root; raise ``RunError`` unless it exits 0."""
+    _validate(spec)
+    started = time.monotonic()
+    root = os.path.abspath(spec.root)
+    chroot = os.path.realpath(root) != "/"
+    user = lookup_user(root, spec.user)
+    env = command_env(spec.env, user)
+    workdir = _in_root(spec.workdir or "/")
+    emit = spec.output or _default_output
+    namespaces: list[str] = []
+    if chroot:
+        namespaces = ["mount", "pid", "uts", "ipc"]
+    else:
+        if spec.mounts:
+            namespaces.append("mount")
+        if spec.hostname:
+            namespaces.append("uts")
+    if spec.network == "none":
+        namespaces.append("net")
+    if spec.hostname and "uts" not in namespaces:
+        namespaces.append("uts")
+    log.debug("RUN %s as %s in %s (namespaces: %s)", spec.argv, user, workdir, namespaces or "none")
+
+    _make_workdir(root, workdir)
+    created = CreatedPaths(root)
+    scratch = tempfile.mkdtemp(prefix="kiln-run-")
+    out_r, out_w = os.pipe()
+    running: _Running | None = None
+    status_r: int | None = None
+
+    def on_cancel(force: bool) -> None:
+        if running is not None and running.proc.returncode is None:
+            _signal_tree(running, signal.SIGKILL if force else signal.SIGTERM)
+
+    pid1.add_cancel_hook(on_cancel)
+    try:
+        known = set(pid1.child_pids())
+        if namespaces:
+            plan = _mount_plan(spec, workdir, created, scratch, chroot)
+            cfg = {
+                "root": root, "chroot": chroot, "namespaces": namespaces, "mounts": plan,
+                "hostname": spec.hostname, "workdir": workdir, "argv": list(spec.argv), "env": env,
+                "uid": user.uid, "gid": user.gid, "groups": list(user.groups),
+            }
+            proc, err_r, status_r = _spawn_helper(cfg, out_w)
+            running = _Running(proc, namespaced="pid" in namespaces, known_children=known)
+            try:
+                setup_error = _read_to_eof(err_r).decode("utf-8", "replace").strip()
+            finally:
+                os.close(err_r)
+        else:
+            proc = _spawn_direct(list(spec.argv), env, workdir, user, out_w)
+            running = _Running(proc, namespaced=False, known_children=known)
+            setup_error = ""
+        os.close(out_w)
+        out_w = -1
+        _pump(out_r, running, emit)
+        proc.wait()
+        if status_r is not None and running.namespaced:
+            code, sig = _parse_status(running, status_r)
+        else:
+            rc = proc.returncode
+            code, sig = (None, -rc) if rc < 0 else (rc, None)
+        if setup_error:
+            raise not_started(spec.argv, setup_error)
+        if sig is not None:
+            raise failed(spec.argv, signum=sig)
+        if code:
+            raise failed(spec.argv, exit_code=code)
+        duration = time.monotonic() - started
+        log.debug("RUN %s finished in %.2fs", spec.argv, duration)
+        return RunResult(exit_code=0, duration=duration, user=user)
+    finally:
+        pid1.remove_cancel_hook(on_cancel)
+        try:
+            if running is not None:
+                _terminate(running, pid1.GRACE_SECONDS)
+                pid1.release(running.proc.pid)
+        finally:
+            for fd in (out_r, out_w, status_r):
+                if fd is not None and fd >= 0:
+                    os.close(fd)
+            created.remove()
+            shutil.rmtree(scratch, ignore_errors=True)
