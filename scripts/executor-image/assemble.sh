@@ -1,0 +1,146 @@
+#!/bin/sh
+# Runs inside the builder stage of the Containerfile (any glibc Linux with python3 + pip, patchelf, ldd,
+# strip): assembles a self-contained kiln under $KILN_DIR (default /kaniko) that loads nothing from the root
+# file system, so the executor keeps working after it has replaced /lib, /usr and /etc with a base image's.
+#
+#   assemble.sh SRC     SRC holds pyproject.toml, executor/ and snapshot/ (the build context's copies)
+#
+# Layout made (prefix P = $KILN_DIR):
+#   P/bin/python3                     the interpreter: ELF interpreter P/lib/ld-linux-x86-64.so.2, DT_RPATH P/lib
+#   P/lib/*.so*                       every shared library ldd names for it, lib-dynload and the wheels' modules
+#   P/lib/pythonX.Y/                  the standard library, trimmed; sys.prefix is found from the binary's place
+#   P/lib/pythonX.Y/<site dir>/       kiln (executor, snapshot) and its dependencies from PyPI
+#   P/executor, P/warmer              '#!P/bin/python3 -I' scripts calling executor.main
+#   P/ssl/certs/                      ca-certificates.crt plus OpenSSL-hashed single certificates
+#   P/.docker/                        empty; DOCKER_CONFIG points here
+set -eu
+src=${1:?usage: assemble.sh SRC}
+P=${KILN_DIR:-/kaniko}
+say() { echo "assemble: $*" >&2; }
+
+host_py=$(command -v python3)
+host_py=$(readlink -f "$host_py")
+ver=$("$host_py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+stdlib=$("$host_py" -c 'import os; print(os.path.dirname(os.__file__))')
+dynload=$("$host_py" -c 'import os, _ssl; print(os.path.dirname(_ssl.__file__))')
+interp=$(patchelf --print-interpreter "$host_py")
+ldso_name=$(basename "$interp")
+say "python $ver at $host_py, stdlib $stdlib, lib-dynload $dynload, ELF interpreter $interp"
+
+mkdir -p "$P/bin" "$P/lib" "$P/ssl/certs" "$P/.docker"
+lib=$P/lib/python$ver
+
+# 1. The interpreter (a real file, not a symlink: getpath() looks for the landmark lib/pythonX.Y/os.py from
+#    the directory of the resolved executable upwards, which makes sys.prefix = P).
+cp "$host_py" "$P/bin/python$ver"
+ln -sf "python$ver" "$P/bin/python3"
+
+# 2. The standard library, trimmed. Debian's sitecustomize.py is a symlink into /etc: dropped with every
+#    other symlink that leaves the tree.
+mkdir -p "$lib"
+(cd "$stdlib" && tar -cf - \
+    --exclude=./test --exclude=./idlelib --exclude=./tkinter --exclude=./turtledemo --exclude=./ensurepip \
+    --exclude=./lib2to3 --exclude=./pydoc_data --exclude=./distutils --exclude=./venv --exclude=./curses \
+    --exclude=./dbm --exclude='./config-*' --exclude=./site-packages --exclude=./dist-packages \
+    --exclude=./turtle.py --exclude=./EXTERNALLY-MANAGED --exclude=./sitecustomize.py \
+    --exclude=./lib-dynload --exclude='__pycache__' --exclude='*.pyc' --exclude='*.exe' \
+    --exclude='*/tests' --exclude='*/idle_test' .) | (cd "$lib" && tar -xf -)
+mkdir -p "$lib/lib-dynload"
+for so in "$dynload"/*.so; do
+  case "$(basename "$so")" in
+    _test*|_ctypes_test*|xxlimited*|_xxtestfuzz*|_tkinter*|nis.*|_dbm.*|_gdbm.*|_curses*|readline.*|ossaudiodev.*) ;;
+    *) cp "$so" "$lib/lib-dynload/" ;;
+  esac
+done
+find "$lib" -type l | while read -r l; do
+  case "$(readlink -f "$l")" in "$lib"/*) ;; *) say "drop symlink $l -> $(readlink "$l")"; rm -f "$l" ;; esac
+done
+# No user site-packages, whatever the flags: the executor runs inside someone else's root file system.
+sed -i 's/^ENABLE_USER_SITE = None$/ENABLE_USER_SITE = False/' "$lib/site.py"
+grep -q '^ENABLE_USER_SITE = False$' "$lib/site.py" || { say "site.py: ENABLE_USER_SITE not found"; exit 1; }
+
+# 3. The ELF interpreter, then the relocated python can already run (with the builder's libraries).
+cp -L "$interp" "$P/lib/$ldso_name"
+patchelf --set-interpreter "$P/lib/$ldso_name" "$P/bin/python$ver"
+
+# 4. The site directory, as the relocated interpreter computes it (Debian: dist-packages, upstream:
+#    site-packages), then kiln's dependencies (from pyproject.toml) and kiln itself.
+site=$("$P/bin/python3" -I -c "
+import site, sys
+c = [p for p in site.getsitepackages() if p.startswith('$lib/')]
+print(c[-1])")
+say "sys.prefix=$("$P/bin/python3" -I -c 'import sys; print(sys.prefix)') site=$site"
+mkdir -p "$site"
+"$host_py" -c "
+import tomllib
+for d in tomllib.load(open('$src/pyproject.toml', 'rb'))['project']['dependencies']:
+    print(d)" > /tmp/kiln-requirements.txt
+say "dependencies: $(tr '\n' ' ' < /tmp/kiln-requirements.txt)"
+PIP_BREAK_SYSTEM_PACKAGES=1 "$host_py" -m pip install --quiet --no-cache-dir --disable-pip-version-check \
+  --no-compile --only-binary=:all: --target "$site" -r /tmp/kiln-requirements.txt
+rm -rf "$site/bin"
+cp -r "$src/executor" "$src/snapshot" "$site/"
+find "$site" -type d -name __pycache__ -prune -exec rm -rf {} +
+
+# 5. Shared libraries: the closure ldd reports for every ELF object under P, copied into P/lib.
+elves() { find "$P" -type f \( -name '*.so' -o -name '*.so.*' -o -path "$P/bin/*" \) ! -name "$ldso_name" \
+          -exec sh -c 'head -c4 "$1" | grep -q ELF' _ {} \; -print; }
+elves > /tmp/kiln-elves
+while read -r f; do
+  ldd "$f" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3}'
+done < /tmp/kiln-elves | sort -u > /tmp/kiln-libs
+while read -r l; do
+  n=$(basename "$l")
+  case "$l" in "$P"/*) continue ;; esac
+  [ -e "$P/lib/$n" ] || cp -L "$l" "$P/lib/$n"
+done < /tmp/kiln-libs
+say "shared libraries: $(ls "$P/lib" | grep -c '\.so')"
+
+# 6. Strip, then point every object's library path into P (DT_RPATH, not DT_RUNPATH: it applies to the
+#    dependencies of dependencies too and comes before LD_LIBRARY_PATH). An existing $ORIGIN path (the
+#    wheels' bundled .libs directories) is kept in front.
+elves > /tmp/kiln-elves
+while read -r f; do
+  strip --strip-unneeded "$f" 2>/dev/null || true
+  old=$(patchelf --print-rpath "$f" 2>/dev/null || true)
+  new=$P/lib
+  [ -n "$old" ] && new=$old:$P/lib
+  patchelf --force-rpath --set-rpath "$new" "$f"
+done < /tmp/kiln-elves
+
+# 7. Entry points: the kernel runs P/bin/python3 from the shebang line; -I: no PYTHON* variables, no user
+#    site, no script directory on sys.path.
+for ep in executor warmer; do
+  cat > "$P/$ep" <<PY
+#!$P/bin/python3 -I
+import sys
+from executor.main import ${ep}_main
+sys.exit(${ep}_main())
+PY
+  chmod 0755 "$P/$ep"
+done
+
+# 8. CA certificates: the ca-certificates package's Mozilla set (not /etc/ssl/certs, which may hold the
+#    builder's local additions), as the bundle at kaniko's path and as single certificates under their OpenSSL
+#    hash names, so that OpenSSL's SSL_CERT_DIR lookup (ssl.create_default_context()) finds them too.
+certs=$P/ssl/certs
+: > "$certs/ca-certificates.crt"
+for c in $(cd /usr/share/ca-certificates/mozilla && LC_ALL=C ls -1 *.crt); do
+  f=/usr/share/ca-certificates/mozilla/$c
+  cat "$f" >> "$certs/ca-certificates.crt"
+  h=$(openssl x509 -hash -noout -in "$f")
+  n=0; while [ -e "$certs/$h.$n" ]; do n=$((n + 1)); done
+  cp "$f" "$certs/$h.$n"
+done
+say "CA certificates: $(grep -c 'BEGIN CERTIFICATE' "$certs/ca-certificates.crt")"
+
+# 9. Byte code, compiled now by the relocated interpreter (paths in it are P/...), checked-hash free so the
+#    executor never writes __pycache__ at run time and mtimes do not matter.
+"$P/bin/python3" -I -m compileall -q -j0 --invalidation-mode unchecked-hash "$lib" >/dev/null
+
+# 10. Check: the interpreter starts from P alone and imports what kiln needs.
+"$P/bin/python3" -I -c "
+import sys, executor, snapshot, requests, xxhash, isal, zstandard, dulwich, ssl, zlib, lzma, bz2, ctypes, hashlib
+assert sys.prefix == '$P', sys.prefix
+print('assemble: ok,', sys.version.split()[0], 'prefix', sys.prefix, file=sys.stderr)"
+du -sh "$P" >&2
