@@ -1,0 +1,191 @@
+"""Credentials: docker config.json (auths, credHelpers, credsStore), credential helpers, GitLab CI.
+
+Search order of config.json: `options.docker_config_dir`, then $DOCKER_CONFIG, /kaniko/.docker and
+~/.docker; the first directory that holds a config.json is used (as docker and kaniko read one file).
+Within it: a `credHelpers` entry for the registry, else `credsStore`, else the `auths` entry. When
+none of those yields anything and $CI_REGISTRY names this registry, $CI_REGISTRY_USER and
+$CI_REGISTRY_PASSWORD are used (GitLab CI, as kaniko 1.9+ does).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import subprocess
+from dataclasses import dataclass
+
+from .reference import DOCKER_HUB, DOCKER_HUB_AUTH_KEY, registry_host
+
+log = logging.getLogger(__name__)
+
+KANIKO_DOCKER_DIR = "/kaniko/.docker"
+
+
+class CredentialError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str = ""
+    password: str = ""
+    #: an OAuth2 refresh token (docker's `identitytoken`): exchanged at the token endpoint
+    identity_token: str = ""
+    #: a bearer token to send as is (docker's `registrytoken`)
+    registry_token: str = ""
+    #: where these came from, for log and error messages (never the secret)
+    origin: str = ""
+
+    @property
+    def anonymous(self) -> bool:
+        return not (self.username or self.password or self.identity_token or self.registry_token)
+
+    def __repr__(self) -> str:  # keep secrets out of logs and tracebacks
+        return f"Credentials(username={self.username!r}, origin={self.origin!r})"
+
+
+ANONYMOUS = Credentials(origin="anonymous")
+
+
+def config_candidates(override: str | None = None) -> list[str]:
+    dirs = []
+    if override:
+        dirs.append(override)
+    if os.environ.get("DOCKER_CONFIG"):
+        dirs.append(os.environ["DOCKER_CONFIG"])
+    dirs.append(KANIKO_DOCKER_DIR)
+    dirs.append(os.path.join(os.path.expanduser("~"), ".docker"))
+    return [os.path.join(d, "config.json") for d in dirs]
+
+
+def find_config(override: str | None = None) -> str | None:
+    for path in config_candidates(override):
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def load_config(path: str) -> dict:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise CredentialError(f"cannot read docker config {path}: {e.strerror}") from None
+    if not data.strip():
+        return {}
+    try:
+        cfg = json.loads(data)
+    except ValueError as e:
+        raise CredentialError(f"docker config {path} is not valid JSON: {e}") from None
+    if not isinstance(cfg, dict):
+        raise CredentialError(f"docker config {path} is not a JSON object")
+    return cfg
+
+
+def _auth_keys(registry: str) -> set[str]:
+    host = registry_host(registry)
+    if host == DOCKER_HUB:
+        return {DOCKER_HUB, "index.docker.io", DOCKER_HUB_AUTH_KEY, "registry-1.docker.io",
+                "https://index.docker.io/v1", "https://registry-1.docker.io"}
+    return {host}
+
+
+def _matches(key: str, registry: str) -> bool:
+    return registry_host(key) in {registry_host(k) for k in _auth_keys(registry)} or key in _auth_keys(registry)
+
+
+def _from_auths(cfg: dict, registry: str, path: str) -> Credentials | None:
+    auths = cfg.get("auths") or {}
+    if not isinstance(auths, dict):
+        raise CredentialError(f"docker config {path}: 'auths' is not an object")
+    # exact key first, then any key that normalises to the same host (https://host/v1/ etc.)
+    keys = [k for k in auths if k in _auth_keys(registry)] + [k for k in auths if _matches(k, registry)]
+    for key in keys:
+        entry = auths[key] or {}
+        username, password = entry.get("username", "") or "", entry.get("password", "") or ""
+        if entry.get("auth"):
+            try:
+                decoded = base64.b64decode(entry["auth"], validate=False).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                raise CredentialError(f"docker config {path}: auths[{key!r}].auth is not base64 of "
+                                      "'username:password'") from None
+            if ":" not in decoded:
+                raise CredentialError(f"docker config {path}: auths[{key!r}].auth does not decode to "
+                                      "'username:password'")
+            username, password = decoded.split(":", 1)
+        creds = Credentials(username, password, entry.get("identitytoken", "") or "",
+                            entry.get("registrytoken", "") or "", origin=f"{path} auths[{key!r}]")
+        if not creds.anonymous:
+            return creds
+    return None
+
+
+def run_helper(helper: str, server: str) -> Credentials | None:
+    """`docker-credential-<helper> get` with the server URL on stdin; None when it has nothing."""
+    program = f"docker-credential-{helper}"
+    try:
+        proc = subprocess.run([program, "get"], input=server.encode(), capture_output=True, timeout=60)
+    except FileNotFoundError:
+        raise CredentialError(f"credential helper {program} is not on PATH (named in docker config for "
+                              f"{server})") from None
+    except subprocess.TimeoutExpired:
+        raise CredentialError(f"credential helper {program} did not answer within 60s for {server}") from None
+    out = proc.stdout.decode(errors="replace").strip()
+    if proc.returncode != 0:
+        if "credentials not found" in out.lower() or "credentials not found" in proc.stderr.decode(errors="replace").lower():
+            return None
+        raise CredentialError(f"credential helper {program} failed for {server} (exit {proc.returncode}): "
+                              f"{(out or proc.stderr.decode(errors='replace')).strip()[:300]}")
+    try:
+        data = json.loads(out)
+    except ValueError:
+        raise CredentialError(f"credential helper {program} answered for {server} with something that is not "
+                              "JSON") from None
+    username, secret = data.get("Username", "") or "", data.get("Secret", "") or ""
+    if not username and not secret:
+        return None
+    if username == "<token>":
+        return Credentials(identity_token=secret, origin=program)
+    return Credentials(username, secret, origin=program)
+
+
+def _helper_server(registry: str) -> str:
+    return DOCKER_HUB_AUTH_KEY if registry_host(registry) == DOCKER_HUB else registry_host(registry)
+
+
+def _gitlab(registry: str) -> Credentials | None:
+    ci_registry = os.environ.get("CI_REGISTRY", "")
+    user, password = os.environ.get("CI_REGISTRY_USER", ""), os.environ.get("CI_REGISTRY_PASSWORD", "")
+    if ci_registry and user and registry_host(ci_registry) == registry_host(registry):
+        return Credentials(user, password, origin="$CI_REGISTRY_USER/$CI_REGISTRY_PASSWORD")
+    return None
+
+
+def resolve(registry: str, docker_config_dir: str | None = None) -> Credentials:
+    """The credentials for `registry` (a host[:port] or docker.io); ANONYMOUS when there are none."""
+    host = registry_host(registry)
+    path = find_config(docker_config_dir)
+    if path:
+        cfg = load_config(path)
+        helpers = cfg.get("credHelpers") or {}
+        helper = next((h for k, h in helpers.items() if _matches(k, host)), None)
+        if helper:
+            creds = run_helper(helper, _helper_server(host))
+            if creds:
+                log.debug("credentials for %s from %s (credHelpers in %s)", host, creds.origin, path)
+                return creds
+        elif cfg.get("credsStore"):
+            creds = run_helper(cfg["credsStore"], _helper_server(host))
+            if creds:
+                log.debug("credentials for %s from %s (credsStore in %s)", host, creds.origin, path)
+                return creds
+        creds = _from_auths(cfg, host, path)
+        if creds:
+            log.debug("credentials for %s from %s", host, creds.origin)
+            return creds
+    creds = _gitlab(host)
+    if creds:
+        log.debug("credentials for %s from GitLab CI variables", host)
+        return creds
+    return ANONYMOUS

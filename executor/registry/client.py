@@ -1,0 +1,233 @@
+"""RegistryClient: pull an Image (resolving an index to a platform), push an Image to references."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import BinaryIO, Callable, Iterable
+
+from executor.image import Descriptor, Image, ImageConfig, Index, Layer, Manifest, Platform, host_platform
+from executor.image import digest as _digest
+from executor.image import mediatypes as mt
+
+from . import pull as _pull
+from . import push as _push
+from .errors import NotFoundError, RegistryError
+from .options import RegistryOptions
+from .reference import Reference
+from .transport import Transport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Pulled:
+    """What a reference resolved to."""
+    reference: Reference       # where it was found (a mirror, or the original registry)
+    manifest_digest: str
+    index_digest: str | None   # the index it was selected from, if any
+    platform: Platform | None
+
+
+class RegistryClient:
+    def __init__(self, options: RegistryOptions | None = None, blob_dir: str | None = None):
+        self.options = options or RegistryOptions()
+        self._blob_dir = blob_dir
+        self._transports: dict[tuple[str, bool], Transport] = {}
+        self._lock = threading.Lock()
+        self._blob_locks: dict[str, threading.Lock] = {}
+
+    # ---- plumbing ----------------------------------------------------------------------------
+    def transport(self, registry: str, push: bool = False) -> Transport:
+        key = (registry, push)
+        with self._lock:
+            if key not in self._transports:
+                self._transports[key] = Transport(registry, self.options, push)
+            return self._transports[key]
+
+    @property
+    def blob_dir(self) -> str:
+        if self._blob_dir is None:
+            self._blob_dir = tempfile.mkdtemp(prefix="kiln-blobs-")
+        os.makedirs(self._blob_dir, exist_ok=True)
+        return self._blob_dir
+
+    def blob_path(self, digest: str) -> str:
+        return os.path.join(self.blob_dir, _digest.algorithm_of(digest), _digest.hex_of(digest))
+
+    # ---- pull --------------------------------------------------------------------------------
+    def get_manifest(self, ref: Reference | str) -> tuple[bytes, str, str]:
+        """(bytes, media type, digest) of what `ref` names: a manifest or an index."""
+        ref = _as_ref(ref)
+        return _pull.get_manifest(self.transport(ref.registry), ref)
+
+    def resolve(self, ref: Reference | str, platform: Platform | None = None) -> tuple[Reference, Manifest, Pulled]:
+        """Find the image manifest of `ref` for `platform` (default: the host's), trying mirrors for docker.io."""
+        ref = _as_ref(ref)
+        errors: list[str] = []
+        candidates = self.options.pull_registries(ref.registry)
+        for registry in candidates:
+            where = Reference(registry, ref.repository, ref.tag, ref.digest)
+            try:
+                return self._resolve_at(where, platform)
+            except RegistryError as e:
+                if len(candidates) == 1:
+                    raise
+                errors.append(str(e))
+                log.warning("pulling %s from %s failed: %s", ref, registry, e)
+        raise RegistryError(ref.registry, ref.repository, "manifest GET",
+                            "not found on any mirror nor the registry: " + " | ".join(errors))
+
+    def _resolve_at(self, ref: Reference, platform: Platform | None) -> tuple[Reference, Manifest, Pulled]:
+        t = self.transport(ref.registry)
+        data, media_type, digest = _pull.get_manifest(t, ref)
+        index_digest = None
+        body_type = _peek_media_type(data) or media_type
+        if mt.is_index(body_type) or (not body_type and b'"manifests"' in data):
+            index = Index.from_bytes(data, media_type, where=f"index {ref}")
+            want = platform or host_platform()
+            desc = index.select(want, where=f"index {ref}")
+            index_digest = digest
+            ref = ref.with_digest(desc.digest)
+            data, media_type, digest = _pull.get_manifest(t, ref)
+        try:
+            manifest = Manifest.from_bytes(data, media_type, where=f"manifest {ref}")
+        except ValueError as e:
+            raise RegistryError(ref.registry, ref.repository, "manifest GET", str(e)) from None
+        return ref, manifest, Pulled(ref.with_digest(digest), digest, index_digest, platform)
+
+    def pull(self, ref: Reference | str, platform: Platform | None = None, fetch_layers: bool = False) -> Image:
+        """The image `ref` names (an index resolved to `platform`). Config verified now; layers are
+        downloaded and verified on first open, or now with `fetch_layers=True`."""
+        ref = _as_ref(ref)
+        attempts = max(0, self.options.image_download_retry) + 1
+        for attempt in range(attempts):
+            try:
+                return self._pull_once(ref, platform, fetch_layers)
+            except RegistryError as e:
+                if attempt + 1 >= attempts or e.status in (401, 403, 404) or isinstance(e, NotFoundError):
+                    raise
+                wait = self.options.retry_backoff * (2 ** attempt)
+                log.warning("pulling %s failed (%s); retry %d of %d in %.1fs", ref, e, attempt + 1, attempts - 1, wait)
+                time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _pull_once(self, ref: Reference, platform: Platform | None, fetch_layers: bool) -> Image:
+        where, manifest, pulled = self.resolve(ref, platform)
+        t = self.transport(where.registry)
+        repo = where.repository
+        if mt.is_foreign(manifest.config.media_type) or manifest.config.media_type not in (mt.OCI_CONFIG, mt.DOCKER_CONFIG):
+            log.warning("%s: config media type %s is not an image config", where, manifest.config.media_type)
+        config = ImageConfig.from_bytes(_pull.get_blob_bytes(t, repo, manifest.config),
+                                        where=f"config {manifest.config.digest} of {where}")
+        diff_ids = config.diff_ids
+        if len(diff_ids) != len(manifest.layers):
+            raise RegistryError(where.registry, repo, "blob GET",
+                                f"config {manifest.config.digest} lists {len(diff_ids)} diff_ids but manifest "
+                                f"{pulled.manifest_digest} has {len(manifest.layers)} layers")
+        if platform and not platform.matches(config.platform):
+            log.warning("%s is %s, not the %s asked for", where, config.platform, platform)
+        layers = [self._remote_layer(where, desc, diff_id) for desc, diff_id in zip(manifest.layers, diff_ids)]
+        image = Image.from_parts(manifest, config, layers)
+        if fetch_layers:
+            self.fetch_layers(image)
+        return image
+
+    def _remote_layer(self, ref: Reference, desc: Descriptor, diff_id: str) -> Layer:
+        source = f"{ref.registry}/{ref.repository}"
+
+        def opener() -> BinaryIO:
+            return open(self._fetch(ref, desc, diff_id), "rb")
+
+        return Layer(desc, diff_id, opener, path=None, source=source)
+
+    def _fetch(self, ref: Reference, desc: Descriptor, diff_id: str | None) -> str:
+        path = self.blob_path(desc.digest)
+        with self._lock:
+            lock = self._blob_locks.setdefault(desc.digest, threading.Lock())
+        with lock:
+            if not os.path.exists(path):
+                if mt.is_foreign(desc.media_type) and desc.urls:
+                    raise RegistryError(ref.registry, ref.repository, "blob GET",
+                                        f"foreign layer {desc.digest} lives at {desc.urls[0]}; fetching foreign "
+                                        "layers is not supported")
+                _pull.download_layer(self.transport(ref.registry), ref.repository, desc, diff_id, path)
+        return path
+
+    def fetch_layers(self, image: Image) -> list[str]:
+        """Download (and verify) every layer of a pulled image; the paths of the blobs, in order."""
+        paths = []
+        for layer in image.layers:
+            with layer.open_blob() as f:
+                paths.append(f.name if hasattr(f, "name") else "")
+        return paths
+
+    # ---- push --------------------------------------------------------------------------------
+    def push(self, image: Image, refs: Iterable[Reference | str]) -> str:
+        """Push `image` to every reference (tag or digest); returns the image digest."""
+        data = image.manifest_bytes()
+        digest = _digest.of_bytes(data)
+        blobs = [_push.Blob(l.descriptor, l.open_blob, l.source) for l in image.layers if not l.foreign]
+        config_bytes = image.config_bytes()
+        blobs.append(_push.Blob(image.config_descriptor(), lambda: io.BytesIO(config_bytes)))
+        for ref in refs:
+            ref = _as_ref(ref)
+            attempts = max(0, self.options.push_retry) + 1
+            for attempt in range(attempts):
+                try:
+                    t = self.transport(ref.registry, push=True)
+                    _, stats = _push.push_blobs_and_manifest(t, ref, blobs, data, image.media_type,
+                                                             self.options.chunk_size)
+                    log.info("pushed %s@%s (%d blobs uploaded, %d mounted, %d already there)", ref.kaniko_name,
+                             digest, stats.uploaded, stats.mounted, stats.existed)
+                    break
+                except RegistryError as e:
+                    if attempt + 1 >= attempts:
+                        raise
+                    wait = self.options.retry_backoff * (2 ** attempt)
+                    log.warning("push to %s failed (%s); retry %d of %d in %.1fs", ref, e, attempt + 1,
+                                attempts - 1, wait)
+                    time.sleep(wait)
+        return digest
+
+    def push_index(self, index: Index, refs: Iterable[Reference | str]) -> str:
+        """PUT an index whose manifests are already in each destination repository."""
+        data = index.to_bytes()
+        for ref in refs:
+            ref = _as_ref(ref)
+            t = self.transport(ref.registry, push=True)
+            for desc in index.manifests:
+                resp = t.request("HEAD", f"/v2/{ref.repository}/manifests/{desc.digest}", phase="manifest HEAD",
+                                 repository=ref.repository, scopes=[f"repository:{ref.repository}:pull,push"],
+                                 expect=[200, 404], headers={"Accept": desc.media_type})
+                resp.close()
+                if resp.status_code != 200:
+                    raise RegistryError(ref.registry, ref.repository, "manifest PUT",
+                                        f"index entry {desc.digest} is not in the repository; push it first", 404)
+            _push.put_manifest(t, ref, data, index.media_type)
+        return _digest.of_bytes(data)
+
+    def blob_exists(self, ref: Reference | str, digest: str) -> bool:
+        ref = _as_ref(ref)
+        t = self.transport(ref.registry)
+        resp = t.request("HEAD", f"/v2/{ref.repository}/blobs/{digest}", phase="blob HEAD", repository=ref.repository,
+                         scopes=[f"repository:{ref.repository}:pull"], expect=[200, 404])
+        resp.close()
+        return resp.status_code == 200
+
+
+def _as_ref(ref: Reference | str) -> Reference:
+    return ref if isinstance(ref, Reference) else Reference.parse(ref)
+
+
+def _peek_media_type(data: bytes) -> str:
+    try:
+        d = json.loads(data)
+    except ValueError:
+        return ""
+    return d.get("mediaType", "") if isinstance(d, dict) else ""

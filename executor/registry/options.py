@@ -1,0 +1,94 @@
+"""Everything the registry client can be told, filled by the CLI from kaniko's flags."""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from .reference import DOCKER_HUB, registry_host
+
+
+@dataclass
+class RegistryOptions:
+    #: --insecure: push to registries over plain HTTP
+    insecure: bool = False
+    #: --insecure-pull: pull from registries over plain HTTP
+    insecure_pull: bool = False
+    #: --insecure-registry (repeatable): these registries may use plain HTTP, push and pull
+    insecure_registries: list[str] = field(default_factory=list)
+    #: --skip-tls-verify: do not verify TLS certificates when pushing
+    skip_tls_verify: bool = False
+    #: --skip-tls-verify-pull: do not verify TLS certificates when pulling
+    skip_tls_verify_pull: bool = False
+    #: --skip-tls-verify-registry (repeatable): never verify TLS for these registries
+    skip_tls_verify_registries: list[str] = field(default_factory=list)
+    #: --registry-certificate host=path (repeatable): a CA bundle to trust for that registry
+    registry_certificates: dict[str, str] = field(default_factory=dict)
+    #: --registry-client-cert host=cert.pem,key.pem: mutual TLS
+    registry_client_certificates: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: --registry-mirror (repeatable): tried in order for docker.io images, then docker.io itself
+    registry_mirrors: list[str] = field(default_factory=list)
+    #: --skip-default-registry-fallback: with mirrors, never fall back to docker.io
+    skip_default_registry_fallback: bool = False
+    #: --push-retry: whole-destination retries after a failed push (kaniko's default: 0)
+    push_retry: int = 0
+    #: --image-download-retry: whole-image retries after a failed pull (kaniko's default: 0)
+    image_download_retry: int = 0
+    #: retries of one HTTP request on connection errors, 5xx and 429, with exponential backoff
+    transport_retries: int = 3
+    #: first backoff in seconds; doubled each retry (a Retry-After header wins)
+    retry_backoff: float = 1.0
+    #: upper bound of one backoff wait
+    retry_backoff_max: float = 30.0
+    #: upload blobs in PATCH chunks of this many bytes; None: one monolithic PUT
+    chunk_size: int | None = None
+    #: directory holding config.json; None: $DOCKER_CONFIG, /kaniko/.docker, ~/.docker
+    docker_config_dir: str | None = None
+    #: connect/read timeout of one request, seconds
+    timeout: float = 300.0
+    user_agent: str = "kiln/0.1 (go-containerregistry compatible)"
+
+    # ---- per registry decisions --------------------------------------------------------------
+    def allows_http(self, registry: str, push: bool) -> bool:
+        host = registry_host(registry)
+        if push and self.insecure or not push and self.insecure_pull:
+            return True
+        return host in {registry_host(r) for r in self.insecure_registries}
+
+    def verify_tls(self, registry: str, push: bool) -> bool | str:
+        """False (skip), True (system CAs) or the path of a CA bundle."""
+        host = registry_host(registry)
+        if push and self.skip_tls_verify or not push and self.skip_tls_verify_pull:
+            return False
+        if host in {registry_host(r) for r in self.skip_tls_verify_registries}:
+            return False
+        for name, path in self.registry_certificates.items():
+            if registry_host(name) == host:
+                return path
+        return True
+
+    def client_certificate(self, registry: str) -> tuple[str, str] | None:
+        host = registry_host(registry)
+        for name, pair in self.registry_client_certificates.items():
+            if registry_host(name) == host:
+                return pair
+        return None
+
+    def pull_registries(self, registry: str) -> list[str]:
+        """Where to look for an image of `registry`: mirrors first for docker.io, then the registry."""
+        if registry != DOCKER_HUB or not self.registry_mirrors:
+            return [registry]
+        mirrors = [registry_host(m) if "://" in m else m.rstrip("/") for m in self.registry_mirrors]
+        return mirrors + ([] if self.skip_default_registry_fallback else [registry])
+
+
+def is_local(registry: str) -> bool:
+    """localhost, loopback and private addresses: tried over HTTP after HTTPS fails, as ggcr does."""
+    host = registry_host(registry)
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host[1:host.index("]")]
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_private

@@ -1,0 +1,205 @@
+"""Pushing: blobs first (HEAD to skip, cross-repository mount, monolithic or chunked upload), then the manifest
+with exactly the bytes that were hashed. A manifest goes up only when every blob it names is confirmed."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from typing import BinaryIO, Callable
+from urllib.parse import quote
+
+from executor.image import Descriptor
+from executor.image import digest as _digest
+
+from .errors import NotFoundError, RegistryError, UnauthorizedError
+from .reference import Reference
+from .transport import Transport, repository_scope
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Blob:
+    descriptor: Descriptor
+    opener: Callable[[], BinaryIO]
+    #: "registry/repository" already holding the blob, for a cross-repository mount
+    source: str | None = None
+
+
+@dataclass
+class PushStats:
+    existed: int = 0
+    mounted: int = 0
+    uploaded: int = 0
+
+
+def _push_scopes(repo: str) -> list[str]:
+    return [repository_scope(repo, "pull,push")]
+
+
+def blob_exists(t: Transport, repo: str, desc: Descriptor, push: bool = True) -> bool:
+    resp = t.request("HEAD", f"/v2/{repo}/blobs/{desc.digest}", phase="blob HEAD", repository=repo,
+                     scopes=_push_scopes(repo) if push else [repository_scope(repo, "pull")], expect=[200, 404])
+    resp.close()
+    if resp.status_code != 200:
+        return False
+    length = resp.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) != desc.size:
+        raise RegistryError(t.registry, repo, "blob HEAD", f"blob {desc.digest} exists with {length} bytes, "
+                            f"the manifest says {desc.size}", resp.status_code)
+    return True
+
+
+def ensure_blob(t: Transport, repo: str, blob: Blob, chunk_size: int | None, stats: PushStats) -> None:
+    """Make sure `repo` holds the blob; return only once the registry confirmed it."""
+    desc = blob.descriptor
+    if blob_exists(t, repo, desc):
+        log.info("blob %s already in %s/%s", desc.digest, t.registry, repo)
+        stats.existed += 1
+        return
+    location = None
+    source_repo = _mount_source(t, repo, blob)
+    if source_repo:
+        try:
+            resp = t.request("POST", f"/v2/{repo}/blobs/uploads/?mount={quote(desc.digest)}&from={quote(source_repo)}",
+                             phase="upload POST", repository=repo,
+                             scopes=_push_scopes(repo) + [repository_scope(source_repo, "pull")],
+                             expect=[201, 202], headers={"Content-Length": "0"})
+        except UnauthorizedError:
+            resp = None  # no pull right on the source: upload instead
+            log.info("cannot mount %s from %s into %s: not allowed; uploading", desc.digest, source_repo, repo)
+        if resp is not None:
+            resp.close()
+            if resp.status_code == 201:
+                _confirm(t, repo, desc, resp.headers.get("Docker-Content-Digest"), "upload POST")
+                log.info("mounted blob %s from %s/%s", desc.digest, t.registry, source_repo)
+                stats.mounted += 1
+                return
+            location = resp.headers.get("Location")
+    if location is None:
+        resp = t.request("POST", f"/v2/{repo}/blobs/uploads/", phase="upload POST", repository=repo,
+                         scopes=_push_scopes(repo), expect=[202], headers={"Content-Length": "0"})
+        resp.close()
+        location = resp.headers.get("Location")
+    if not location:
+        raise RegistryError(t.registry, repo, "upload POST", f"blob {desc.digest}: no Location in the answer")
+    if chunk_size:
+        upload_chunked(t, repo, location, blob, chunk_size)
+    else:
+        upload_monolithic(t, repo, location, blob)
+    stats.uploaded += 1
+
+
+def _mount_source(t: Transport, repo: str, blob: Blob) -> str | None:
+    if not blob.source:
+        return None
+    registry, _, source_repo = blob.source.partition("/")
+    if registry != t.registry or not source_repo or source_repo == repo:
+        return None
+    return source_repo
+
+
+def _with_digest(location: str, digest: str) -> str:
+    return location + ("&" if "?" in location else "?") + "digest=" + quote(digest)
+
+
+def upload_monolithic(t: Transport, repo: str, location: str, blob: Blob) -> None:
+    desc = blob.descriptor
+    resp = t.request("PUT", _with_digest(location, desc.digest), phase="upload PUT", repository=repo,
+                     scopes=_push_scopes(repo), expect=[201],
+                     headers={"Content-Type": "application/octet-stream", "Content-Length": str(desc.size)},
+                     body=blob.opener)
+    resp.close()
+    _confirm(t, repo, desc, resp.headers.get("Docker-Content-Digest"), "upload PUT")
+    log.info("uploaded blob %s (%d bytes) to %s/%s", desc.digest, desc.size, t.registry, repo)
+
+
+def _range_end(value: str | None) -> int | None:
+    """The last byte the registry holds, from a `Range: 0-N` header (None if it holds nothing)."""
+    m = re.match(r"^(?:bytes=)?0-(\d+)$", (value or "").strip())
+    return int(m.group(1)) if m else None
+
+
+def upload_status(t: Transport, repo: str, location: str) -> tuple[int, str]:
+    """(bytes the registry holds, new location) of an upload session (GET on its location)."""
+    resp = t.request("GET", location, phase="upload PATCH", repository=repo, scopes=_push_scopes(repo), expect=[204])
+    resp.close()
+    end = _range_end(resp.headers.get("Range"))
+    return (end + 1 if end is not None else 0), resp.headers.get("Location") or location
+
+
+def upload_chunked(t: Transport, repo: str, location: str, blob: Blob, chunk_size: int, start: int = 0) -> None:
+    """PATCH the blob in chunks with Content-Range; after a 416 ask the registry where it is and go on."""
+    desc = blob.descriptor
+    offset = start
+    resyncs = 0
+    with blob.opener() as f:
+        while offset < desc.size:
+            f.seek(offset)
+            chunk = f.read(min(chunk_size, desc.size - offset))
+            if not chunk:
+                raise RegistryError(t.registry, repo, "upload PATCH",
+                                    f"blob {desc.digest}: local file ends at {offset}, expected {desc.size} bytes")
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(chunk)),
+                       "Content-Range": f"{offset}-{offset + len(chunk) - 1}"}
+            resp = t.request("PATCH", location, phase="upload PATCH", repository=repo, scopes=_push_scopes(repo),
+                             expect=[202, 416], headers=headers, body=chunk)
+            resp.close()
+            if resp.status_code == 416:
+                resyncs += 1
+                if resyncs > 5:
+                    raise RegistryError(t.registry, repo, "upload PATCH",
+                                        f"blob {desc.digest}: registry keeps refusing range {headers['Content-Range']}",
+                                        416)
+                held, location = upload_status(t, repo, location)
+                log.info("upload of %s out of step at %d; registry holds %d bytes, resuming", desc.digest, offset, held)
+                offset = held
+                continue
+            location = resp.headers.get("Location") or location
+            end = _range_end(resp.headers.get("Range"))
+            offset = end + 1 if end is not None else offset + len(chunk)
+    resp = t.request("PUT", _with_digest(location, desc.digest), phase="upload PUT", repository=repo,
+                     scopes=_push_scopes(repo), expect=[201], headers={"Content-Length": "0"}, body=b"")
+    resp.close()
+    _confirm(t, repo, desc, resp.headers.get("Docker-Content-Digest"), "upload PUT")
+    log.info("uploaded blob %s in chunks of %d to %s/%s", desc.digest, chunk_size, t.registry, repo)
+
+
+def _confirm(t: Transport, repo: str, desc: Descriptor, header: str | None, phase: str) -> None:
+    if header and header != desc.digest:
+        raise RegistryError(t.registry, repo, phase, f"registry stored blob {desc.digest} as {header}")
+
+
+def put_manifest(t: Transport, ref: Reference, data: bytes, media_type: str) -> str:
+    """PUT the manifest bytes under the reference's tag (or digest); return the digest of those bytes."""
+    repo = ref.repository
+    digest = _digest.of_bytes(data)
+    target = ref.tag or ref.digest or digest
+    if ref.digest and ref.digest != digest and not ref.tag:
+        raise RegistryError(t.registry, repo, "manifest PUT",
+                            f"reference {ref} names digest {ref.digest} but the manifest is {digest}")
+    resp = t.request("PUT", f"/v2/{repo}/manifests/{target}", phase="manifest PUT", repository=repo,
+                     scopes=_push_scopes(repo), expect=[201, 200], headers={"Content-Type": media_type}, body=data)
+    resp.close()
+    header = resp.headers.get("Docker-Content-Digest")
+    if header and header != digest:
+        raise RegistryError(t.registry, repo, "manifest PUT", f"registry stored the manifest as {header}, "
+                            f"kiln hashed {digest}", resp.status_code)
+    return digest
+
+
+def push_blobs_and_manifest(t: Transport, ref: Reference, blobs: list[Blob], manifest: bytes, media_type: str,
+                            chunk_size: int | None) -> tuple[str, PushStats]:
+    stats = PushStats()
+    seen = set()
+    for blob in blobs:
+        if blob.descriptor.digest in seen:
+            continue
+        seen.add(blob.descriptor.digest)
+        ensure_blob(t, ref.repository, blob, chunk_size, stats)
+    return put_manifest(t, ref, manifest, media_type), stats
+
+
+__all__ = ["Blob", "PushStats", "blob_exists", "ensure_blob", "upload_monolithic", "upload_chunked",
+           "upload_status", "put_manifest", "push_blobs_and_manifest", "NotFoundError"]

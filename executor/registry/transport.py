@@ -1,0 +1,309 @@
+"""HTTP to one registry: scheme discovery (/v2/ ping), TLS settings, auth challenges, bearer tokens cached per
+scope, retries with exponential backoff on connection errors, 5xx and 429 (Retry-After honoured)."""
+from __future__ import annotations
+
+import base64
+import email.utils
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Callable, Iterable
+from urllib.parse import urljoin
+
+import requests
+
+from . import auth
+from .errors import NotFoundError, RegistryError, UnauthorizedError, describe_body
+from .options import RegistryOptions, is_local
+from .reference import DOCKER_HUB, DOCKER_HUB_API
+
+log = logging.getLogger(__name__)
+
+Body = bytes | Callable[[], BinaryIO | bytes] | None
+_TOKEN_MARGIN = 10.0  # seconds: a token this close to expiry is fetched anew
+_DEFAULT_TOKEN_LIFETIME = 60  # the token spec's default when expires_in is missing
+
+
+@dataclass
+class Challenge:
+    scheme: str              # "basic" | "bearer"
+    params: dict[str, str]   # realm, service, scope, error
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float
+
+
+def parse_challenge(header: str) -> Challenge | None:
+    """`Bearer realm="https://auth",service="reg",scope="repository:x:pull"` -> Challenge."""
+    if not header:
+        return None
+    m = re.match(r"\s*(\w+)\s*(.*)", header)
+    if not m:
+        return None
+    params = {k.lower(): v for k, v in re.findall(r'(\w+)\s*=\s*"([^"]*)"', m.group(2))}
+    params.update({k.lower(): v for k, v in re.findall(r'(\w+)\s*=\s*([^",\s]+)', m.group(2))
+                   if k.lower() not in params})
+    return Challenge(m.group(1).lower(), params)
+
+
+def repository_scope(repository: str, actions: str) -> str:
+    return f"repository:{repository}:{actions}"
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class Transport:
+    """Requests to one registry host, either for pulling or for pushing (TLS and HTTP options differ)."""
+
+    def __init__(self, registry: str, options: RegistryOptions, push: bool,
+                 credentials: auth.Credentials | None = None):
+        self.registry = registry
+        self.host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
+        self.options = options
+        self.push = push
+        self._credentials = credentials
+        self.session = requests.Session()
+        self.session.verify = options.verify_tls(registry, push)
+        cert = options.client_certificate(registry)
+        if cert:
+            self.session.cert = cert
+        self.session.headers["User-Agent"] = options.user_agent
+        self.base: str | None = None
+        self.challenge: Challenge | None = None
+        self._tokens: dict[frozenset[str], _Token] = {}
+        self._lock = threading.RLock()
+
+    # ---- credentials and scheme --------------------------------------------------------------
+    @property
+    def credentials(self) -> auth.Credentials:
+        if self._credentials is None:
+            self._credentials = auth.resolve(self.registry, self.options.docker_config_dir)
+        return self._credentials
+
+    def _schemes(self) -> list[str]:
+        schemes = ["https"]
+        if self.options.allows_http(self.registry, self.push) or is_local(self.registry):
+            schemes.append("http")
+        return schemes
+
+    def ping(self, repository: str = "") -> None:
+        """GET /v2/ over HTTPS, then HTTP when allowed: learn the scheme and the auth challenge."""
+        with self._lock:
+            if self.base is not None:
+                return
+            errors = []
+            for scheme in self._schemes():
+                url = f"{scheme}://{self.host}/v2/"
+                try:
+                    resp = self._send_with_retries("GET", url, phase="ping", repository=repository, headers={},
+                                                   body=None, stream=False, allow_redirects=True, timeout_retry=False)
+                except RegistryError as e:
+                    errors.append(f"{scheme}: {e.detail}")
+                    continue
+                if resp.status_code == 200:
+                    self.challenge = None
+                elif resp.status_code == 401:
+                    self.challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
+                else:
+                    errors.append(f"{scheme}: GET {url} answered HTTP {resp.status_code}")
+                    continue
+                self.base = f"{scheme}://{self.host}"
+                log.debug("registry %s speaks %s, auth %s", self.registry, scheme,
+                          self.challenge.scheme if self.challenge else "none")
+                return
+            hint = "" if "http" in self._schemes() else " (plain HTTP not allowed: use --insecure, " \
+                "--insecure-pull or --insecure-registry)"
+            raise RegistryError(self.registry, repository, "ping", "; ".join(errors) + hint)
+
+    def url(self, path: str) -> str:
+        if path.startswith("http://") or path.startswith("https://"):
+            return path
+        assert self.base is not None
+        return urljoin(self.base + "/", path.lstrip("/")) if not path.startswith("/") else self.base + path
+
+    # ---- authorization -----------------------------------------------------------------------
+    def _authorization(self, scopes: Iterable[str], repository: str) -> str | None:
+        ch = self.challenge
+        if ch is None:
+            return None
+        creds = self.credentials
+        if ch.scheme == "basic":
+            if creds.anonymous:
+                return None
+            raw = f"{creds.username}:{creds.password}".encode()
+            return "Basic " + base64.b64encode(raw).decode()
+        if ch.scheme == "bearer":
+            if creds.registry_token:
+                return "Bearer " + creds.registry_token
+            return "Bearer " + self._token(frozenset(scopes), repository)
+        raise RegistryError(self.registry, repository, "token", f"unsupported auth scheme {ch.scheme!r}")
+
+    def _token(self, scopes: frozenset[str], repository: str) -> str:
+        with self._lock:
+            tok = self._tokens.get(scopes)
+            if tok and tok.expires_at > time.monotonic():
+                return tok.value
+            tok = self._fetch_token(scopes, repository)
+            self._tokens[scopes] = tok
+            return tok.value
+
+    def invalidate_tokens(self, scopes: Iterable[str] | None = None) -> None:
+        with self._lock:
+            if scopes is None:
+                self._tokens.clear()
+            else:
+                self._tokens.pop(frozenset(scopes), None)
+
+    def _fetch_token(self, scopes: frozenset[str], repository: str) -> _Token:
+        assert self.challenge is not None
+        realm = self.challenge.params.get("realm")
+        if not realm:
+            raise RegistryError(self.registry, repository, "token", "the Bearer challenge has no realm")
+        service = self.challenge.params.get("service", "")
+        creds = self.credentials
+        scope_list = sorted(scopes)
+        if creds.identity_token:
+            form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token, "service": service,
+                    "client_id": "kiln", "scope": " ".join(scope_list)}
+            resp = self._send_with_retries("POST", realm, "token", repository, headers={}, body=None,
+                                           data=form, stream=False, allow_redirects=True, timeout_retry=True)
+        else:
+            params: list[tuple[str, str]] = [("service", service)] if service else []
+            params += [("scope", s) for s in scope_list]
+            headers = {}
+            if not creds.anonymous:
+                headers["Authorization"] = "Basic " + base64.b64encode(
+                    f"{creds.username}:{creds.password}".encode()).decode()
+            resp = self._send_with_retries("GET", realm, "token", repository, headers=headers, body=None,
+                                           params=params, stream=False, allow_redirects=True, timeout_retry=True)
+        if resp.status_code != 200:
+            who = "anonymously" if creds.anonymous else f"as {creds.username or 'token user'} ({creds.origin})"
+            raise UnauthorizedError(self.registry, repository, "token",
+                                    f"token server {realm} refused scope {' '.join(scope_list)} {who}: "
+                                    f"{describe_body(resp.content)}", resp.status_code)
+        try:
+            data = resp.json()
+        except ValueError:
+            raise RegistryError(self.registry, repository, "token", f"token server {realm} answered non-JSON",
+                                resp.status_code) from None
+        value = data.get("token") or data.get("access_token")
+        if not value:
+            raise RegistryError(self.registry, repository, "token",
+                                f"token server {realm} answered without 'token' or 'access_token'", resp.status_code)
+        try:
+            expires_in = float(data.get("expires_in") or _DEFAULT_TOKEN_LIFETIME)
+        except (TypeError, ValueError):
+            expires_in = float(_DEFAULT_TOKEN_LIFETIME)
+        log.debug("token for %s scopes %s, expires in %ss", self.registry, scope_list, expires_in)
+        return _Token(value, time.monotonic() + expires_in - min(_TOKEN_MARGIN, expires_in / 10))
+
+    # ---- requests ----------------------------------------------------------------------------
+    def request(self, method: str, path: str, *, phase: str, repository: str, scopes: Iterable[str],
+                expect: Iterable[int], headers: dict[str, str] | None = None, body: Body = None,
+                stream: bool = False, allow_redirects: bool = True, params: Any = None) -> requests.Response:
+        """One API call with auth, one re-authentication on 401 and transport retries.
+
+        `body` is bytes or a callable that opens a fresh stream (so a retry can send it again).
+        A status outside `expect` raises RegistryError (NotFoundError for 404, UnauthorizedError for 401/403).
+        """
+        self.ping(repository)
+        scopes = list(scopes)
+        expect = set(expect)
+        reauthenticated = False
+        while True:
+            hdrs = dict(headers or {})
+            authz = self._authorization(scopes, repository)
+            if authz:
+                hdrs["Authorization"] = authz
+            resp = self._send_with_retries(method, self.url(path), phase, repository, hdrs, body, stream=stream,
+                                           allow_redirects=allow_redirects, params=params, timeout_retry=True)
+            if resp.status_code == 401 and not reauthenticated:
+                # Expired token, a registry that wants auth after all, or a scope the token lacks.
+                reauthenticated = True
+                new = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
+                if new is not None:
+                    self.challenge = new
+                self.invalidate_tokens(scopes)
+                resp.close()
+                log.debug("%s %s: 401, authenticating again", phase, self.registry)
+                continue
+            if resp.status_code in expect:
+                return resp
+            detail = describe_body(resp.content) or resp.reason or "unexpected answer"
+            resp.close()
+            if resp.status_code in (401, 403):
+                creds = self.credentials
+                who = "anonymous" if creds.anonymous else f"user {creds.username!r} from {creds.origin}"
+                raise UnauthorizedError(self.registry, repository, phase,
+                                        f"{method} {path.split('?')[0]} denied ({who}): {detail}", resp.status_code)
+            if resp.status_code == 404:
+                raise NotFoundError(self.registry, repository, phase, f"{method} {path.split('?')[0]}: {detail}",
+                                    resp.status_code)
+            raise RegistryError(self.registry, repository, phase, f"{method} {path.split('?')[0]}: {detail}",
+                                resp.status_code)
+
+    def _send_with_retries(self, method: str, url: str, phase: str, repository: str, headers: dict[str, str],
+                           body: Body, stream: bool, allow_redirects: bool, timeout_retry: bool,
+                           params: Any = None, data: Any = None) -> requests.Response:
+        retries = max(0, self.options.transport_retries) if timeout_retry else 0
+        attempt = 0
+        while True:
+            payload = body() if callable(body) else body
+            if data is not None:
+                payload = data
+            try:
+                resp = self.session.request(method, url, headers=headers, data=payload, stream=stream,
+                                            allow_redirects=allow_redirects, params=params,
+                                            timeout=self.options.timeout,
+                                            # explicit: a session-level value loses to $REQUESTS_CA_BUNDLE
+                                            verify=self.session.verify)
+            except (requests.ConnectionError, requests.Timeout) as e:
+                if attempt < retries:
+                    self._sleep(attempt, None, phase, f"connection error: {e}")
+                    attempt += 1
+                    continue
+                raise RegistryError(self.registry, repository, phase,
+                                    f"{method} {url.split('?')[0]} failed: {_short(e)}") from None
+            except requests.RequestException as e:
+                raise RegistryError(self.registry, repository, phase,
+                                    f"{method} {url.split('?')[0]} failed: {_short(e)}") from None
+            finally:
+                if hasattr(payload, "close") and payload is not data:
+                    payload.close()
+            if (resp.status_code == 429 or resp.status_code >= 500) and attempt < retries:
+                wait = retry_after_seconds(resp.headers.get("Retry-After"))
+                resp.close()
+                self._sleep(attempt, wait, phase, f"HTTP {resp.status_code}")
+                attempt += 1
+                continue
+            return resp
+
+    def _sleep(self, attempt: int, retry_after: float | None, phase: str, why: str) -> None:
+        wait = retry_after if retry_after is not None else self.options.retry_backoff * (2 ** attempt)
+        wait = min(wait, self.options.retry_backoff_max)
+        log.warning("%s %s: %s; retrying in %.1fs", phase, self.registry, why, wait)
+        time.sleep(wait)
+
+
+def _short(e: Exception) -> str:
+    text = str(e)
+    m = re.search(r"\[SSL[^\]]*\][^')\"]*", text)
+    if m:
+        return m.group(0).strip() + " (use --registry-certificate host=ca.pem, or --skip-tls-verify*)"
+    return text[:300]
