@@ -1,0 +1,587 @@
+"""Typed Dockerfile instructions, made from parser nodes (BuildKit's ``instructions``).
+
+Every instruction keeps its source location and its original text (BuildKit's
+``Original``: the logical line, continuations joined), from which the build writes history
+``created_by``. Nothing is expanded here: each class lists in ``EXPANDED`` the fields the
+build expands with the stage's environment (``shell.expand``: one word to one string;
+fields marked ``*`` take ``shell.expand_words`` where BuildKit splits words):
+
+=============  ==========================================================================
+instruction    expanded by the build
+=============  ==========================================================================
+FROM           base_name, platform, with the global ARGs only (before the first FROM)
+RUN            never by the frontend (the shell does it); only --mount values
+CMD/ENTRYPOINT never
+SHELL          never
+COPY/ADD       sources, dest, --chown, --chmod, --checksum (ADD), heredoc bodies whose
+               delimiter is unquoted (``SourceContent.expand``); --from is not
+ENV/LABEL      keys and values
+ARG            names and defaults
+EXPOSE         ports*
+VOLUME         volumes
+USER           user
+WORKDIR        path
+STOPSIGNAL     signal
+HEALTHCHECK    never
+ONBUILD        never (stored as text, run in the child image's build)
+MAINTAINER     never
+=============  ==========================================================================
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from .durations import parse_duration
+from .errors import DockerfileError, ExpansionError
+from .flags import FlagError, FlagKind, ParsedFlags, parse_flags
+from .mounts import Mount, MountError, parse_mount
+from .parser import Node, chomp_heredoc, parse_heredoc_word
+
+__all__ = [
+    "AddInstruction", "ArgDef", "ArgInstruction", "CmdInstruction", "CopyInstruction",
+    "EntrypointInstruction", "EnvInstruction", "ExposeInstruction", "FromInstruction",
+    "HealthcheckInstruction", "HeredocFile", "INSTRUCTIONS", "Instruction", "KeyValue",
+    "LabelInstruction", "Location", "MaintainerInstruction", "OnbuildInstruction",
+    "RunInstruction", "ShellInstruction", "SourceContent", "StopSignalInstruction",
+    "UserInstruction", "VolumeInstruction", "WorkdirInstruction", "from_node",
+]
+
+INSTRUCTIONS = ("ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK",
+                "LABEL", "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME",
+                "WORKDIR")
+NETWORK_MODES = ("default", "none", "host")
+SECURITY_MODES = ("sandbox", "insecure")
+_STAGE_NAME = re.compile(r"[a-z][a-z0-9\-_.]*\Z")
+_MS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Location:
+    file: str
+    start_line: int
+    end_line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.start_line}"
+
+
+@dataclass(kw_only=True)
+class Instruction:
+    """Fields common to every instruction."""
+
+    keyword: ClassVar[str] = ""
+    EXPANDED: ClassVar[tuple[str, ...]] = ()
+    location: Location
+    original: str
+
+    def error(self, message: str) -> DockerfileError:
+        """A DockerfileError at this instruction (for the build's own checks)."""
+        return DockerfileError(self.location.file, self.location.start_line, message, self.location.end_line)
+
+    def expand(self, word: str, expander: Callable[[str], str]) -> str:
+        """Run ``expander`` on ``word``, turning its ExpansionError into a DockerfileError."""
+        try:
+            return expander(word)
+        except ExpansionError as exc:
+            raise self.error(f"{self.keyword}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class KeyValue:
+    """One ENV or LABEL pair; ``legacy`` for the ``ENV key value`` form."""
+
+    key: str
+    value: str
+    legacy: bool = False
+
+
+@dataclass(frozen=True)
+class ArgDef:
+    """One ARG name with its default (None when none is given)."""
+
+    key: str
+    default: str | None = None
+
+
+@dataclass(frozen=True)
+class HeredocFile:
+    """A heredoc of a RUN: ``data`` as written; ``chomp`` for ``<<-``; ``expand`` False
+    when the delimiter was quoted. :attr:`text` applies the chomp."""
+
+    name: str
+    data: str
+    chomp: bool = False
+    expand: bool = True
+    file_descriptor: int = 0
+
+    @property
+    def text(self) -> str:
+        return chomp_heredoc(self.data) if self.chomp else self.data
+
+
+@dataclass(frozen=True)
+class SourceContent:
+    """An inline COPY/ADD source from a heredoc: ``path`` is the heredoc name (the file
+    name it gets), ``data`` the body (tabs already stripped for ``<<-``)."""
+
+    path: str
+    data: str
+    expand: bool = True
+
+
+@dataclass(kw_only=True)
+class FromInstruction(Instruction):
+    keyword: ClassVar[str] = "FROM"
+    EXPANDED: ClassVar[tuple[str, ...]] = ("base_name", "platform")
+    base_name: str
+    stage_name: str = ""      # lower-cased, "" when no AS
+    platform: str = ""        # --platform as written, "" when absent
+
+
+@dataclass(kw_only=True)
+class RunInstruction(Instruction):
+    """``command`` is the argv in JSON form, or one string in shell form (then
+    ``prepend_shell`` is True and the stage's SHELL runs it). ``mounts`` are parsed with the
+    values as written (checked at parse time); ``mount_specs`` keeps the raw ``--mount``
+    values so the build can re-parse them after expansion with :meth:`expanded_mounts`."""
+
+    keyword: ClassVar[str] = "RUN"
+    EXPANDED: ClassVar[tuple[str, ...]] = ("mount_specs",)
+    command: list[str]
+    prepend_shell: bool
+    heredocs: list[HeredocFile] = field(default_factory=list)
+    mount_specs: list[str] = field(default_factory=list)
+    mounts: list[Mount] = field(default_factory=list)
+    network: str = "default"
+    security: str = "sandbox"
+    devices: list[str] = field(default_factory=list)
+    flags_used: list[str] = field(default_factory=list)
+
+    def expanded_mounts(self, expander: Callable[[str], str]) -> list[Mount]:
+        out = []
+        for spec in self.mount_specs:
+            try:
+                out.append(parse_mount(spec, lambda w: self.expand(w, expander)))
+            except MountError as exc:
+                raise self.error(f"RUN --mount={spec}: {exc}") from None
+        return out
+
+
+@dataclass(kw_only=True)
+class CmdInstruction(Instruction):
+    keyword: ClassVar[str] = "CMD"
+    command: list[str]
+    prepend_shell: bool
+
+
+@dataclass(kw_only=True)
+class EntrypointInstruction(Instruction):
+    keyword: ClassVar[str] = "ENTRYPOINT"
+    command: list[str] | None   # None for an empty ENTRYPOINT (resets it)
+    prepend_shell: bool
+
+
+@dataclass(kw_only=True)
+class ShellInstruction(Instruction):
+    keyword: ClassVar[str] = "SHELL"
+    shell: list[str]
+
+
+@dataclass(kw_only=True)
+class _CopyBase(Instruction):
+    sources: list[str]                 # file sources as written (heredoc sources excluded)
+    dest: str
+    contents: list[SourceContent] = field(default_factory=list)
+    chown: str = ""
+    chmod: str = ""
+    link: bool = False
+    excludes: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class CopyInstruction(_CopyBase):
+    keyword: ClassVar[str] = "COPY"
+    EXPANDED: ClassVar[tuple[str, ...]] = ("sources", "dest", "chown", "chmod", "contents")
+    from_: str = ""
+    parents: bool = False
+
+
+@dataclass(kw_only=True)
+class AddInstruction(_CopyBase):
+    keyword: ClassVar[str] = "ADD"
+    EXPANDED: ClassVar[tuple[str, ...]] = ("sources", "dest", "chown", "chmod", "checksum", "contents")
+    checksum: str = ""
+    keep_git_dir: bool | None = None   # None when the flag is absent
+    unpack: bool | None = None
+
+
+@dataclass(kw_only=True)
+class EnvInstruction(Instruction):
+    keyword: ClassVar[str] = "ENV"
+    EXPANDED: ClassVar[tuple[str, ...]] = ("pairs",)
+    pairs: list[KeyValue]
+
+
+@dataclass(kw_only=True)
+class LabelInstruction(Instruction):
+    keyword: ClassVar[str] = "LABEL"
+    EXPANDED: ClassVar[tuple[str, ...]] = ("pairs",)
+    pairs: list[KeyValue]
+
+
+@dataclass(kw_only=True)
+class ArgInstruction(Instruction):
+    keyword: ClassVar[str] = "ARG"
+    EXPANDED: ClassVar[tuple[str, ...]] = ("args",)
+    args: list[ArgDef]
+
+
+@dataclass(kw_only=True)
+class ExposeInstruction(Instruction):
+    keyword: ClassVar[str] = "EXPOSE"
+    EXPANDED: ClassVar[tuple[str, ...]] = ("ports*",)
+    ports: list[str]    # sorted as BuildKit sorts them
+
+
+@dataclass(kw_only=True)
+class VolumeInstruction(Instruction):
+    keyword: ClassVar[str] = "VOLUME"
+    EXPANDED: ClassVar[tuple[str, ...]] = ("volumes",)
+    volumes: list[str]
+
+
+@dataclass(kw_only=True)
+class UserInstruction(Instruction):
+    keyword: ClassVar[str] = "USER"
+    EXPANDED: ClassVar[tuple[str, ...]] = ("user",)
+    user: str
+
+
+@dataclass(kw_only=True)
+class WorkdirInstruction(Instruction):
+    keyword: ClassVar[str] = "WORKDIR"
+    EXPANDED: ClassVar[tuple[str, ...]] = ("path",)
+    path: str
+
+
+@dataclass(kw_only=True)
+class StopSignalInstruction(Instruction):
+    keyword: ClassVar[str] = "STOPSIGNAL"
+    EXPANDED: ClassVar[tuple[str, ...]] = ("signal",)
+    signal: str
+
+
+@dataclass(kw_only=True)
+class MaintainerInstruction(Instruction):
+    keyword: ClassVar[str] = "MAINTAINER"
+    maintainer: str
+
+
+@dataclass(kw_only=True)
+class HealthcheckInstruction(Instruction):
+    """``test`` as in the image config: ``["NONE"]``, ``["CMD", argv...]`` (JSON form) or
+    ``["CMD-SHELL", "command"]``. Durations are integer nanoseconds (0 = unset), as the
+    image config stores them."""
+
+    keyword: ClassVar[str] = "HEALTHCHECK"
+    test: list[str]
+    interval: int = 0
+    timeout: int = 0
+    start_period: int = 0
+    start_interval: int = 0
+    retries: int = 0
+
+
+@dataclass(kw_only=True)
+class OnbuildInstruction(Instruction):
+    """``expression`` is the trigger text stored in the image config (with heredoc bodies
+    appended as BuildKit does); ``trigger`` the inner instruction, parsed and checked."""
+
+    keyword: ClassVar[str] = "ONBUILD"
+    expression: str
+    trigger: Instruction
+
+
+# -- building them from nodes ---------------------------------------------------------------------
+class _Bad(Exception):
+    """An instruction-level complaint; from_node adds file and line."""
+
+
+def _flags(node: Node, spec: dict[str, FlagKind]) -> ParsedFlags:
+    try:
+        return parse_flags(node.flags, spec, node.keyword)
+    except FlagError as exc:
+        raise _Bad(f"{node.keyword}: {exc}") from None
+
+
+def _cmdline(node: Node) -> list[str]:
+    if not node.args:
+        return []
+    return list(node.args) if node.json else [" ".join(node.args)]
+
+
+def _kvps(node: Node) -> list[KeyValue]:
+    args = node.args
+    if not args:
+        raise _Bad(f"{node.keyword} requires at least one argument")
+    out = []
+    for i in range(0, len(args), 3):
+        key, value, sep = args[i], args[i + 1], args[i + 2]
+        if key == "":
+            raise _Bad(f"{node.keyword} names can not be blank")
+        out.append(KeyValue(key, value, legacy=sep == ""))
+    return out
+
+
+def _duration(name: str, value: str) -> int:
+    if value == "":
+        return 0
+    try:
+        ns = parse_duration(value)
+    except ValueError as exc:
+        raise _Bad(f"HEALTHCHECK --{name}={value}: {exc}") from None
+    if ns == 0:
+        return 0
+    if ns < _MS:
+        raise _Bad(f"HEALTHCHECK: Interval \"{name}\" cannot be less than 1ms (got {value})")
+    return ns
+
+
+def _sources_and_dest(node: Node) -> tuple[list[str], str, list[SourceContent]]:
+    kw = node.keyword
+    if len(node.args) < 2:
+        raise _Bad(f"{kw} requires at least two arguments, but only one was provided. "
+                   "Destination could not be determined")
+    *srcs, dest = node.args
+    if not node.json and parse_heredoc_word(dest) is not None:
+        raise _Bad(f"{kw} cannot accept a heredoc as a destination")
+    bodies = {h.name: h for h in node.heredocs}
+    sources: list[str] = []
+    contents: list[SourceContent] = []
+    for src in srcs:
+        doc = parse_heredoc_word(src) if not node.json else None
+        if doc is None:
+            sources.append(src)
+            continue
+        body = bodies.get(doc.name)
+        data = body.content if body else ""
+        if doc.chomp:
+            data = chomp_heredoc(data)
+        contents.append(SourceContent(path=doc.name, data=data, expand=doc.expand))
+    return sources, dest, contents
+
+
+def _build(node: Node, loc: Location) -> Instruction:
+    kw = node.keyword
+    common = {"location": loc, "original": node.original}
+    args = node.args
+    no_flags: dict[str, FlagKind] = {}
+
+    if kw == "FROM":
+        fl = _flags(node, {"platform": FlagKind.STRING})
+        if len(args) == 3 and args[1].lower() == "as":
+            name = args[2].lower()
+            if not _STAGE_NAME.match(name):
+                raise _Bad(f"invalid name for build stage: \"{args[2]}\", name can't start with a number "
+                           "or contain symbols")
+        elif len(args) != 1:
+            raise _Bad("FROM requires either one or three arguments")
+        else:
+            name = ""
+        return FromInstruction(base_name=args[0], stage_name=name, platform=fl.string("platform"), **common)
+
+    if kw == "RUN":
+        fl = _flags(node, {"mount": FlagKind.STRINGS, "network": FlagKind.STRING,
+                           "security": FlagKind.STRING, "device": FlagKind.STRINGS})
+        specs = fl.strings("mount")
+        mounts = []
+        for spec in specs:
+            try:
+                mounts.append(parse_mount(spec))
+            except MountError as exc:
+                raise _Bad(f"RUN --mount={spec}: {exc}") from None
+        network = fl.string("network", "default")
+        if network not in NETWORK_MODES:
+            raise _Bad(f"RUN: invalid network mode \"{network}\" (use one of {', '.join(NETWORK_MODES)})")
+        security = fl.string("security", "sandbox")
+        if security not in SECURITY_MODES:
+            raise _Bad(f"RUN: security \"{security}\" is not valid (use sandbox or insecure)")
+        docs = [HeredocFile(h.name, h.content, h.chomp, h.expand, h.file_descriptor) for h in node.heredocs]
+        command = _cmdline(node)
+        if not command and not docs:
+            raise _Bad("RUN requires at least one argument")
+        return RunInstruction(command=command, prepend_shell=not node.json, heredocs=docs,
+                              mount_specs=specs, mounts=mounts, network=network, security=security,
+                              devices=fl.strings("device"),
+                              flags_used=sorted(fl.used), **common)
+
+    if kw in ("CMD", "ENTRYPOINT"):
+        _flags(node, no_flags)
+        command = _cmdline(node)
+        if kw == "CMD":
+            return CmdInstruction(command=command, prepend_shell=not node.json, **common)
+        return EntrypointInstruction(command=command or None, prepend_shell=not node.json, **common)
+
+    if kw == "SHELL":
+        _flags(node, no_flags)
+        if not args:
+            raise _Bad("SHELL requires at least one argument")
+        if not node.json:
+            raise _Bad(f"SHELL requires the arguments to be in JSON form, e.g. SHELL [\"/bin/sh\", \"-c\"] "
+                       f"(got: {node.original.strip()})")
+        return ShellInstruction(shell=list(args), **common)
+
+    if kw == "COPY":
+        fl = _flags(node, {"chown": FlagKind.STRING, "from": FlagKind.STRING, "chmod": FlagKind.STRING,
+                           "link": FlagKind.BOOL, "exclude": FlagKind.STRINGS, "parents": FlagKind.BOOL})
+        sources, dest, contents = _sources_and_dest(node)
+        _check_chmod(fl.string("chmod"))
+        return CopyInstruction(sources=sources, dest=dest, contents=contents, chown=fl.string("chown"),
+                               chmod=fl.string("chmod"), link=fl.boolean("link"),
+                               excludes=fl.strings("exclude"), from_=fl.string("from"),
+                               parents=fl.boolean("parents"), **common)
+
+    if kw == "ADD":
+        fl = _flags(node, {"chown": FlagKind.STRING, "chmod": FlagKind.STRING, "link": FlagKind.BOOL,
+                           "keep-git-dir": FlagKind.BOOL, "checksum": FlagKind.STRING,
+                           "unpack": FlagKind.BOOL, "exclude": FlagKind.STRINGS})
+        sources, dest, contents = _sources_and_dest(node)
+        _check_chmod(fl.string("chmod"))
+        return AddInstruction(sources=sources, dest=dest, contents=contents, chown=fl.string("chown"),
+                              chmod=fl.string("chmod"), link=fl.boolean("link"),
+                              excludes=fl.strings("exclude"), checksum=fl.string("checksum"),
+                              keep_git_dir=fl.boolean("keep-git-dir") if "keep-git-dir" in fl.used else None,
+                              unpack=fl.boolean("unpack") if "unpack" in fl.used else None, **common)
+
+    if kw == "ENV":
+        _flags(node, no_flags)
+        return EnvInstruction(pairs=_kvps(node), **common)
+
+    if kw == "LABEL":
+        _flags(node, no_flags)
+        return LabelInstruction(pairs=_kvps(node), **common)
+
+    if kw == "ARG":
+        _flags(node, no_flags)
+        if not args:
+            raise _Bad("ARG requires at least one argument")
+        defs = []
+        for arg in args:
+            if "=" in arg:
+                key, value = arg.split("=", 1)
+                if key == "":
+                    raise _Bad("ARG names can not be blank")
+                defs.append(ArgDef(key, value))
+            else:
+                defs.append(ArgDef(arg))
+        return ArgInstruction(args=defs, **common)
+
+    if kw == "EXPOSE":
+        _flags(node, no_flags)
+        if not args:
+            raise _Bad("EXPOSE requires at least one argument")
+        return ExposeInstruction(ports=sorted(args), **common)
+
+    if kw == "VOLUME":
+        _flags(node, no_flags)
+        if not args:
+            raise _Bad("VOLUME requires at least one argument")
+        volumes = []
+        for v in args:
+            v = v.strip()
+            if v == "":
+                raise _Bad("VOLUME specified can not be an empty string")
+            volumes.append(v)
+        return VolumeInstruction(volumes=volumes, **common)
+
+    if kw in ("USER", "WORKDIR", "STOPSIGNAL", "MAINTAINER"):
+        if len(args) != 1:
+            raise _Bad(f"{kw} requires exactly one argument")
+        _flags(node, no_flags)
+        if kw == "USER":
+            return UserInstruction(user=args[0], **common)
+        if kw == "WORKDIR":
+            return WorkdirInstruction(path=args[0], **common)
+        if kw == "STOPSIGNAL":
+            return StopSignalInstruction(signal=args[0], **common)
+        return MaintainerInstruction(maintainer=args[0], **common)
+
+    if kw == "HEALTHCHECK":
+        if not args:
+            raise _Bad("HEALTHCHECK requires at least one argument")
+        typ = args[0].upper()
+        rest = args[1:]
+        if typ == "NONE":
+            if rest:
+                raise _Bad("HEALTHCHECK NONE takes no arguments")
+            _flags(node, no_flags)
+            return HealthcheckInstruction(test=["NONE"], **common)
+        fl = _flags(node, {"interval": FlagKind.STRING, "timeout": FlagKind.STRING,
+                           "start-period": FlagKind.STRING, "start-interval": FlagKind.STRING,
+                           "retries": FlagKind.STRING})
+        if typ != "CMD":
+            raise _Bad(f"Unknown type \"{args[0]}\" in HEALTHCHECK (try CMD)")
+        if not rest:
+            raise _Bad("Missing command after HEALTHCHECK CMD")
+        test = ["CMD", *rest] if node.json else ["CMD-SHELL", " ".join(rest)]
+        retries = 0
+        raw_retries = fl.string("retries")
+        if raw_retries:
+            try:
+                retries = int(raw_retries, 10)
+            except ValueError:
+                raise _Bad(f"HEALTHCHECK --retries={raw_retries}: not an integer") from None
+            if retries < 0:
+                raise _Bad(f"HEALTHCHECK: --retries cannot be negative ({retries})")
+            if retries > 0x7FFFFFFF:
+                raise _Bad(f"HEALTHCHECK --retries={raw_retries}: value out of range")
+        return HealthcheckInstruction(
+            test=test, interval=_duration("interval", fl.string("interval")),
+            timeout=_duration("timeout", fl.string("timeout")),
+            start_period=_duration("start-period", fl.string("start-period")),
+            start_interval=_duration("start-interval", fl.string("start-interval")),
+            retries=retries, **common)
+
+    if kw == "ONBUILD":
+        _flags(node, no_flags)
+        sub = node.sub
+        if sub is None:
+            raise _Bad("ONBUILD requires at least one argument")
+        trigger = sub.keyword
+        if trigger == "ONBUILD":
+            raise _Bad("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+        if trigger in ("MAINTAINER", "FROM"):
+            raise _Bad(f"{trigger} isn't allowed as an ONBUILD trigger")
+        inner = _build(sub, loc)
+        expression = re.sub(r"(?i)^\s*ONBUILD\s*", "", node.original, count=1)
+        for h in node.heredocs:
+            expression += "\n" + h.content + h.name
+        return OnbuildInstruction(expression=expression, trigger=inner, **common)
+
+    hint = difflib.get_close_matches(kw, INSTRUCTIONS, n=1)
+    suffix = f" (did you mean {hint[0]}?)" if hint else ""
+    raise _Bad(f"unknown instruction: {node.command}{suffix}")
+
+
+def _check_chmod(chmod: str) -> None:
+    """--chmod takes an octal mode; a symbolic one (u+x) is accepted as BuildKit does now."""
+    if chmod == "" or "$" in chmod:
+        return
+    if re.fullmatch(r"[0-7]{1,4}", chmod):
+        return
+    if re.fullmatch(r"[ugoa]*[-+=][rwxXst]*(,[ugoa]*[-+=][rwxXst]*)*", chmod):
+        return
+    raise _Bad(f"invalid --chmod={chmod}: expected an octal mode like 0755 or a symbolic one like u+x")
+
+
+def from_node(node: Node, file: str) -> Instruction:
+    """The typed instruction for ``node``; raises DockerfileError naming ``file`` and line."""
+    loc = Location(file, node.start_line, node.end_line)
+    try:
+        return _build(node, loc)
+    except _Bad as exc:
+        raise DockerfileError(file, node.start_line, str(exc), node.end_line) from None
