@@ -1,0 +1,215 @@
+"""run() in development mode (root != "/"): chroot in fresh namespaces, against a busybox root."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from executor.run import Mount, RunError, RunSpec, UserError, run
+from tests.test_run.conftest import mountinfo_mentions, tree_listing
+
+
+def sh(root: str, script: str, **kwargs) -> list[str]:
+    """Run a shell script in the root and return its output lines."""
+    lines: list[str] = []
+    kwargs.setdefault("env", {})
+    run(RunSpec(root=root, argv=["/bin/sh", "-c", script], output=lines.append, **kwargs))
+    return lines
+
+
+def processes_with(marker: str) -> list[str]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmd:
+            found.append(f"{entry}: {cmd}")
+    return found
+
+
+def test_user_by_name_gets_uid_gid_groups_and_home(bbroot):
+    out = sh(bbroot, 'id -u; id -g; id -G; echo "$HOME"; id -un; grep ^Groups: /proc/self/status', user="app")
+    assert out[:5] == ["1000", "1000", "1000 2000", "/home/app", "app"]
+    assert out[5].split() == ["Groups:", "2000"]  # exactly the groups listing app, as runc sets them
+
+
+def test_user_and_group_by_name(bbroot):
+    out = sh(bbroot, "id -u; id -g; id -G; grep ^Groups: /proc/self/status", user="app:staff")
+    assert out[:3] == ["1000", "3000", "3000"]
+    assert out[3].split() == ["Groups:"]  # explicit group: no supplementary groups
+
+
+def test_numeric_user_unknown_to_passwd(bbroot):
+    assert sh(bbroot, 'id -u; id -g; echo "$HOME"', user="4242") == ["4242", "0", "/"]
+    assert sh(bbroot, "id -u; id -g", user="4242:4343") == ["4242", "4343"]
+
+
+def test_root_by_default_with_roots_home(bbroot):
+    assert sh(bbroot, 'id -u; id -g; echo "$HOME"') == ["0", "0", "/root"]
+
+
+def test_unknown_user_fails_with_dockers_message(bbroot):
+    with pytest.raises(UserError, match="unable to find user ghost: no matching entries in passwd file"):
+        sh(bbroot, "true", user="ghost")
+
+
+def test_env_and_workdir_are_honoured(bbroot):
+    before = tree_listing(bbroot)
+    out = sh(bbroot, 'pwd; echo "$FOO|$EMPTY|$PATH"; echo "$HOME"', env={"FOO": "a b", "EMPTY": "", "HOME": "/custom"},
+             workdir="/srv/app")
+    assert out == ["/srv/app", "a b||/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "/custom"]
+    # the working directory is created and kept, as docker does (it belongs to the layer)
+    assert tree_listing(bbroot) - before == {"srv", "srv/app"}
+
+
+def test_explicit_path_is_used_for_lookup(bbroot):
+    os.makedirs(os.path.join(bbroot, "opt", "tools"))
+    tool = os.path.join(bbroot, "opt", "tools", "hello")
+    with open(tool, "w") as f:
+        f.write("#!/bin/sh\necho hello from tools\n")
+    os.chmod(tool, 0o755)
+    lines: list[str] = []
+    run(RunSpec(root=bbroot, argv=["hello"], env={"PATH": "/opt/tools:/bin"}, output=lines.append))
+    assert lines == ["hello from tools"]
+
+
+def test_non_zero_exit_raises_with_dockers_message(bbroot):
+    with pytest.raises(RunError) as info:
+        sh(bbroot, "echo before; exit 7")
+    assert str(info.value) == "The command '/bin/sh -c echo before; exit 7' returned a non-zero code: 7"
+    assert info.value.exit_code == 7
+
+
+def test_unknown_executable(bbroot):
+    with pytest.raises(RunError, match='exec: "no-such-tool": executable file not found in \\$PATH'):
+        run(RunSpec(root=bbroot, argv=["no-such-tool"], env={}))
+
+
+def test_background_process_is_gone_after_run(bbroot):
+    marker = "31337"
+    start = time.monotonic()
+    out = sh(bbroot, f"sleep {marker} & sleep {marker}1 </dev/null >/dev/null 2>&1 & echo started")
+    assert out == ["started"]
+    assert time.monotonic() - start < 5
+    assert processes_with(f"sleep {marker}") == []
+
+
+def test_proc_dev_sys_and_host_files_inside_then_nothing_left(bbroot):
+    before = tree_listing(bbroot)
+    out = sh(bbroot, "\n".join([
+        "cat /proc/1/comm",                        # a fresh /proc: the command is PID 1
+        "echo discard > /dev/null && echo null-ok",
+        "head -c 16 /dev/urandom | wc -c",
+        "head -c 3 /dev/zero | wc -c",
+        "test -c /dev/full && test -d /dev/pts && test -d /dev/shm && echo dev-ok",
+        "echo shm > /dev/shm/x && cat /dev/shm/x",
+        "touch /sys/x 2>/dev/null || echo sys-ro",
+        "ls /sys/kernel >/dev/null && echo sys-ok",
+        "cat /etc/resolv.conf",
+        "echo hacked >> /etc/resolv.conf",        # a private copy: neither host nor image changes
+        "grep -c . /etc/hosts >/dev/null && echo hosts-ok",
+    ]))
+    with open("/etc/resolv.conf") as f:
+        host_resolv = f.read().splitlines()
+    assert out[:8] == ["sh", "null-ok", "16", "3", "dev-ok", "shm", "sys-ro", "sys-ok"]
+    assert out[8:8 + len(host_resolv)] == host_resolv
+    assert out[-1] == "hosts-ok"
+    assert tree_listing(bbroot) == before  # no proc/, dev/, sys/, etc/resolv.conf, etc/hosts left
+    assert mountinfo_mentions(bbroot) == []
+    with open("/etc/resolv.conf") as f:
+        assert "hacked" not in f.read()
+
+
+def test_existing_mount_points_and_files_are_kept_untouched(bbroot):
+    for d in ("proc", "dev", "sys"):
+        os.mkdir(os.path.join(bbroot, d))
+    with open(os.path.join(bbroot, "etc", "hosts"), "w") as f:
+        f.write("127.0.0.1 image-hosts\n")
+    before = tree_listing(bbroot)
+    sh(bbroot, "echo x >> /etc/hosts; ls /proc/self >/dev/null")
+    assert tree_listing(bbroot) == before
+    with open(os.path.join(bbroot, "etc", "hosts")) as f:
+        assert f.read() == "127.0.0.1 image-hosts\n"
+    assert mountinfo_mentions(bbroot) == []
+
+
+def test_symlinked_resolv_conf_resolves_inside_the_root(bbroot):
+    # Ubuntu-style absolute symlink to a file that does not exist in the image
+    os.symlink("/run/systemd/resolve/stub-resolv.conf", os.path.join(bbroot, "etc", "resolv.conf"))
+    host_had_it = os.path.lexists("/run/systemd/resolve")
+    before = tree_listing(bbroot)
+    out = sh(bbroot, "cat /etc/resolv.conf")
+    with open("/etc/resolv.conf") as f:
+        assert out == f.read().splitlines()
+    assert tree_listing(bbroot) == before  # run/systemd/resolve/... created for the mount, then removed
+    assert os.path.islink(os.path.join(bbroot, "etc", "resolv.conf"))
+    assert os.path.lexists("/run/systemd/resolve") == host_had_it  # the host was never touched
+
+
+def test_bind_mounts_ro_and_rw_and_tmpfs(bbroot, tmp_path):
+    ro_src = tmp_path / "ro"
+    rw_src = tmp_path / "rw"
+    ro_src.mkdir()
+    rw_src.mkdir()
+    (ro_src / "data").write_text("secret\n")
+    before = tree_listing(bbroot)
+    out = sh(bbroot, "\n".join([
+        "cat /run/ro/data",
+        "{ echo nope > /run/ro/data; } 2>/dev/null || echo ro-refused",
+        "touch /run/ro/new 2>/dev/null || echo ro-create-refused",
+        "echo cached > /cache/file && echo rw-ok",
+        "echo t > /scratch/t && cat /scratch/t",
+    ]), mounts=[
+        Mount(target="/run/ro", source=str(ro_src), readonly=True),
+        Mount(target="/cache", source=str(rw_src)),
+        Mount(target="/scratch", type="tmpfs", size=1 << 20),
+    ])
+    assert out == ["secret", "ro-refused", "ro-create-refused", "rw-ok", "t"]
+    assert (ro_src / "data").read_text() == "secret\n"
+    assert (rw_src / "file").read_text() == "cached\n"
+    assert tree_listing(bbroot) == before  # /run, /run/ro, /cache, /scratch removed again
+    assert mountinfo_mentions(bbroot) == []
+
+
+def test_file_bind_mount_for_a_secret(bbroot, tmp_path):
+    secret = tmp_path / "token"
+    secret.write_text("s3cr3t")
+    before = tree_listing(bbroot)
+    out = sh(bbroot, "cat /run/secrets/token; echo", mounts=[
+        Mount(target="/run/secrets/token", source=str(secret), readonly=True)])
+    assert out == ["s3cr3t"]
+    assert tree_listing(bbroot) == before
+
+
+def test_created_mount_dir_kept_when_command_wrote_beside_it(bbroot, tmp_path):
+    src = tmp_path / "c"
+    src.mkdir()
+    sh(bbroot, "echo keep > /data/kept.txt", mounts=[Mount(target="/data/cache", source=str(src))])
+    # /data was created for the mount, but now holds the command's file: it stays, the stub goes
+    assert os.listdir(os.path.join(bbroot, "data")) == ["kept.txt"]
+
+
+def test_hostname_and_network_none(bbroot):
+    out = sh(bbroot, "hostname; ls /sys/class/net", hostname="kiln-test", network="none")
+    assert out == ["kiln-test", "lo"]
+    out = sh(bbroot, "cat /sys/class/net/lo/operstate; ping -c1 -W1 127.0.0.1 >/dev/null && echo lo-up",
+             network="none")
+    assert out[-1] == "lo-up"
+
+
+def test_output_lines_and_partial_last_line(bbroot):
+    assert sh(bbroot, "printf 'a\\nb\\r\\nc'; echo err >&2") == ["a", "b", "cerr"]
+
+
+def test_setup_failure_is_reported(bbroot):
+    with open(os.path.join(bbroot, "file"), "w") as f:
+        f.write("x")
+    with pytest.raises(RunError, match="not a directory"):
+        sh(bbroot, "true", mounts=[Mount(target="/file/sub", type="tmpfs")])
