@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import selectors
+import select
 import shutil
 import signal
 import subprocess
@@ -163,17 +163,43 @@ def _mount_plan(spec: RunSpec, workdir: str, created: CreatedPaths, scratch: str
     return plan
 
 
-def _emit_lines(buffer: bytearray, emit: Callable[[str], None], final: bool) -> None:
-    while True:
-        nl = buffer.find(b"\n")
-        if nl < 0:
-            break
-        line = bytes(buffer[:nl])
-        del buffer[: nl + 1]
-        emit(line.decode("utf-8", "replace").rstrip("\r"))
-    if final and buffer:
-        emit(bytes(buffer).decode("utf-8", "replace").rstrip("\r"))
-        buffer.clear()
+@dataclass
+class _Output:
+    """The command's merged stdout/stderr pipe, forwarded line by line."""
+
+    fd: int
+    emit: Callable[[str], None]
+    buffer: bytearray = field(default_factory=bytearray)
+    eof: bool = False
+
+    def read(self, timeout: float) -> None:
+        """Forward what arrives within ``timeout`` seconds (one read)."""
+        if self.eof:
+            time.sleep(timeout)
+            return
+        readable, _, _ = select.select([self.fd], [], [], timeout)
+        if not readable:
+            return
+        data = os.read(self.fd, 65536)
+        if not data:
+            self.eof = True
+        self.buffer += data
+        self._emit(final=self.eof)
+
+    def _emit(self, final: bool) -> None:
+        while True:
+            nl = self.buffer.find(b"\n")
+            if nl < 0:
+                break
+            line = bytes(self.buffer[:nl])
+            del self.buffer[: nl + 1]
+            self.emit(line.decode("utf-8", "replace").rstrip("\r"))
+        if final and self.buffer:
+            self.emit(bytes(self.buffer).decode("utf-8", "replace").rstrip("\r"))
+            self.buffer.clear()
+
+    def flush(self) -> None:
+        self._emit(final=True)
 
 
 def _default_output(line: str) -> None:
@@ -238,49 +264,39 @@ def _end_leftovers(running: _Running) -> None:
     log.warning("processes of the command survived SIGKILL")
 
 
-def _terminate(running: _Running, grace: float) -> None:
-    """Cancellation: SIGTERM the whole tree, SIGKILL what is left after ``grace`` seconds."""
+def _terminate(running: _Running, grace: float, output: _Output) -> None:
+    """Cancellation: SIGTERM the whole tree, SIGKILL what is left after ``grace`` seconds; output
+    still arriving meanwhile is forwarded."""
     proc = running.proc
     if proc.poll() is None:
         log.info("stopping the running command (SIGTERM, SIGKILL after %.0fs)", grace)
         _signal_tree(running, signal.SIGTERM)
         deadline = time.monotonic() + grace
         while proc.poll() is None and time.monotonic() < deadline and not pid1.escalated():
-            time.sleep(0.02)
+            output.read(0.02)
         if proc.poll() is None:
             _signal_tree(running, signal.SIGKILL)
         proc.wait()
     _end_leftovers(running)
+    deadline = time.monotonic() + 0.2
+    while not output.eof and time.monotonic() < deadline:
+        output.read(0.02)
+    output.flush()
 
 
-def _pump(out_r: int, running: _Running, emit: Callable[[str], None]) -> None:
+def _pump(output: _Output, running: _Running) -> None:
     """Forward output until the command has exited and its output pipe is drained."""
-    buffer = bytearray()
-    sel = selectors.DefaultSelector()
-    sel.register(out_r, selectors.EVENT_READ)
     drain_deadline: float | None = None
-    try:
-        while True:
-            timeout = 0.1
-            if drain_deadline is not None:
-                timeout = max(0.0, drain_deadline - time.monotonic())
-            events = sel.select(timeout)
-            if events:
-                data = os.read(out_r, 65536)
-                if not data:
-                    break
-                buffer += data
-                _emit_lines(buffer, emit, final=False)
-                continue
-            if drain_deadline is None and running.proc.poll() is not None:
+    while not output.eof:
+        output.read(0.1)
+        if drain_deadline is None:
+            if running.proc.poll() is not None:
                 _end_leftovers(running)
                 drain_deadline = time.monotonic() + DRAIN_SECONDS
-            elif drain_deadline is not None and time.monotonic() >= drain_deadline:
-                log.warning("output of the command still open %.0fs after it exited; not waiting", DRAIN_SECONDS)
-                break
-    finally:
-        sel.close()
-        _emit_lines(buffer, emit, final=True)
+        elif time.monotonic() >= drain_deadline:
+            log.warning("output of the command still open %.0fs after it exited; not waiting", DRAIN_SECONDS)
+            break
+    output.flush()
 
 
 def _parse_status(running: _Running, status_r: int) -> tuple[int | None, int | None]:
@@ -387,6 +403,7 @@ def run(spec: RunSpec) -> RunResult:
     created = CreatedPaths(root)
     scratch = tempfile.mkdtemp(prefix="kiln-run-")
     out_r, out_w = os.pipe()
+    output = _Output(out_r, emit)
     running: _Running | None = None
     status_r: int | None = None
 
@@ -416,7 +433,7 @@ def run(spec: RunSpec) -> RunResult:
             setup_error = ""
         os.close(out_w)
         out_w = -1
-        _pump(out_r, running, emit)
+        _pump(output, running)
         proc.wait()
         if status_r is not None and running.namespaced:
             code, sig = _parse_status(running, status_r)
@@ -436,7 +453,7 @@ def run(spec: RunSpec) -> RunResult:
         pid1.remove_cancel_hook(on_cancel)
         try:
             if running is not None:
-                _terminate(running, pid1.GRACE_SECONDS)
+                _terminate(running, pid1.GRACE_SECONDS, output)
                 pid1.release(running.proc.pid)
         finally:
             for fd in (out_r, out_w, status_r):

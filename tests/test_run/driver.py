@@ -1,0 +1,38 @@
+"""A stand-in for the build loop, run as its own process by the tests: supervises one RUN.
+
+    python driver.py ROOT SCRIPT [USER]
+
+Exits 0 when the RUN succeeded, with BuildCancelled.exit_code when cancelled, 1 on RunError (the
+message on stderr). Command output goes to stdout, prefixed with "out: ".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from executor.run import BuildCancelled, RunError, RunSpec, run, supervise  # noqa: E402
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
+    root, script = sys.argv[1], sys.argv[2]
+    user = sys.argv[3] if len(sys.argv) > 3 else ""
+    with supervise():
+        try:
+            run(RunSpec(root=root, argv=["/bin/sh", "-c", script], env={}, user=user,
+                        output=lambda line: print("out:", line, flush=True)))
+        except BuildCancelled as cancel:
+            print("cancelled", flush=True)
+            return cancel.exit_code
+        except RunError as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""pid1: cancellation with SIGTERM/SIGINT, and reaping that leaves owned children alone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from executor.run import pid1
+from tests.test_run.conftest import mountinfo_mentions, tree_listing
+from tests.test_run.test_process import processes_with
+
+DRIVER = os.path.join(os.path.dirname(__file__), "driver.py")
+
+
+def wait_for(path: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.02)
+
+
+def cancel_run(bbroot: str, script: str, sig: int) -> tuple[int, float, str]:
+    proc = subprocess.Popen([sys.executable, DRIVER, bbroot, script], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(os.path.join(bbroot, "started"))
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=10)
+        return proc.returncode, time.monotonic() - sent, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_sigterm_cancels_a_long_run_and_ends_its_tree(bbroot):
+    before = tree_listing(bbroot)
+    rc, elapsed, out = cancel_run(bbroot, "sleep 424242 & touch /started; sleep 424243; sleep 424244",
+                                  signal.SIGTERM)
+    assert rc == 128 + signal.SIGTERM, out
+    assert "cancelled" in out
+    assert elapsed < 10
+    assert processes_with("sleep 42424") == []
+    assert mountinfo_mentions(bbroot) == []
+    assert tree_listing(bbroot) - before == {"started"}
+
+
+def test_sigint_cancels_a_command_that_ignores_sigterm(bbroot):
+    # the command traps TERM and keeps going: SIGKILL after the grace period ends it
+    script = "trap '' TERM; sleep 424245 & touch /started; while :; do sleep 1; done"
+    rc, elapsed, out = cancel_run(bbroot, script, signal.SIGINT)
+    assert rc == 128 + signal.SIGINT, out
+    assert elapsed < pid1.GRACE_SECONDS + 5
+    assert processes_with("sleep 424245") == []
+    assert mountinfo_mentions(bbroot) == []
+
+
+def test_sigterm_reaches_a_command_that_handles_it(bbroot):
+    script = "trap 'echo got-term; exit 0' TERM; touch /started; while :; do sleep 0.1; done"
+    rc, elapsed, out = cancel_run(bbroot, script, signal.SIGTERM)
+    assert rc == 128 + signal.SIGTERM
+    assert "out: got-term" in out
+    assert elapsed < pid1.GRACE_SECONDS  # it ended on SIGTERM, no SIGKILL needed
+
+
+def test_reaper_leaves_protected_children_and_collects_others():
+    with pid1.spawn_guard():
+        owned = subprocess.Popen(["sh", "-c", "exit 5"])
+        pid1.protect(owned.pid)
+    stray = subprocess.Popen(["sh", "-c", "exit 6"])
+    try:
+        deadline = time.monotonic() + 5
+        while {pid1.process_state(owned.pid), pid1.process_state(stray.pid)} != {"Z"}:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        reaped = pid1.reap_orphans()
+        assert stray.pid in reaped and owned.pid not in reaped
+        assert owned.wait(timeout=5) == 5  # its status was not stolen
+    finally:
+        pid1.release(owned.pid)
+
+
+def test_reaping_is_deferred_while_spawning():
+    stray = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 5
+    while pid1.process_state(stray.pid) != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    with pid1.spawn_guard():
+        assert pid1.reap_orphans() == []  # deferred
+        assert pid1.process_state(stray.pid) == "Z"
+    assert pid1.process_state(stray.pid) is None  # reaped on leaving the guard
