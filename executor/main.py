@@ -1,0 +1,169 @@
+"""Console entry points: `executor` (kaniko's /kaniko/executor) and `warmer` (kaniko's warmer).
+
+Each parses its flags, sets up logging, registers secret values for redaction, (executor only)
+runs the safety check, then hands the options to the build engine, imported lazily:
+`executor.build.run(options)` and `executor.build.warm(options)`.
+
+Exit codes: 0 on success; 1 on a usage error (message on stderr, as cobra prints it) or a build
+error (logged at error level; the traceback only at debug/trace). An exception carrying an int
+`exit_code` attribute (a failed RUN, say) exits with that code, as kaniko propagates a command's
+exit status. 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from executor import cli, logs, safety
+
+__all__ = ["executor_main", "warmer_main", "VERSION"]
+
+log = logging.getLogger("executor")
+
+try:
+    from importlib.metadata import PackageNotFoundError, version as _dist_version
+
+    try:
+        VERSION = _dist_version("kiln")
+    except PackageNotFoundError:
+        VERSION = "0.1.0"
+except ImportError:  # pragma: no cover
+    VERSION = "0.1.0"
+
+_SECRET_FILE_LIMIT = 1 << 20  # register file secrets up to 1 MiB for redaction
+
+
+class EngineMissing(Exception):
+    """The build engine package is not part of this installation."""
+
+
+def _usage_error(prog: str, err: Exception) -> int:
+    sys.stderr.write(f"Error: {err}\nRun '{prog} --help' for usage.\n")
+    return 1
+
+
+def _load_engine(attr: str) -> Callable[[Any], Any]:
+    try:
+        module = importlib.import_module("executor.build")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("executor.build", "executor"):
+            raise EngineMissing(
+                "the build engine (package executor.build) is missing from this kiln installation; "
+                "nothing was built. Install a complete kiln or run it from a full checkout."
+            ) from None
+        raise
+    func = getattr(module, attr, None)
+    if not callable(func):
+        raise EngineMissing(f"the build engine executor.build has no {attr}() function; nothing was built")
+    return func
+
+
+def _register_secrets(opts: cli.Options, env: Mapping[str, str]) -> None:
+    """Everything whose value must not appear in the log: build-arg values and secrets."""
+    for key, value in opts.build_args.items():
+        if value and not logs.register_secret(value):
+            log.debug("build arg %s is too short to be masked in the log", key)
+    for secret in opts.secrets.values():
+        if secret.type == "env":
+            value = env.get(secret.source, "")
+            if value:
+                logs.register_secret(value)
+        else:
+            try:
+                with open(secret.source, "rb") as fh:
+                    data = fh.read(_SECRET_FILE_LIMIT)
+            except OSError:
+                continue  # the build reports a missing secret file when a RUN asks for it
+            logs.register_secret(data.decode("utf-8", errors="replace"))
+
+
+def _run_engine(func: Callable[[Any], Any], opts: Any, verbosity: str) -> int:
+    try:
+        result = func(opts)
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    except EngineMissing as exc:
+        log.error("%s", exc)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - every build failure ends here, logged once
+        verbose = logs.parse_level(verbosity) <= logging.DEBUG
+        message = str(exc) or exc.__class__.__name__
+        log.error("%s", message, exc_info=verbose)
+        code = getattr(exc, "exit_code", None)
+        return code if isinstance(code, int) and 0 < code < 256 else 1
+    if isinstance(result, int) and not isinstance(result, bool) and result != 0:
+        return result
+    return 0
+
+
+def _setup_logging(opts: cli.Options | cli.WarmerOptions, prog: str) -> int | None:
+    try:
+        logs.configure(opts.verbosity, opts.log_format, opts.log_timestamp)
+    except ValueError as exc:
+        return _usage_error(prog, exc)
+    for notice in opts.notices:
+        log.warning("%s", notice)
+    return None
+
+
+def executor_main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
+                  engine: Callable[[cli.Options], Any] | None = None) -> int:
+    """`executor [flags]` -- kaniko's executor command line. Returns the exit code.
+
+    `engine` replaces executor.build.run (tests); `env` replaces os.environ.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    env = os.environ if env is None else env
+    try:
+        opts = cli.parse_executor_args(argv, env=env)
+        cli.validate_executor(opts)
+    except cli.HelpRequested as usage:
+        sys.stdout.write(str(usage))
+        return 0
+    except cli.VersionRequested:
+        sys.stdout.write(f"Kaniko version :  kiln {VERSION}\n")
+        return 0
+    except cli.UsageError as exc:
+        return _usage_error("executor", exc)
+    failed = _setup_logging(opts, "executor")
+    if failed is not None:
+        return failed
+    _register_secrets(opts, env)
+    try:
+        safety.check_root(opts.root, opts.force, probe_root=env.get(safety.PROBE_ROOT_ENV) or "/", env=env)
+    except safety.UnsafeRootError as exc:
+        log.error("%s", exc)
+        return 1
+    return _run_engine(engine or (lambda o: _load_engine("run")(o)), opts, opts.verbosity)
+
+
+def warmer_main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
+                engine: Callable[[cli.WarmerOptions], Any] | None = None) -> int:
+    """`warmer [flags]` -- kaniko's cache warmer command line. Returns the exit code.
+
+    `engine` replaces executor.build.warm (tests); `env` replaces os.environ.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    env = os.environ if env is None else env
+    try:
+        opts = cli.parse_warmer_args(argv, env=env)
+        cli.validate_warmer(opts)
+    except cli.HelpRequested as usage:
+        sys.stdout.write(str(usage))
+        return 0
+    except cli.UsageError as exc:
+        return _usage_error("warmer", exc)
+    failed = _setup_logging(opts, "warmer")
+    if failed is not None:
+        return failed
+    for key, value in opts.build_args.items():
+        if value:
+            logs.register_secret(value)
+    return _run_engine(engine or (lambda o: _load_engine("warm")(o)), opts, opts.verbosity)
+
