@@ -1,0 +1,194 @@
+"""The entry points: exit codes, error logging, help, the missing engine, redaction end to end.
+
+The engine is always a recording stand-in passed to executor_main (or, for the missing-engine
+case, executor.build is made unimportable), and the root is a scratch directory: no test here
+can start a real build.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from executor import cli, logs, main
+
+
+@pytest.fixture(autouse=True)
+def _clean_logging() -> Iterator[None]:
+    yield
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if h.get_name() == "kiln":
+            root.removeHandler(h)
+    logs.REDACTOR.clear()
+
+
+class Recorder:
+    def __init__(self, fail: BaseException | None = None, result: Any = None) -> None:
+        self.calls: list[Any] = []
+        self.fail = fail
+        self.result = result
+
+    def __call__(self, opts: Any) -> Any:
+        self.calls.append(opts)
+        if self.fail is not None:
+            raise self.fail
+        return self.result
+
+
+def run(tmp_path: Path, *argv: str, engine: Recorder | None = None, env: dict[str, str] | None = None) -> int:
+    return main.executor_main(["--root", str(tmp_path), "--log-format", "text", *argv],
+                              env={} if env is None else env, engine=engine or Recorder())
+
+
+def test_success_hands_options_to_the_engine(tmp_path: Path) -> None:
+    engine = Recorder()
+    assert run(tmp_path, "-d", "r.io/app:1", "--cache", engine=engine) == 0
+    (opts,) = engine.calls
+    assert isinstance(opts, cli.Options)
+    assert opts.destinations == ["r.io/app:1"] and opts.cache and opts.root == str(tmp_path)
+
+
+def test_build_error_is_logged_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run(tmp_path, "--no-push", engine=Recorder(RuntimeError("error building image: no FROM")))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert 'level=error msg="error building image: no FROM"' in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("level", ["debug", "trace"])
+def test_build_error_traceback_at_debug(tmp_path: Path, capsys: pytest.CaptureFixture[str], level: str) -> None:
+    code = run(tmp_path, "--no-push", "-v", level, engine=Recorder(ValueError("bad layer")))
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" in err and "bad layer" in err
+
+
+def test_exit_code_of_a_failed_command_is_propagated(tmp_path: Path) -> None:
+    class CommandFailed(Exception):
+        exit_code = 42
+
+    assert run(tmp_path, "--no-push", engine=Recorder(CommandFailed("RUN exit status 42"))) == 42
+
+
+def test_interrupt_exits_130(tmp_path: Path) -> None:
+    assert run(tmp_path, "--no-push", engine=Recorder(KeyboardInterrupt())) == 130
+
+
+def test_usage_errors_go_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    engine = Recorder()
+    assert run(tmp_path, "--no-push", "--snapshotmode=full", engine=engine) == 1
+    captured = capsys.readouterr()
+    assert "Error: unknown flag: --snapshotmode" in captured.err and captured.out == ""
+    assert engine.calls == []
+
+
+@pytest.mark.parametrize("argv,message", [
+    ([], "you must provide --destination, or use --no-push"),
+    (["--no-push", "--cache"], "specify cache repo with --cache-repo"),
+    (["-d", "r/x", "--compression=zstd", "--image-format=docker"], "--compression=zstd cannot be used"),
+    (["-d", "r/x", "--tar-path=/o.tar", "--image-format=oci"], "--tar-path writes a Docker schema2 tarball"),
+    (["-d", "r/x", "--tar-path=/o.tar", "--compression=zstd"], "--compression=zstd cannot be used with --tar-path"),
+    (["--no-push", "--image-name-with-digest-file=/f"], "you must provide --destination if setting"),
+    (["--no-push", "--image-name-tag-with-digest-file=/f"], "you must provide --destination if setting"),
+    (["--no-push", "--context="], "please specify a path to the build context"),
+    (["--no-push", "-v", "loud"], "invalid value \"loud\" for --verbosity"),
+])
+def test_kaniko_cross_flag_checks(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+                                  message: str) -> None:
+    engine = Recorder()
+    assert run(tmp_path, *argv, engine=engine) == 1
+    assert message in capsys.readouterr().err
+    assert engine.calls == []
+
+
+def test_cache_with_no_push_is_fine_with_a_cache_repo_or_no_push_cache(tmp_path: Path) -> None:
+    assert run(tmp_path, "--no-push", "--cache", "--cache-repo=r.io/cache") == 0
+    assert run(tmp_path, "--no-push", "--cache", "--no-push-cache") == 0
+
+
+def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main.executor_main(["--help"], env={}, engine=Recorder()) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Usage:\n  executor [flags]") and "--cache-ttl duration" in out
+    assert main.executor_main(["version"], env={}, engine=Recorder()) == 0
+    assert "kiln" in capsys.readouterr().out
+    assert main.warmer_main(["-h"], env={}, engine=Recorder()) == 0
+    assert "--image stringArray" in capsys.readouterr().out
+
+
+def test_deprecated_flags_warn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    engine = Recorder()
+    assert run(tmp_path, "--no-push", "--tarPath=/o.tar", "--whitelist-var-run=false", engine=engine) == 0
+    err = capsys.readouterr().err
+    assert "level=warning" in err and "--tarPath is deprecated" in err and "whitelist-var-run" in err
+    assert engine.calls[0].tar_path == "/o.tar" and engine.calls[0].ignore_var_run is False
+
+
+def test_missing_engine_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "executor.build", None)  # makes the import fail as if absent
+    code = main.executor_main(["--root", str(tmp_path), "--no-push", "--log-format=json"], env={})
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "build engine" in err and "missing" in err and '"level":"error"' in err
+
+
+def test_engine_without_run_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = type(sys)("executor.build")
+    monkeypatch.setitem(sys.modules, "executor.build", empty)
+    assert main.executor_main(["--root", str(tmp_path), "--no-push"], env={}) == 1
+    assert "has no run() function" in capsys.readouterr().err
+
+
+def test_secrets_and_build_args_never_reach_the_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    secret_file = tmp_path / "npmrc"
+    secret_file.write_text("//registry.npmjs.org/:_authToken=npm_SECRETFILE\n")
+
+    def engine(opts: cli.Options) -> None:
+        log = logging.getLogger("executor.build.fake")
+        log.info("build args: %s", opts.build_args)
+        log.info("token from env is %s", "ghp_ENVSECRET")
+        log.debug("file secret: %s", secret_file.read_text())
+        raise RuntimeError("failed pushing with password s3cr3t-pass")
+
+    code = main.executor_main(
+        ["--root", str(tmp_path), "--no-push", "-v", "debug", "--build-arg", "PASSWORD=s3cr3t-pass",
+         "--build-arg", "TOKEN", "--secret", "id=gh,env=GH_TOKEN", "--secret", f"id=npm,src={secret_file}"],
+        env={"TOKEN": "from-env-token", "GH_TOKEN": "ghp_ENVSECRET"}, engine=engine)
+    err = capsys.readouterr().err
+    assert code == 1
+    for value in ("s3cr3t-pass", "from-env-token", "ghp_ENVSECRET", "npm_SECRETFILE"):
+        assert value not in err
+    assert err.count("***") >= 4
+
+
+def test_warmer_runs_its_engine(capsys: pytest.CaptureFixture[str]) -> None:
+    engine = Recorder()
+    assert main.warmer_main(["-i", "alpine:3.20", "-c", "/tmp/cache", "--force"], env={}, engine=engine) == 0
+    (opts,) = engine.calls
+    assert isinstance(opts, cli.WarmerOptions) and opts.images == ["alpine:3.20"] and opts.force
+
+
+def test_warmer_needs_something_to_cache(capsys: pytest.CaptureFixture[str]) -> None:
+    engine = Recorder()
+    assert main.warmer_main([], env={}, engine=engine) == 1
+    assert "you must select at least one image to cache" in capsys.readouterr().err
+    assert engine.calls == []
+
+
+def test_warmer_ignores_stray_words_with_a_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    engine = Recorder()
+    assert main.warmer_main(["-i", "alpine", "--force", "true", "--log-format=text"], env={}, engine=engine) == 0
+    assert "ignoring unexpected arguments: true" in capsys.readouterr().err
+
+
+def test_warmer_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main.warmer_main(["-i", "alpine"], env={}, engine=Recorder(RuntimeError("failed warming cache")))
+    assert code == 1 and "failed warming cache" in capsys.readouterr().err
