@@ -17,6 +17,19 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from executor.run import BuildCancelled, RunError, RunSpec, run, supervise  # noqa: E402
 
 
+def report_leftovers() -> None:
+    """As PID 1 of a container, every other process in /proc is something the RUN left behind."""
+    if os.getpid() != 1:
+        return
+    for entry in sorted(os.listdir("/proc")):
+        if entry.isdigit() and entry != "1":
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    print("leftover:", f.read().strip(), flush=True)
+            except OSError:
+                pass
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
     root, script = sys.argv[1], sys.argv[2]
@@ -27,10 +40,13 @@ def main() -> int:
                         output=lambda line: print("out:", line, flush=True)))
         except BuildCancelled as cancel:
             print("cancelled", flush=True)
+            report_leftovers()
             return cancel.exit_code
         except RunError as err:
-            print(f"error: {err}", file=sys.stderr, flush=True)
+            print(f"error: {err}", flush=True)
+            report_leftovers()
             return 1
+    report_leftovers()
     return 0
 
 

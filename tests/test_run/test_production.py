@@ -1,0 +1,119 @@
+"""run() in production mode (root "/"): kiln as PID 1 of a container.
+
+The container is made here: a private mount and PID namespace (util-linux ``unshare``) chrooted into
+a busybox root, with the host's /usr bound read-only for the interpreter and the checkout read-only at
+/kiln. Inside it the driver is PID 1 and calls run() with root "/", which is the tmp root: the host's
+/ is never the build root.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.test_run.conftest import mountinfo_mentions
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+CONTAINER = r"""
+set -e
+R=$1; shift
+mkdir -p "$R/usr" "$R/proc" "$R/tmp" "$R/dev" "$R/kiln"
+for l in lib lib64; do if [ -e "/$l" ] && [ ! -L "$R/$l" ]; then ln -s "usr/$l" "$R/$l"; fi; done
+mount --rbind /usr "$R/usr"; mount -o remount,bind,ro "$R/usr"
+mount --bind "$KILN_REPO" "$R/kiln"; mount -o remount,bind,ro "$R/kiln"
+mount -t proc proc "$R/proc"
+mount -t tmpfs tmpfs "$R/tmp"
+mount -t tmpfs -o mode=755 tmpfs "$R/dev"
+for n in null zero urandom; do touch "$R/dev/$n"; mount --bind "/dev/$n" "$R/dev/$n"; done
+exec chroot "$R" /usr/bin/python3 -B /kiln/tests/test_run/driver.py / "$@"
+"""
+
+
+def start_container(root: str, script: str, user: str = "") -> subprocess.Popen:
+    if shutil.which("unshare") is None:
+        pytest.skip("util-linux unshare is needed to make a test container")
+    env = dict(os.environ, KILN_REPO=REPO)
+    return subprocess.Popen(
+        ["unshare", "--mount", "--pid", "--fork", "--propagation", "private", "--kill-child",
+         "sh", "-c", CONTAINER, "container", root, script, user],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def in_container(root: str, script: str, user: str = "") -> tuple[int, list[str]]:
+    proc = start_container(root, script, user)
+    out, _ = proc.communicate(timeout=30)
+    return proc.returncode, out.splitlines()
+
+
+def outputs(lines: list[str]) -> list[str]:
+    return [line[5:] for line in lines if line.startswith("out: ")]
+
+
+def leftovers(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("leftover:")]
+
+
+def test_user_switch_in_production_mode(bbroot):
+    rc, lines = in_container(bbroot, 'id -u; id -g; grep ^Groups: /proc/self/status; echo "$HOME"; pwd', "app")
+    assert rc == 0, lines
+    out = outputs(lines)
+    assert out[:2] == ["1000", "1000"]
+    assert out[2].split() == ["Groups:", "2000"]
+    assert out[3:] == ["/home/app", "/"]
+
+
+def test_process_group_and_reparented_stragglers_are_ended(bbroot):
+    script = "sleep 515151 & setsid sleep 515152 & (setsid sleep 515153 &) ; echo started"
+    rc, lines = in_container(bbroot, script)
+    assert rc == 0, lines
+    assert outputs(lines) == ["started"]
+    assert leftovers(lines) == []
+
+
+def test_orphans_are_reaped_while_the_command_runs(bbroot):
+    # the orphan exits while the RUN still runs: only the SIGCHLD reaper can collect it
+    script = "(sleep 0.1 &); sleep 0.8; grep -l '^State:.*Z' /proc/[0-9]*/status || echo no-zombies"
+    rc, lines = in_container(bbroot, script)
+    assert rc == 0, lines
+    assert outputs(lines) == ["no-zombies"]
+
+
+def test_exit_code_and_signal_in_production_mode(bbroot):
+    rc, lines = in_container(bbroot, "exit 3")
+    assert rc == 1
+    assert "error: The command '/bin/sh -c exit 3' returned a non-zero code: 3" in lines
+    rc, lines = in_container(bbroot, "kill -9 $$")
+    assert rc == 1
+    assert "error: The command '/bin/sh -c kill -9 $$' was killed by signal 9 (SIGKILL)" in lines
+
+
+def test_sigterm_to_pid1_cancels_the_build(bbroot):
+    script = "sleep 616161 & setsid sleep 616162 & touch /started; sleep 616163"
+    proc = start_container(bbroot, script)
+    try:
+        deadline = time.monotonic() + 15
+        while not os.path.exists(os.path.join(bbroot, "started")):
+            assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()[0]
+            time.sleep(0.02)
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            pid1_host_pid = int(f.read().split()[0])  # unshare's child: sh, exec'd into chroot + python
+        sent = time.monotonic()
+        os.kill(pid1_host_pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+        elapsed = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    lines = out.splitlines()
+    assert proc.returncode == 128 + signal.SIGTERM, lines
+    assert "cancelled" in lines
+    assert leftovers(lines) == []
+    assert elapsed < 10
+    assert mountinfo_mentions(bbroot) == []
