@@ -1,0 +1,96 @@
+"""Paths inside a root (the image being built, or a source root) with symlinks followed WITHIN it.
+
+Like containerd's ``fs.RootPath`` (which BuildKit uses for both ends of a copy): ``/`` and ``..`` never
+leave the root, absolute link targets restart at the root, missing components are kept lexically so the
+result can be created. The returned host path always lies under the root.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import stat
+
+from executor.commands.copyerrors import CopyError
+
+MAX_SYMLINKS = 255
+
+
+def clean_image_path(path: str) -> str:
+    """``path`` made absolute and clean, ``..`` clamped at ``/`` (Go ``filepath.Join("/", path)``)."""
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    return "/" + "/".join(parts)
+
+
+def resolve_in_root(root: str, path: str, follow_final: bool = True) -> str:
+    """Host path of image path ``path`` in ``root``; symlinks resolved inside the root.
+
+    With ``follow_final`` False the last component is left as it is (it may be a symlink).
+    """
+    root = os.path.abspath(root)
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        if not parts and not follow_final:
+            resolved.append(part)
+            break
+        candidate = os.path.join(root, *resolved, part)
+        try:
+            st = os.lstat(candidate)
+        except FileNotFoundError:
+            resolved.append(part)
+            continue
+        except NotADirectoryError:
+            raise CopyError(f"{clean_image_path(path)}: a parent of it is not a directory in {root}") \
+                from None
+        if stat.S_ISLNK(st.st_mode):
+            links += 1
+            if links > MAX_SYMLINKS:
+                raise CopyError(f"{clean_image_path(path)}: too many levels of symbolic links in {root}")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            continue
+        resolved.append(part)
+    return os.path.join(root, *resolved) if resolved else root
+
+
+def image_path(root: str, host_path: str) -> str:
+    """The image path (``/a/b``) of a host path under ``root``."""
+    rel = os.path.relpath(host_path, os.path.abspath(root))
+    if rel == ".":
+        return "/"
+    if rel.startswith("../") or rel == "..":
+        raise CopyError(f"internal error: {host_path} is outside the root {root}")
+    return "/" + rel
+
+
+def lstat_or_none(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ENOTDIR:
+            return None
+        raise
+
+
+def dirname(path: str) -> str:
+    return posixpath.dirname(path.rstrip("/")) or "/"
