@@ -7,6 +7,8 @@ cached as an OCI layout tarball. Broken images are pushed over plain HTTP (skope
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import hashlib
 import json
@@ -15,6 +17,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -57,32 +60,54 @@ def _run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 
 # --- the arm64 busybox binary --------------------------------------------------------------------
+@contextlib.contextmanager
+def _cache_lock(cache_dir: str, name: str):
+    """Serialise cache fills between concurrent test sessions on the same machine."""
+    os.makedirs(cache_dir, exist_ok=True)
+    with open(os.path.join(cache_dir, f".{name}.lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def arm64_busybox_deb(cache_dir: str = CACHE_DIR) -> str:
     """Path of busybox-static_*_arm64.deb, downloaded once with a private apt state and cached."""
     debs = os.path.join(cache_dir, "debs")
-    found = sorted(glob.glob(os.path.join(debs, "busybox-static_*_arm64.deb")))
+    pattern = os.path.join(debs, "busybox-static_*_arm64.deb")
+    found = sorted(glob.glob(pattern))
     if found:
         return found[-1]
-    os.makedirs(debs, exist_ok=True)
-    apt = os.path.join(cache_dir, "apt-arm64")
-    for d in ("lists/partial", "cache/archives/partial", "parts"):
-        os.makedirs(os.path.join(apt, d), exist_ok=True)
-    with open(os.path.join(apt, "sources.list"), "w") as f:
-        f.write(f"deb [arch=arm64 signed-by={KEYRING}] {DEBIAN_MIRROR} bookworm main\n")
-    opts = ["-q", "-o", f"Dir::State::Lists={apt}/lists", "-o", f"Dir::Cache={apt}/cache",
-            "-o", f"Dir::Etc::SourceList={apt}/sources.list", "-o", f"Dir::Etc::SourceParts={apt}/parts",
-            "-o", "APT::Architectures::=arm64", "-o", "Debug::NoLocking=1", "-o", "Acquire::Languages=none",
-            "-o", "APT::Sandbox::User=root"]
-    try:
-        _run(["apt-get", *opts, "update"])
-        _run(["apt-get", *opts, "download", "busybox-static:arm64"], cwd=debs)
-    except RuntimeError as e:
-        raise RuntimeError(f"could not download busybox-static:arm64 from {DEBIAN_MIRROR} (needs Debian's "
-                           f"archive once; later runs use the copy cached in {debs}): {e}") from e
-    found = sorted(glob.glob(os.path.join(debs, "busybox-static_*_arm64.deb")))
-    if not found:
-        raise RuntimeError(f"apt-get download left no busybox-static_*_arm64.deb in {debs}")
-    return found[-1]
+    with _cache_lock(cache_dir, "busybox-arm64"):
+        found = sorted(glob.glob(pattern))
+        if found:
+            return found[-1]
+        os.makedirs(debs, exist_ok=True)
+        apt = tempfile.mkdtemp(prefix="apt-arm64-", dir=cache_dir)
+        try:
+            for d in ("lists/partial", "cache/archives/partial", "parts", "download"):
+                os.makedirs(os.path.join(apt, d), exist_ok=True)
+            with open(os.path.join(apt, "sources.list"), "w") as f:
+                f.write(f"deb [arch=arm64 signed-by={KEYRING}] {DEBIAN_MIRROR} bookworm main\n")
+            opts = ["-q", "-o", f"Dir::State::Lists={apt}/lists", "-o", f"Dir::Cache={apt}/cache",
+                    "-o", f"Dir::Etc::SourceList={apt}/sources.list", "-o", f"Dir::Etc::SourceParts={apt}/parts",
+                    "-o", "APT::Architectures::=arm64", "-o", "Debug::NoLocking=1",
+                    "-o", "Acquire::Languages=none", "-o", "APT::Sandbox::User=root"]
+            try:
+                _run(["apt-get", *opts, "update"])
+                _run(["apt-get", *opts, "download", "busybox-static:arm64"], cwd=os.path.join(apt, "download"))
+            except RuntimeError as e:
+                raise RuntimeError(f"could not download busybox-static:arm64 from {DEBIAN_MIRROR} (needs "
+                                   f"Debian's archive once; later runs use the copy cached in {debs}): {e}") from e
+            downloaded = glob.glob(os.path.join(apt, "download", "busybox-static_*_arm64.deb"))
+            if not downloaded:
+                raise RuntimeError(f"apt-get download left no busybox-static_*_arm64.deb in {apt}/download")
+            final = os.path.join(debs, os.path.basename(downloaded[0]))
+            os.replace(downloaded[0], final)     # atomic: other sessions never see a partial .deb
+            return final
+        finally:
+            shutil.rmtree(apt, ignore_errors=True)
 
 
 def _extract_busybox(deb: str, workdir: str) -> str:
@@ -330,7 +355,14 @@ def debian_layout_tarball(cache_dir: str = CACHE_DIR) -> str:
     cached = os.path.join(cache_dir, "debian-bookworm-minbase.oci.tar")
     if os.path.exists(cached):
         return cached
-    os.makedirs(cache_dir, exist_ok=True)
+    with _cache_lock(cache_dir, "debian-bookworm"):
+        if os.path.exists(cached):
+            return cached
+        _build_debian_layout_tarball(cache_dir, cached)
+    return cached
+
+
+def _build_debian_layout_tarball(cache_dir: str, cached: str) -> None:
     work = os.path.join(cache_dir, f"debian-build-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
@@ -357,7 +389,6 @@ def debian_layout_tarball(cache_dir: str = CACHE_DIR) -> str:
         os.replace(tmp, cached)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return cached
 
 
 def push_debian(registry: Registry, workdir: str) -> str:

@@ -9,6 +9,8 @@ Three flavours:
 from __future__ import annotations
 
 import base64
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
@@ -101,6 +103,12 @@ def stop_process(proc: subprocess.Popen, grace: float = 5.0) -> None:
         proc.wait()
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the test session dies without tearing down."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -160,7 +168,7 @@ def _start_token_server(workdir: str, pki: TestPKI, username: str, password: str
     open(token_log, "w").close()
     with open(stderr_log, "wb") as err:
         proc = subprocess.Popen([sys.executable, _TOKENSERVER, config_path], stdout=subprocess.PIPE,
-                                stderr=err, stdin=subprocess.DEVNULL)
+                                stderr=err, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
     line = proc.stdout.readline().decode().strip() if proc.stdout else ""
     if not line.isdigit():
         stop_process(proc)
@@ -213,7 +221,8 @@ def start_registry(flavour: str, workdir: str, pki: TestPKI | None = None, usern
             yaml.safe_dump(config, f)
         with open(log_path, "ab") as logf:
             proc = subprocess.Popen(["docker-registry", "serve", config_path], stdout=logf,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    preexec_fn=_die_with_parent)
         try:
             _wait_listening(port, proc, f"docker-registry ({flavour})", log_path)
         except RuntimeError as e:
