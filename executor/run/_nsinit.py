@@ -157,6 +157,23 @@ def _do_mount(m: dict) -> None:
         raise SetupError(f"unknown mount kind {kind!r}")
 
 
+def _make_private() -> None:
+    """Stop mounts made here from propagating anywhere. ``/`` is a mount point in any container and
+    on a host; inside a plain chroot it may not be (EINVAL), then every visible mount is made private
+    one by one."""
+    try:
+        _mount(None, "/", None, MS_REC | MS_PRIVATE)
+        return
+    except SetupError:
+        if ctypes.get_errno() != 22:  # EINVAL
+            raise
+    with open("/proc/self/mountinfo", "rb") as f:
+        points = [line.split()[4] for line in f if len(line.split()) > 4]
+    for point in points:
+        path = point.decode().replace("\\040", " ")
+        _libc.mount(None, _enc(path), None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None)
+
+
 def _loopback_up() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         req = struct.pack("16sH14x", b"lo", 0)
@@ -253,7 +270,7 @@ def main() -> None:
         if flags:
             _check(_libc.unshare(ctypes.c_int(flags)), "unshare(" + ",".join(cfg["namespaces"]) + ")")
         if flags & CLONE_NEWNS:
-            _mount(None, "/", None, MS_REC | MS_PRIVATE)
+            _make_private()
     except BaseException as err:  # noqa: BLE001
         os.write(err_fd, f"setting up namespaces: {err}\n".encode())
         os._exit(127)

@@ -2,19 +2,23 @@
 
     python driver.py ROOT SCRIPT [USER]
 
+KILN_TEST_SPEC may hold JSON with more RunSpec fields (mounts as a list of Mount fields, hostname,
+network, workdir, env).
+
 Exits 0 when the RUN succeeded, with BuildCancelled.exit_code when cancelled, 1 on RunError (the
 message on stderr). Command output goes to stdout, prefixed with "out: ".
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from executor.run import BuildCancelled, RunError, RunSpec, run, supervise  # noqa: E402
+from executor.run import BuildCancelled, Mount, RunError, RunSpec, run, supervise  # noqa: E402
 
 
 def report_leftovers() -> None:
@@ -34,9 +38,12 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
     root, script = sys.argv[1], sys.argv[2]
     user = sys.argv[3] if len(sys.argv) > 3 else ""
+    extra = json.loads(os.environ.get("KILN_TEST_SPEC") or "{}")
+    extra["mounts"] = [Mount(**m) for m in extra.get("mounts", [])]
+    extra.setdefault("env", {})
     with supervise():
         try:
-            run(RunSpec(root=root, argv=["/bin/sh", "-c", script], env={}, user=user,
+            run(RunSpec(root=root, argv=["/bin/sh", "-c", script], user=user, **extra,
                         output=lambda line: print("out:", line, flush=True)))
         except BuildCancelled as cancel:
             print("cancelled", flush=True)

@@ -8,6 +8,7 @@ a busybox root, with the host's /usr bound read-only for the interpreter and the
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -35,18 +36,18 @@ exec chroot "$R" /usr/bin/python3 -B /kiln/tests/test_run/driver.py / "$@"
 """
 
 
-def start_container(root: str, script: str, user: str = "") -> subprocess.Popen:
+def start_container(root: str, script: str, user: str = "", spec: dict | None = None) -> subprocess.Popen:
     if shutil.which("unshare") is None:
         pytest.skip("util-linux unshare is needed to make a test container")
-    env = dict(os.environ, KILN_REPO=REPO)
+    env = dict(os.environ, KILN_REPO=REPO, KILN_TEST_SPEC=json.dumps(spec or {}))
     return subprocess.Popen(
         ["unshare", "--mount", "--pid", "--fork", "--propagation", "private", "--kill-child",
          "sh", "-c", CONTAINER, "container", root, script, user],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
-def in_container(root: str, script: str, user: str = "") -> tuple[int, list[str]]:
-    proc = start_container(root, script, user)
+def in_container(root: str, script: str, user: str = "", spec: dict | None = None) -> tuple[int, list[str]]:
+    proc = start_container(root, script, user, spec)
     out, _ = proc.communicate(timeout=30)
     return proc.returncode, out.splitlines()
 
@@ -117,3 +118,44 @@ def test_sigterm_to_pid1_cancels_the_build(bbroot):
     assert leftovers(lines) == []
     assert elapsed < 10
     assert mountinfo_mentions(bbroot) == []
+
+
+def test_mounts_hostname_and_network_none_in_production_mode(bbroot):
+    os.makedirs(os.path.join(bbroot, "srv", "cache"))
+    os.makedirs(os.path.join(bbroot, "srv", "secret"))
+    with open(os.path.join(bbroot, "srv", "secret", "token"), "w") as f:
+        f.write("tok\n")
+    spec = {
+        "mounts": [
+            {"target": "/mnt/secret", "source": "/srv/secret", "readonly": True},
+            {"target": "/var/cache/apt", "source": "/srv/cache"},
+            {"target": "/scratch", "type": "tmpfs"},
+        ],
+        "hostname": "prodbox",
+        "network": "none",
+        "workdir": "/app",
+        "env": {"GREETING": "hi"},
+    }
+    script = "; ".join([
+        "cat /mnt/secret/token",
+        "{ echo x > /mnt/secret/token; } 2>/dev/null || echo ro-refused",
+        "echo cached > /var/cache/apt/pkg",
+        "echo s > /scratch/s && cat /scratch/s",
+        "hostname",
+        "ls /sys/class/net 2>/dev/null || ip -o link | wc -l",
+        'echo "$GREETING $(pwd)"',
+        "ls /proc/self/mountinfo >/dev/null && echo proc-ok",
+    ])
+    rc, lines = in_container(bbroot, script, spec=spec)
+    assert rc == 0, lines
+    out = outputs(lines)
+    # network none: only lo (no /sys in this container, so counted with ip)
+    assert out == ["tok", "ro-refused", "s", "prodbox", "1", "hi /app", "proc-ok"]
+    assert leftovers(lines) == []
+    with open(os.path.join(bbroot, "srv", "cache", "pkg")) as f:
+        assert f.read() == "cached\n"
+    # mount targets created in the (production) root were removed again; the workdir stays
+    assert not os.path.exists(os.path.join(bbroot, "mnt"))
+    assert not os.path.exists(os.path.join(bbroot, "var"))
+    assert not os.path.exists(os.path.join(bbroot, "scratch"))
+    assert os.path.isdir(os.path.join(bbroot, "app"))
