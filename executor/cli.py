@@ -45,6 +45,8 @@ __all__ = [
     "parse_warmer_args",
     "validate_executor",
     "validate_warmer",
+    "absolutize_paths",
+    "resolve_warmer_dockerfile",
 ]
 
 DEFAULT_REGISTRY = "index.docker.io"
@@ -805,8 +807,9 @@ def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
         raise UsageError(f'invalid value "{value}" for --{name}: must be one of {", ".join(choices)}')
 
 
-def _check_logging(values: Mapping[str, Any]) -> None:
-    _check_choice("verbosity", values["verbosity"].lower(),
+def _check_logging(values: dict[str, Any]) -> None:
+    values["verbosity"] = values["verbosity"].lower()  # logrus.ParseLevel ignores case
+    _check_choice("verbosity", values["verbosity"],
                   ("panic", "fatal", "error", "warn", "warning", "info", "debug", "trace"))
     _check_choice("log-format", values["log_format"], ("text", "color", "json"))
 
@@ -977,3 +980,48 @@ def validate_warmer(opts: WarmerOptions) -> None:
     """kaniko's warmer check: something to cache."""
     if not opts.images and not opts.dockerfile:
         raise UsageError("you must select at least one image to cache or a dockerfilepath to parse")
+
+
+# --------------------------------------------------------------------------------------------
+# Paths relative to where the executor was started (kaniko's resolveRelativePaths)
+
+_URL = re.compile(r"^https?://")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _absolute(path: str, cwd: str) -> str:
+    if not path or _URL.match(path) or os.path.isabs(path):
+        return path
+    return os.path.normpath(os.path.join(cwd, path))
+
+
+def absolutize_paths(opts: Options, cwd: str) -> Options:
+    """Make the local paths the user gave relative to `cwd` absolute, as kaniko does before it
+    changes to `/`: context (unless it names a remote scheme such as git://, gs://, s3://, tar://,
+    dir://), cache dir, tar path, digest files, OCI layout path, kaniko dir and root. The
+    Dockerfile is left alone: kaniko looks for it relative to the working directory first and
+    the context second, which the build does once the context is fetched."""
+    context = opts.context if _SCHEME.match(opts.context) else _absolute(opts.context, cwd)
+    return dataclasses.replace(
+        opts,
+        context=context,
+        cache_dir=_absolute(opts.cache_dir, cwd),
+        tar_path=_absolute(opts.tar_path, cwd),
+        digest_file=_absolute(opts.digest_file, cwd),
+        image_name_with_digest_file=_absolute(opts.image_name_with_digest_file, cwd),
+        image_name_tag_with_digest_file=_absolute(opts.image_name_tag_with_digest_file, cwd),
+        oci_layout_path=_absolute(opts.oci_layout_path, cwd),
+        kaniko_dir=_absolute(opts.kaniko_dir, cwd),
+        root=_absolute(opts.root, cwd),
+    )
+
+
+def resolve_warmer_dockerfile(opts: WarmerOptions, cwd: str) -> WarmerOptions:
+    """The warmer's check: a local --dockerfile must exist; it is made absolute."""
+    if not opts.dockerfile or _URL.match(opts.dockerfile):
+        return opts
+    path = _absolute(opts.dockerfile, cwd)
+    if not os.path.exists(path):
+        raise UsageError(f"error validating dockerfile path: {opts.dockerfile} does not exist; please provide "
+                         "a valid path to a Dockerfile with --dockerfile")
+    return dataclasses.replace(opts, dockerfile=path, cache_dir=_absolute(opts.cache_dir, cwd))

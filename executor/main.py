@@ -123,6 +123,7 @@ def executor_main(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
     try:
         opts = cli.parse_executor_args(argv, env=env)
         cli.validate_executor(opts)
+        opts = cli.absolutize_paths(opts, os.getcwd())
     except cli.HelpRequested as usage:
         sys.stdout.write(str(usage))
         return 0
@@ -154,6 +155,7 @@ def warmer_main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
     try:
         opts = cli.parse_warmer_args(argv, env=env)
         cli.validate_warmer(opts)
+        opts = cli.resolve_warmer_dockerfile(opts, os.getcwd())
     except cli.HelpRequested as usage:
         sys.stdout.write(str(usage))
         return 0

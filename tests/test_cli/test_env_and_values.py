@@ -151,3 +151,39 @@ def test_host_platform(machine: str, expected: str) -> None:
 
 def test_custom_platform_defaults_to_the_host() -> None:
     assert parse_executor_args(["--no-push"], env={}).custom_platform == host_platform()
+
+
+# ---- relative paths (kaniko's resolveRelativePaths)
+
+
+def test_relative_paths_become_absolute() -> None:
+    from executor.cli import absolutize_paths
+
+    opts = absolutize_paths(parse("--no-push", "-c", "ctx", "--tar-path", "out/i.tar", "--digest-file=d.txt",
+                                  "--oci-layout-path", "./layout", "--cache-dir", "cache", "--root", "r",
+                                  "--kaniko-dir", "k", "-f", "sub/Dockerfile"), "/home/u/p")
+    assert opts.context == "/home/u/p/ctx" and opts.tar_path == "/home/u/p/out/i.tar"
+    assert opts.digest_file == "/home/u/p/d.txt" and opts.oci_layout_path == "/home/u/p/layout"
+    assert opts.cache_dir == "/home/u/p/cache" and opts.root == "/home/u/p/r" and opts.kaniko_dir == "/home/u/p/k"
+    assert opts.dockerfile == "sub/Dockerfile"  # resolved by the build, relative to cwd then context
+
+
+@pytest.mark.parametrize("context", ["git://github.com/o/r.git", "gs://b/c.tar.gz", "s3://b/c.tar.gz",
+                                     "tar://stdin", "dir:///workspace", "https://example.com/c.tar.gz", "/abs"])
+def test_remote_and_absolute_contexts_are_kept(context: str) -> None:
+    from executor.cli import absolutize_paths
+
+    assert absolutize_paths(parse("--no-push", "--context", context), "/cwd").context == context
+
+
+def test_warmer_dockerfile_must_exist(tmp_path) -> None:
+    from executor.cli import resolve_warmer_dockerfile
+
+    (tmp_path / "Dockerfile").write_text("FROM alpine\n")
+    opts = parse_warmer_args(["-d", "Dockerfile"], env={}, platform_default="linux/amd64")
+    assert resolve_warmer_dockerfile(opts, str(tmp_path)).dockerfile == str(tmp_path / "Dockerfile")
+    missing = parse_warmer_args(["-d", "nope/Dockerfile"], env={}, platform_default="linux/amd64")
+    with pytest.raises(UsageError, match="nope/Dockerfile does not exist"):
+        resolve_warmer_dockerfile(missing, str(tmp_path))
+    url = parse_warmer_args(["-d", "https://x/Dockerfile"], env={}, platform_default="linux/amd64")
+    assert resolve_warmer_dockerfile(url, str(tmp_path)).dockerfile == "https://x/Dockerfile"

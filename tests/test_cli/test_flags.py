@@ -306,7 +306,7 @@ def test_ints_parse_like_go(text: str, value: int) -> None:
 
 @pytest.mark.parametrize("level", ["panic", "fatal", "error", "warn", "info", "debug", "trace", "DEBUG"])
 def test_verbosity_levels(level: str) -> None:
-    assert parse("-v", level, "--no-push").verbosity == level
+    assert parse("-v", level, "--no-push").verbosity == level.lower()
 
 
 # ---- unknown and malformed
