@@ -1,0 +1,64 @@
+"""Compare our parser's nodes with BuildKit's own parser (the `dockerfile` package).
+
+The `dockerfile` wheel embeds an older BuildKit than the one we follow; where BuildKit
+changed since (whitespace allowed after ``<<``; ENV/LABEL nodes carrying the separator)
+the comparison normalises or the generators avoid the construct.
+"""
+from __future__ import annotations
+
+import pytest
+
+from executor.dockerfile.parser import Node, parse_nodes
+
+dockerfile = pytest.importorskip("dockerfile")
+
+
+def oracle_view(text: str) -> list[tuple]:
+    out = []
+    for c in dockerfile.parse_string(text):
+        value = tuple(c.value)
+        if value == ("",) and (c.sub_cmd or c.cmd).upper() not in _KNOWN:
+            value = ()
+        out.append((c.cmd.upper(), (c.sub_cmd or "").upper() or None, c.json, tuple(c.flags), value,
+                    c.start_line, c.end_line, c.original,
+                    tuple((h.name, h.file_descriptor, h.content) for h in c.heredocs)))
+    return out
+
+
+_KNOWN = {"ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
+          "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"}
+
+
+def _values(node: Node) -> tuple[str, ...]:
+    if node.keyword in ("ENV", "LABEL"):
+        pairs: list[str] = []
+        for i in range(0, len(node.args), 3):
+            pairs += node.args[i:i + 2]
+        return tuple(pairs)
+    return tuple(node.args)
+
+
+def _original(node: Node) -> str:
+    if not node.heredocs or node.keyword == "ONBUILD":
+        return node.original  # the old BuildKit in the wheel does not append ONBUILD's heredocs
+    return node.original + "\n" + "".join(h.content + h.name + "\n" for h in node.heredocs)
+
+
+def our_view(text: str) -> list[tuple]:
+    out = []
+    for n in parse_nodes(text).nodes:
+        inner = n.sub if n.keyword == "ONBUILD" and n.sub is not None else n
+        out.append((n.keyword, inner.keyword if inner is not n else None, inner.json, tuple(n.flags),
+                    _values(inner), n.start_line, n.end_line, _original(n),
+                    # the wheel does not expose ONBUILD's heredocs (its line range shows they were read)
+                    () if n.keyword == "ONBUILD" else
+                    tuple((h.name, h.file_descriptor, h.content) for h in n.heredocs)))
+    return out
+
+
+def oracle_fails(text: str) -> bool:
+    try:
+        dockerfile.parse_string(text)
+    except dockerfile.GoParseError:
+        return True
+    return False
