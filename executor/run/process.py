@@ -401,7 +401,9 @@ def run(spec: RunSpec) -> RunResult:
 
     _make_workdir(root, workdir)
     created = CreatedPaths(root)
-    scratch = tempfile.mkdtemp(prefix="kiln-run-")
+    # private copies of the host's resolv.conf/hosts (development mode only: in production the
+    # container's own files are already in place, and /tmp would be inside the build root)
+    scratch = tempfile.mkdtemp(prefix="kiln-run-") if chroot else ""
     out_r, out_w = os.pipe()
     output = _Output(out_r, emit)
     running: _Running | None = None
@@ -460,4 +462,5 @@ def run(spec: RunSpec) -> RunResult:
                 if fd is not None and fd >= 0:
                     os.close(fd)
             created.remove()
-            shutil.rmtree(scratch, ignore_errors=True)
+            if scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
