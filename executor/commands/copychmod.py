@@ -4,8 +4,8 @@ BuildKit (dockerfile2llb + fsutil copy) accepts an octal number up to 07777, or 
 symbolic mode in chmod(1)/BSD ``setmode`` syntax with a zero umask. The rule per copied entry:
 
 * octal: the entry's permission bits AND its setuid/setgid/sticky bits become exactly the given ones;
-* symbolic: the clauses are applied to the entry's own mode (``X`` only counts with ``+``, and then
-  looks at the entry's original mode: a directory or anything already executable by someone);
+* symbolic: the clauses are applied to the entry's own mode (``X`` with ``+``/``=`` looks at the entry's
+  original mode: a directory or anything already executable by someone; ``-X`` is ``-x``);
 * both apply to files and directories (every level), never to symlinks;
 * directories BuildKit creates itself (missing parents of the destination, and the destination of a
   directory copy) get the octal mode's permission bits, or 0755 when no octal mode is given.
@@ -139,9 +139,11 @@ def _parse_symbolic(s: str) -> list[_Op]:
                     if who == 0 or who & ~0o007:
                         who |= _STICKY
                         perm |= _STICKY
-                elif b == "X":
-                    if op == "+":
+                elif b == "X":  # conditional with + and =, plain x with -
+                    if op != "-":
                         perm_x = 0o111
+                    else:
+                        perm |= 0o111
                 elif b in ("u", "g", "o"):
                     if perm:
                         _add(ops, op, who, perm)

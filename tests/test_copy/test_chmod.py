@@ -1,0 +1,56 @@
+"""--chmod parsing and application as BuildKit (dchapes-mode / BSD setmode, umask 0)."""
+from __future__ import annotations
+
+import stat
+
+import pytest
+
+from executor.commands.copychmod import ChmodError, parse_chmod
+
+F = stat.S_IFREG
+D = stat.S_IFDIR
+
+
+@pytest.mark.parametrize("text,mode,expected", [
+    ("755", F | 0o600, 0o755),
+    ("0644", F | 0o4755, 0o644),          # octal replaces special bits too
+    ("4755", F | 0o644, 0o4755),
+    ("+x", F | 0o644, 0o755),
+    ("u+x", F | 0o644, 0o744),
+    ("go-w", F | 0o666, 0o644),
+    ("a=r", F | 0o4777, 0o4444 & ~0o4000),  # "a=" clears set-id bits as well
+    ("u=rwx,go=rx", F | 0o600, 0o755),
+    ("+X", F | 0o644, 0o644),            # X: not executable, not a dir
+    ("+X", D | 0o644, 0o755),            # X on a directory
+    ("+X", F | 0o744, 0o755),            # X when someone may execute
+    ("u=rwX,go=rX", D | 0o700, 0o755),  # the documented example: directories 755
+    ("u=rwX,go=rX", F | 0o600, 0o644),  # ... files 644
+    ("u=rwX,go=rX", F | 0o700, 0o755),  # ... keeping an executable bit
+    ("a-X", F | 0o755, 0o644),
+    ("g=u", F | 0o640, 0o660),
+    ("o=g", F | 0o754, 0o755),
+    ("u+s", F | 0o755, 0o4755),
+    ("g+s", D | 0o755, 0o2755),
+    ("+t", D | 0o777, 0o1777),
+    ("o+t", D | 0o777, 0o777),           # t needs a who beyond "o"
+    ("u+r-w", F | 0o200, 0o400),         # chained operators share the who
+    ("=", F | 0o4755, 0o0),
+])
+def test_apply(text: str, mode: int, expected: int) -> None:
+    assert parse_chmod(text).apply(mode) == expected
+
+
+def test_int_is_octal_value() -> None:
+    spec = parse_chmod(0o2750)
+    assert spec.apply(F | 0o777) == 0o2750
+    assert spec.created_dir_mode() == 0o750
+
+
+def test_created_dir_mode_symbolic_is_0755() -> None:
+    assert parse_chmod("u+x").created_dir_mode() == 0o755
+
+
+@pytest.mark.parametrize("bad", ["", "8", "07778", "10000", "u", "u+z", "q+x", "u+x,", "+x;"])
+def test_invalid(bad: str) -> None:
+    with pytest.raises(ChmodError):
+        parse_chmod(bad)
