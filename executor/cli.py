@@ -174,7 +174,7 @@ def parse_duration(text: str) -> float:
     return sign * total
 
 
-def _split_kv(value: str, what: str) -> tuple[str, str]:
+def _split_kv(value: str) -> tuple[str, str]:
     key, sep, val = value.partition("=")
     if not sep:
         raise ValueError(f"invalid argument value. expect key=value, got {value}")
@@ -222,7 +222,7 @@ def _set_slice(cur: list[str] | None, value: str) -> list[str]:
 
 
 def _set_kv(cur: dict[str, str], value: str) -> dict[str, str]:
-    key, val = _split_kv(value, "key=value")
+    key, val = _split_kv(value)
     out = dict(cur)
     out[key] = val
     return out
@@ -233,7 +233,7 @@ def _set_multikv(cur: dict[str, list[str]], value: str) -> dict[str, list[str]]:
     if value == "":
         return out
     for pair in value.split(";"):
-        key, val = _split_kv(pair, "key=value")
+        key, val = _split_kv(pair)
         out.setdefault(key, []).append(val)
     return out
 
@@ -836,6 +836,8 @@ def parse_executor_args(
     if parsed.positionals:
         if parsed.positionals == ["version"]:
             raise VersionRequested()
+        if parsed.positionals[0] == "help":  # cobra's implicit help command
+            raise HelpRequested(format_usage("executor", EXECUTOR_FLAGS))
         raise UsageError(f'unknown command "{parsed.positionals[0]}" for "executor"')
     v = parsed.values
     notices: list[str] = []

@@ -355,6 +355,8 @@ def test_help_and_version() -> None:
         wparse("-h")
     with pytest.raises(cli.VersionRequested):
         parse("version")
+    with pytest.raises(cli.HelpRequested):
+        parse("help")
 
 
 def test_options_are_frozen() -> None:
