@@ -111,14 +111,18 @@ def parse_group(text: str) -> list[GroupEntry]:
     return entries
 
 
-def _read_in_root(root: str, path: str) -> str | None:
-    """Text of an /etc file inside root, following symlinks without leaving the root."""
+def read_in_root(root: str, path: str) -> str | None:
+    """Text of a file (e.g. /etc/passwd) inside root, following symlinks without leaving the root;
+    None when it does not exist."""
     real = resolve_in_root(root, path)
     try:
         with open(real, "rb") as f:
             return f.read().decode("utf-8", errors="replace")
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
+
+
+_read_in_root = read_in_root  # the name executor.commands.chown imported first
 
 
 def resolve_user(spec: str, passwd: list[PasswdEntry] | None, group: list[GroupEntry] | None) -> ExecUser:
@@ -170,8 +174,8 @@ def resolve_user(spec: str, passwd: list[PasswdEntry] | None, group: list[GroupE
 def lookup_user(root: str, spec: str) -> ExecUser:
     """Resolve a raw Dockerfile USER value through ``root``'s /etc/passwd and /etc/group."""
     spec = spec.strip()
-    passwd_text = _read_in_root(root, "/etc/passwd")
-    group_text = _read_in_root(root, "/etc/group")
+    passwd_text = read_in_root(root, "/etc/passwd")
+    group_text = read_in_root(root, "/etc/group")
     passwd = parse_passwd(passwd_text) if passwd_text is not None else None
     group = parse_group(group_text) if group_text is not None else None
     user = resolve_user(spec, passwd, group)
