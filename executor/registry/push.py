@@ -152,7 +152,7 @@ def upload_chunked(t: Transport, repo: str, location: str, blob: Blob, chunk_siz
                     raise RegistryError(t.registry, repo, "upload PATCH",
                                         f"blob {desc.digest}: registry keeps refusing range {headers['Content-Range']}",
                                         416)
-                held, location = upload_status(t, repo, location)
+                held, location = upload_status(t, repo, resp.headers.get("Location") or location)
                 log.info("upload of %s out of step at %d; registry holds %d bytes, resuming", desc.digest, offset, held)
                 offset = held
                 continue

@@ -13,6 +13,7 @@ from typing import Any, BinaryIO, Callable, Iterable
 from urllib.parse import urljoin
 
 import requests
+import urllib3
 
 from . import auth
 from .errors import NotFoundError, RegistryError, UnauthorizedError, describe_body
@@ -80,6 +81,10 @@ class Transport:
         self._credentials = credentials
         self.session = requests.Session()
         self.session.verify = options.verify_tls(registry, push)
+        if self.session.verify is False:
+            log.warning("TLS certificates of %s are not verified (%s)", registry,
+                        "--skip-tls-verify" if push else "--skip-tls-verify-pull or --skip-tls-verify-registry")
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         cert = options.client_certificate(registry)
         if cert:
             self.session.cert = cert
