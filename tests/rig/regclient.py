@@ -33,8 +33,10 @@ class RigClient:
     _session: requests.Session = field(default_factory=requests.Session)
     _tokens: dict[str, str] = field(default_factory=dict)   # scope -> bearer token
 
-    def __post_init__(self) -> None:
-        self._session.verify = self.registry.ca_path or True
+    @property
+    def _verify(self) -> str | bool:
+        # passed on every call: a session-level setting loses to REQUESTS_CA_BUNDLE in the environment
+        return self.registry.ca_path or True
 
     @property
     def _creds(self) -> tuple[str, str] | None:
@@ -46,7 +48,8 @@ class RigClient:
         """One request to ``/v2/...``, answering a 401 challenge once."""
         url = path if path.startswith("http") else self.registry.url(path)
         headers = dict(kwargs.pop("headers", {}) or {})
-        resp = self._session.request(method, url, headers=headers, auth=self._auth_for(None), **kwargs)
+        resp = self._session.request(method, url, headers=headers, auth=self._basic_auth,
+                                     verify=self._verify, **kwargs)
         if resp.status_code != 401 or "WWW-Authenticate" not in resp.headers:
             return resp
         scheme, params = _parse_challenge(resp.headers["WWW-Authenticate"])
@@ -54,9 +57,10 @@ class RigClient:
             return resp   # credentials were already sent (or we have none)
         token = self._token(params)
         headers["Authorization"] = f"Bearer {token}"
-        return self._session.request(method, url, headers=headers, **kwargs)
+        return self._session.request(method, url, headers=headers, verify=self._verify, **kwargs)
 
-    def _auth_for(self, _scope: str | None):
+    @property
+    def _basic_auth(self) -> tuple[str, str] | None:
         return self._creds if self.registry.flavour == "basic" else None
 
     def _token(self, params: dict[str, str]) -> str:
@@ -66,7 +70,7 @@ class RigClient:
         query = {"service": params.get("service", "")}
         if scope:
             query["scope"] = scope
-        resp = self._session.get(params["realm"], params=query, auth=self._creds)
+        resp = self._session.get(params["realm"], params=query, auth=self._creds, verify=self._verify)
         if resp.status_code != 200:
             raise RuntimeError(f"token server {params['realm']} refused scope {scope!r}: "
                                f"{resp.status_code} {resp.text[:200]}")

@@ -187,7 +187,7 @@ def start_registry(flavour: str, workdir: str, pki: TestPKI | None = None, usern
     storage = os.path.join(workdir, "storage")
     os.makedirs(storage, exist_ok=True)
     log_path = os.path.join(workdir, "registry.log")
-    running = RunningRegistry(registry=None)  # type: ignore[arg-type]
+    processes: list[subprocess.Popen] = []
     user = pwd = None
     token_log = token_realm = None
     config: dict = {
@@ -209,7 +209,7 @@ def start_registry(flavour: str, workdir: str, pki: TestPKI | None = None, usern
         assert pki is not None
         proc, token_realm, token_log = _start_token_server(workdir, pki, user, pwd,  # type: ignore[arg-type]
                                                            token_expires_in)
-        running.processes.append(proc)
+        processes.append(proc)
         config["auth"] = {"token": {"realm": token_realm, "service": TOKEN_SERVICE,
                                     "issuer": TOKEN_ISSUER, "rootcertbundle": pki.ca_cert}}
     last_error: Exception | None = None
@@ -228,17 +228,18 @@ def start_registry(flavour: str, workdir: str, pki: TestPKI | None = None, usern
         except RuntimeError as e:
             last_error = e
             continue
-        running.processes.append(proc)
+        processes.append(proc)
         host = f"127.0.0.1:{port}"
         docker_config_dir = os.path.join(workdir, "docker-config")
         _write_docker_config(docker_config_dir, host, user, pwd)
-        running.registry = Registry(
+        registry = Registry(
             flavour=flavour, host=host, scheme="http" if flavour == "plain" else "https",
             ca_path=pki.ca_cert if pki and flavour != "plain" else None, username=user, password=pwd,
             docker_config_dir=docker_config_dir, log_path=log_path, token_log_path=token_log,
             cert_dir=pki.cert_dir if pki and flavour != "plain" else None, token_realm=token_realm,
             storage_dir=storage)
         log.info("%s registry on %s (pid %d), log %s", flavour, host, proc.pid, log_path)
-        return running
-    running.stop()
+        return RunningRegistry(registry=registry, processes=processes)
+    for proc in reversed(processes):
+        stop_process(proc)
     raise RuntimeError(f"could not start the {flavour} registry: {last_error}")

@@ -117,3 +117,14 @@ def test_debian_base_passes_the_judge(debian_base: str, plain_registry: Registry
     fs = report.filesystem()
     assert fs["bin"][1].type in ("symlink", "dir") and "usr/bin/apt-get" in fs
     assert len(fs) > 5000
+
+
+@pytest.mark.parametrize("flavour", ["basic", "token"])
+def test_broken_images_on_authenticated_registries(registries: dict[str, Registry], flavour: str,
+                                                   tmp_path) -> None:
+    """The HTTP pusher and the judge's diagnosis both speak basic auth and bearer tokens over TLS."""
+    reg = registries[flavour]
+    broken = images.push_broken(reg, str(tmp_path))
+    for kind in ("missing-blob", "wrong-size", "wrong-diffid"):
+        with pytest.raises(JudgeError, match=EXPECTED_BROKEN[kind]):
+            judge_registry_image(reg, broken[kind], unpack=False)

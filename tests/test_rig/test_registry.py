@@ -120,3 +120,33 @@ def test_registry_processes_listen_on_loopback_only(registries: dict[str, Regist
         port = reg.host.rsplit(":", 1)[1]
         listeners = [ln.split()[3] for ln in out.splitlines() if ln.split()[3].endswith(f":{port}")]
         assert listeners == [f"127.0.0.1:{port}"], listeners
+
+
+def test_token_server_get_offline_token(token_registry: Registry) -> None:
+    reg = token_registry
+    resp = requests.get(reg.token_realm, verify=reg.ca_path, auth=(reg.username, reg.password),
+                        params={"service": "kiln-test-registry", "scope": "repository:rig/x:pull",
+                                "offline_token": "true", "client_id": "kiln-tests"})
+    assert resp.status_code == 200 and resp.json()["refresh_token"]
+    anon = requests.get(reg.token_realm, verify=reg.ca_path,
+                        params={"service": "kiln-test-registry", "scope": "repository:rig/x:pull",
+                                "offline_token": "true"})
+    assert anon.status_code == 200 and "refresh_token" not in anon.json()   # no account, no refresh token
+    wrong_service = requests.get(reg.token_realm, verify=reg.ca_path, params={"service": "other"})
+    assert wrong_service.status_code == 400
+
+
+def test_cross_repo_mount_with_a_two_scope_token(token_registry: Registry) -> None:
+    from tests.rig.regclient import RigClient
+
+    reg = token_registry
+    digest = RigClient(reg).upload_blob("rig/mount-src", b"a blob to mount " * 100)
+    token = _token(reg, ["repository:rig/mount-dst:pull,push", "repository:rig/mount-src:pull"],
+                   auth=(reg.username, reg.password)).json()["token"]
+    resp = requests.post(reg.url(f"/v2/rig/mount-dst/blobs/uploads/?mount={digest}&from=rig/mount-src"),
+                         headers={"Authorization": f"Bearer {token}"}, verify=reg.ca_path)
+    assert resp.status_code == 201, resp.text           # mounted, not a new upload (202)
+    assert f"mount={digest}&from=rig/mount-src" in reg.read_log().replace("%3A", ":").replace("%2F", "/")
+    head = requests.head(reg.url(f"/v2/rig/mount-dst/blobs/{digest}"), headers={"Authorization": f"Bearer {token}"},
+                         verify=reg.ca_path)
+    assert head.status_code == 200
