@@ -1,0 +1,2 @@
+FROM a
+COPY --link=maybe a b

@@ -1,0 +1,2 @@
+FROM a
+COPY --link= a b

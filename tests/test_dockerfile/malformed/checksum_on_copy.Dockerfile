@@ -1,0 +1,2 @@
+FROM a
+COPY --checksum=sha256:00 a b

@@ -1,0 +1,2 @@
+FROM a
+COPY --chmod=abc a b

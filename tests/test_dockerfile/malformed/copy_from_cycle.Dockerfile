@@ -1,0 +1,4 @@
+FROM a AS x
+COPY --from=y /a /b
+FROM b AS y
+COPY --from=x /a /b

@@ -1,0 +1,2 @@
+FROM a AS x
+COPY --from=x /a /b

@@ -1,0 +1,3 @@
+FROM a
+COPY --from=1 /a /b
+FROM b

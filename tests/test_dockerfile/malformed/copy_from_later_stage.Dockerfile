@@ -1,0 +1,3 @@
+FROM a AS x
+COPY --from=y /a /b
+FROM b AS y

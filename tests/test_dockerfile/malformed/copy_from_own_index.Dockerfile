@@ -1,0 +1,3 @@
+FROM a
+FROM b
+COPY --from=1 /a /b

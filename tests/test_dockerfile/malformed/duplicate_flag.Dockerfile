@@ -1,0 +1,3 @@
+FROM a AS a
+FROM a
+COPY --from=a --from=a x y

@@ -1,0 +1,3 @@
+FROM a AS x
+RUN true
+FROM b AS x

@@ -1,0 +1,2 @@
+FROM a AS Build
+FROM b as build

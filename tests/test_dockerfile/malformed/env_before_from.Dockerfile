@@ -1,0 +1,3 @@
+# c
+ENV a=b
+FROM a

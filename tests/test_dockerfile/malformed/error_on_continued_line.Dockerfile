@@ -1,0 +1,4 @@
+FROM a
+COPY \
+  --chown \
+  a b

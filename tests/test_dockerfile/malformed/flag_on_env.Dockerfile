@@ -1,0 +1,2 @@
+FROM a
+ENV --x=1 a=b

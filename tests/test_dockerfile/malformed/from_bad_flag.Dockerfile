@@ -1,0 +1,1 @@
+FROM --plat=linux/amd64 a

@@ -1,0 +1,2 @@
+FROM y AS x
+FROM a AS y

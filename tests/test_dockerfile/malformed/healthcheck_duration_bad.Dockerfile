@@ -1,0 +1,2 @@
+FROM a
+HEALTHCHECK --timeout=soon CMD x

@@ -1,0 +1,2 @@
+FROM a
+HEALTHCHECK --retries=-1 CMD x

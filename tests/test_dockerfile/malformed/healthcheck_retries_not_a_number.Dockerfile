@@ -1,0 +1,2 @@
+FROM a
+HEALTHCHECK --retries=three CMD x

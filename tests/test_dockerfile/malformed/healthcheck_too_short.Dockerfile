@@ -1,0 +1,2 @@
+FROM a
+HEALTHCHECK --start-period=10us CMD x

@@ -1,0 +1,2 @@
+FROM a
+HEALTHCHECK --every=1s CMD x

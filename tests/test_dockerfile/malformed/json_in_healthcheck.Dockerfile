@@ -1,0 +1,2 @@
+FROM a
+HEALTHCHECK CMD ["a", null]

@@ -1,0 +1,3 @@
+FROM a
+RUN --mount=from=later,target=/x ls
+FROM b AS later

@@ -1,0 +1,2 @@
+FROM a
+RUN --mount=type=secret,id=a,from=b echo

@@ -1,0 +1,2 @@
+FROM a
+RUN --mount=type=bind,target=/x,sharing=locked echo

@@ -1,0 +1,2 @@
+FROM a
+RUN --mount=target=/x,size=10m echo

@@ -1,0 +1,2 @@
+ARG x
+ARG y

@@ -1,0 +1,2 @@
+FROM a
+COPY --form=b x y

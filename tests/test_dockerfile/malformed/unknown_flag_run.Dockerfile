@@ -1,0 +1,2 @@
+FROM a
+RUN --mnt=type=cache echo
