@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import difflib
 import io
 import os
 import platform as _platform
@@ -643,6 +644,17 @@ def _initial(spec: FlagSpec) -> Any:
     return d
 
 
+def _suggest(name: str, known: Mapping[str, FlagSpec]) -> str:
+    visible = [n for n, s in known.items() if not s.hidden and not s.deprecated]
+
+    def squash(text: str) -> str:
+        return text.lower().replace("_", "").replace("-", "")
+
+    exact = {squash(n): n for n in visible}.get(squash(name))
+    close = [exact] if exact else difflib.get_close_matches(name, visible, n=1, cutoff=0.75)
+    return f" (did you mean --{close[0]}?)" if close else ""
+
+
 def _scan(specs: Sequence[FlagSpec], argv: Sequence[str]) -> _Parsed:
     by_name = {s.name: s for s in specs}
     by_short = {s.short: s for s in specs if s.short}
@@ -678,7 +690,7 @@ def _scan(specs: Sequence[FlagSpec], argv: Sequence[str]) -> _Parsed:
                 if name == "help":
                     parsed.help = True
                     continue
-                raise UsageError(f"unknown flag: --{name}")
+                raise UsageError(f"unknown flag: --{name}{_suggest(name, by_name)}")
             shown = f"--{name}"
             if has_value:
                 apply(spec, value, shown)

@@ -313,9 +313,10 @@ def test_verbosity_levels(level: str) -> None:
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--destinaton", "x"], "unknown flag: --destinaton"),
-    (["--snapshot_mode=full"], "unknown flag: --snapshot_mode"),
-    (["--Cache"], "unknown flag: --Cache"),
+    (["--destinaton", "x"], "unknown flag: --destinaton (did you mean --destination?)"),
+    (["--snapshot_mode=full"], "unknown flag: --snapshot_mode (did you mean --snapshot-mode?)"),
+    (["--Cache"], "unknown flag: --Cache (did you mean --cache?)"),
+    (["--frobnicate"], "unknown flag: --frobnicate"),
     (["-x"], "unknown shorthand flag: 'x' in -x"),
     (["-dq"], None),  # -d takes "q" as its value: fine
     (["---cache"], "bad flag syntax: ---cache"),

@@ -84,7 +84,8 @@ def test_usage_errors_go_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture
     engine = Recorder()
     assert run(tmp_path, "--no-push", "--snapshotmode=full", engine=engine) == 1
     captured = capsys.readouterr()
-    assert "Error: unknown flag: --snapshotmode" in captured.err and captured.out == ""
+    assert "Error: unknown flag: --snapshotmode (did you mean --snapshot-mode?)" in captured.err
+    assert captured.out == ""
     assert engine.calls == []
 
 
