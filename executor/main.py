@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -75,6 +76,8 @@ def _register_secrets(opts: cli.Options, env: Mapping[str, str]) -> None:
                 logs.register_secret(value)
         else:
             try:
+                if not stat.S_ISREG(os.stat(secret.source).st_mode):
+                    continue  # a FIFO or device would block or never end; only plain files are read
                 with open(secret.source, "rb") as fh:
                     data = fh.read(_SECRET_FILE_LIMIT)
             except OSError:

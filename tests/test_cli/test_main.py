@@ -193,3 +193,13 @@ def test_warmer_ignores_stray_words_with_a_warning(capsys: pytest.CaptureFixture
 def test_warmer_error(capsys: pytest.CaptureFixture[str]) -> None:
     code = main.warmer_main(["-i", "alpine"], env={}, engine=Recorder(RuntimeError("failed warming cache")))
     assert code == 1 and "failed warming cache" in capsys.readouterr().err
+
+
+def test_secret_from_a_fifo_is_not_read_at_startup(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    engine = Recorder()
+    assert run(tmp_path, "--no-push", "--secret", f"id=p,src={fifo}", engine=engine) == 0  # would hang if read
+    assert engine.calls[0].secrets["p"].source == str(fifo)
