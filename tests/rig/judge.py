@@ -561,9 +561,13 @@ def judge_oci_layout(path: str, ref: str | None = None, platform: str | None = N
                 {**{k: v for k, v in desc.items() if k != "annotations"},
                  "mediaType": desc.get("mediaType") or manifest.get("mediaType") or OCI_MANIFEST,
                  "annotations": {"org.opencontainers.image.ref.name": "judge"}}]}, f)
-        bundle = os.path.join(work, "bundle")
-        _run(["umoci", "unpack", "--image", f"{single}:judge", bundle], f"{what}: umoci unpack")
-        rootfs = os.path.join(bundle, "rootfs")
+        if manifest.get("mediaType") == DOCKER_MANIFEST:
+            # umoci reads only OCI manifests; skopeo converts the Docker one (digests change, fine)
+            rootfs = _umoci_unpack(f"oci:{single}:judge", [], work, what)
+        else:
+            bundle = os.path.join(work, "bundle")
+            _run(["umoci", "unpack", "--image", f"{single}:judge", bundle], f"{what}: umoci unpack")
+            rootfs = os.path.join(bundle, "rootfs")
     return ImageReport(reference=ref, manifest=manifest, manifest_digest=desc["digest"],
                        manifest_media_type=manifest.get("mediaType"), config=config,
                        config_digest=manifest["config"]["digest"], layers=layers, index=index,

@@ -175,3 +175,21 @@ def test_history_must_match_layers() -> None:
         check_config(config, 1, "cfg")
     config["history"][1]["empty_layer"] = True
     assert check_config(config, 1, "cfg") == ["sha256:" + "1" * 64]
+
+
+def test_layout_holding_a_docker_manifest_passes(base_images: BaseImages, tmp_path) -> None:
+    """A Docker schema 2 manifest inside an OCI layout is legal; umoci sees it after skopeo converts it."""
+    d = tmp_path / "dir"
+    assert_ok(skopeo("copy", "-q", *base_images.registry.skopeo_args("src"),
+                     f"docker://{base_images.busybox_docker}", f"dir:{d}"))
+    layout = Layout(str(tmp_path / "layout"))
+    for blob in d.iterdir():
+        if len(blob.name) == 64:
+            layout.add_file_blob(str(blob))
+    raw = (d / "manifest.json").read_bytes()
+    digest, size = layout.add_blob(raw)
+    layout.tag("docker", {"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                          "digest": digest, "size": size})
+    report = judge_oci_layout(layout.path, "docker")
+    assert report.manifest_digest == digest
+    assert os.path.islink(os.path.join(report.unpacked_rootfs, "bin", "sh"))
