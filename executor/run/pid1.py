@@ -48,6 +48,7 @@ _lock = threading.RLock()
 _protected: set[int] = set()
 _spawn_depth = 0
 _reap_pending = False
+_deferred_signal: int | None = None
 _cancel_hooks: list[Callable[[bool], None]] = []
 _cancelled_by: int | None = None
 _escalations = 0
@@ -66,9 +67,10 @@ def escalated() -> bool:
 
 @contextlib.contextmanager
 def spawn_guard() -> Iterator[None]:
-    """Hold off reaping while a child is being spawned and registered (so it cannot be reaped
-    between fork and ``protect``)."""
-    global _spawn_depth
+    """Hold off reaping and cancellation while a child is being spawned and registered: it cannot
+    be reaped between fork and ``protect``, and ``BuildCancelled`` cannot leave a started child
+    unknown to its owner. A signal that arrives meanwhile takes effect when the block ends."""
+    global _spawn_depth, _deferred_signal
     with _lock:
         _spawn_depth += 1
     try:
@@ -76,8 +78,12 @@ def spawn_guard() -> Iterator[None]:
     finally:
         with _lock:
             _spawn_depth -= 1
-        if _spawn_depth == 0 and _reap_pending:
+            outermost = _spawn_depth == 0
+        if outermost and _reap_pending:
             reap_orphans()
+        if outermost and _deferred_signal is not None:
+            signum, _deferred_signal = _deferred_signal, None
+            _on_terminate(signum, None)
 
 
 def protect(pid: int) -> None:
@@ -173,7 +179,10 @@ def _on_sigchld(signum: int, frame: object) -> None:
 
 
 def _on_terminate(signum: int, frame: object) -> None:
-    global _cancelled_by, _escalations
+    global _cancelled_by, _escalations, _deferred_signal
+    if _spawn_depth:
+        _deferred_signal = signum
+        return
     _escalations += 1
     first = _cancelled_by is None
     if first:

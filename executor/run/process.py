@@ -326,16 +326,15 @@ def _spawn_helper(cfg: dict, out_w: int) -> tuple[subprocess.Popen, int, int]:
     status_r, status_w = os.pipe()
     cfg = dict(cfg, err_fd=err_w, status_fd=status_w)
     try:
-        with pid1.spawn_guard():
-            proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", HELPER],
-                stdin=subprocess.PIPE,
-                stdout=out_w,
-                stderr=out_w,
-                pass_fds=(err_w, status_w),
-                process_group=0,
-            )
-            pid1.protect(proc.pid)
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", HELPER],
+            stdin=subprocess.PIPE,
+            stdout=out_w,
+            stderr=out_w,
+            pass_fds=(err_w, status_w),
+            process_group=0,
+        )
+        pid1.protect(proc.pid)
     finally:
         os.close(err_w)
         os.close(status_w)
@@ -350,20 +349,19 @@ def _spawn_helper(cfg: dict, out_w: int) -> tuple[subprocess.Popen, int, int]:
 
 def _spawn_direct(argv: list[str], env: dict[str, str], workdir: str, user: ExecUser, out_w: int) -> subprocess.Popen:
     try:
-        with pid1.spawn_guard():
-            proc = subprocess.Popen(
-                argv,
-                env=env,
-                cwd=workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=out_w,
-                stderr=out_w,
-                user=user.uid,
-                group=user.gid,
-                extra_groups=list(user.groups),
-                process_group=0,
-            )
-            pid1.protect(proc.pid)
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=out_w,
+            stderr=out_w,
+            user=user.uid,
+            group=user.gid,
+            extra_groups=list(user.groups),
+            process_group=0,
+        )
+        pid1.protect(proc.pid)
     except FileNotFoundError:
         if "/" in argv[0]:
             reason = f'exec: "{argv[0]}": no such file or directory'
@@ -416,6 +414,7 @@ def run(spec: RunSpec) -> RunResult:
     pid1.add_cancel_hook(on_cancel)
     try:
         known = set(pid1.child_pids())
+        cfg: dict = {}
         if namespaces:
             plan = _mount_plan(spec, workdir, created, scratch, chroot)
             cfg = {
@@ -423,16 +422,20 @@ def run(spec: RunSpec) -> RunResult:
                 "hostname": spec.hostname, "workdir": workdir, "argv": list(spec.argv), "env": env,
                 "uid": user.uid, "gid": user.gid, "groups": list(user.groups),
             }
-            proc, err_r, status_r = _spawn_helper(cfg, out_w)
-            running = _Running(proc, namespaced="pid" in namespaces, known_children=known)
+        err_r: int | None = None
+        with pid1.spawn_guard():  # no reaping or BuildCancelled until `running` knows the child
+            if namespaces:
+                proc, err_r, status_r = _spawn_helper(cfg, out_w)
+                running = _Running(proc, namespaced="pid" in namespaces, known_children=known)
+            else:
+                proc = _spawn_direct(list(spec.argv), env, workdir, user, out_w)
+                running = _Running(proc, namespaced=False, known_children=known)
+        setup_error = ""
+        if err_r is not None:
             try:
                 setup_error = _read_to_eof(err_r).decode("utf-8", "replace").strip()
             finally:
                 os.close(err_r)
-        else:
-            proc = _spawn_direct(list(spec.argv), env, workdir, user, out_w)
-            running = _Running(proc, namespaced=False, known_children=known)
-            setup_error = ""
         os.close(out_w)
         out_w = -1
         _pump(output, running)

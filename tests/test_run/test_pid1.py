@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from executor.run import pid1
 from tests.test_run.conftest import mountinfo_mentions, tree_listing
 from tests.test_run.test_process import processes_with
@@ -94,3 +96,38 @@ def test_reaping_is_deferred_while_spawning():
         assert pid1.reap_orphans() == []  # deferred
         assert pid1.process_state(stray.pid) == "Z"
     assert pid1.process_state(stray.pid) is None  # reaped on leaving the guard
+
+
+def test_second_signal_kills_at_once(bbroot):
+    script = "trap '' TERM; touch /started; while :; do sleep 1; done"
+    proc = subprocess.Popen([sys.executable, DRIVER, bbroot, script], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(os.path.join(bbroot, "started"))
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+        elapsed = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert elapsed < pid1.GRACE_SECONDS  # did not wait out the grace period
+    assert "received SIGTERM again" in out
+
+
+def test_cancellation_is_deferred_until_the_spawned_child_is_registered():
+    steps = []
+    with pytest.raises(pid1.BuildCancelled) as info:
+        with pid1.supervise(subreaper=False):
+            with pid1.spawn_guard():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)  # the handler ran meanwhile, and deferred
+                steps.append("registered")
+            steps.append("after guard")
+    assert steps == ["registered"]
+    assert info.value.exit_code == 143
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
