@@ -948,7 +948,8 @@ def format_usage(prog: str, specs: Sequence[FlagSpec]) -> str:
         default = "" if s.default in ("", [], {}, None, False) or s.kind == "git" else f" (default {s.default})"
         if s.kind == "duration":
             default = " (default 336h0m0s)"
-        rows.append((f"  {short}--{s.name}{kind}", f"{s.help}{default}"))
+        env = f" [env {s.env}]" if s.env else ""
+        rows.append((f"  {short}--{s.name}{kind}", f"{s.help}{default}{env}"))
     rows.append(("  -h, --help", f"help for {prog}"))
     width = max(len(r[0]) for r in rows) + 3
     lines.extend(f"{left.ljust(width)}{right}" for left, right in rows)

@@ -117,6 +117,7 @@ def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main.executor_main(["--help"], env={}, engine=Recorder()) == 0
     out = capsys.readouterr().out
     assert out.startswith("Usage:\n  executor [flags]") and "--cache-ttl duration" in out
+    assert "[env KANIKO_NO_PUSH]" in out and "--root string" in out and "--snapshotMode" not in out
     assert main.executor_main(["version"], env={}, engine=Recorder()) == 0
     assert "kiln" in capsys.readouterr().out
     assert main.warmer_main(["-h"], env={}, engine=Recorder()) == 0
