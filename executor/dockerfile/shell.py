@@ -310,7 +310,9 @@ class _Run:
             raise ExpansionError("syntax error: bad substitution")
         name = self.name()
         ch = sc.next()
-        chs = ch if ch != _EOF else "\ufffd"
+        if ch == _EOF:  # BuildKit says "unsupported modifier (\ufffd)" here; this is clearer
+            raise ExpansionError("syntax error: missing '}'")
+        chs = ch
         if ch == "}":
             value, found = self.get_env(name)
             if not found and lex.skip_unset_env:

@@ -1,0 +1,251 @@
+"""Word expansion: BuildKit's lexer behaviour (its envVarTest / wordsTest / matches tests),
+re-expressed as our own tables, plus generated words that may only fail with our error."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from executor.dockerfile.errors import ExpansionError
+from executor.dockerfile.shell import Lexer, expand, expand_with_matches, expand_words
+
+ERR = object()
+ENV = {"PWD": "/home", "SHELL": "bash", "KOREAN": "한국어", "NULL": ""}
+
+# (word, expected single-word result or ERR)
+SINGLE = [
+    ("plain", "plain"),
+    ("a'b'c", "abc"),
+    ("a'bc", ERR),
+    ("a\\'bc", "a'bc"),
+    ("a\\\\'bc", ERR),
+    ("x\\ty", "xty"),
+    ('"x\\ty"', "x\\ty"),
+    ('"x\\\\ty"', "x\\ty"),
+    ("'x\\ty'", "x\\ty"),
+    ("end\\", "end"),
+    ("end\\\\", "end\\"),
+    ('"open', ERR),
+    ('"open\\"', ERR),
+    ('"it\'s"', "it's"),
+    ("'open", ERR),
+    ("'back\\'", "back\\"),
+    ("'two\\\\back'", "two\\\\back"),
+    ('"\'\'"', "''"),
+    ("$.", "$."),
+    ("a$1b", "ab"),
+    ("a$.b", "a$.b"),
+    ("a$pwd.", "a."),
+    ("a$PWD", "a/home"),
+    ("a\\$PWD", "a$PWD"),
+    ("a\\\\$PWD", "a\\/home"),
+    ('"a\\$PWD"', "a$PWD"),
+    ('"a\\\\$PWD"', "a\\/home"),
+    ("\\${}", "${}"),
+    ("a\\${}b", "a${}b"),
+    ("${}", ERR),
+    ("a${}b", ERR),
+    ("a${unset}b", "ab"),
+    ("a${PWD}", "a/home"),
+    ("a${.}", ERR),
+    ("${X:-dflt}", "dflt"),
+    ("${PWD:-dflt}", "/home"),
+    ("${X:-$PWD}", "/home"),
+    ("${X:-${PWD:-no}}", "/home"),
+    ("${X:-${Y:-deep}}", "deep"),
+    ("${X:Y}", ERR),
+    ("${X?}", ERR),
+    ("${X:?}", ERR),
+    ("${PWD?}", "/home"),
+    ("${PWD:?}", "/home"),
+    ("${NULL?}", ""),
+    ("${NULL:?}", ERR),
+    ("${NULL-set}", ""),
+    ("${NULL:-empty}", "empty"),
+    ("${NULL+set}", "set"),
+    ("${NULL:+set}", ""),
+    ("${X:+${PWD}}", ""),
+    ("${PWD:+${X}}", ""),
+    ("${PWD:+${SHELL}}", "bash"),
+    ("${PWD:+val}", "val"),
+    ("'${X}'", "${X}"),
+    ('"${PWD}"', "/home"),
+    ('"\'$PWD\'"', "'/home'"),
+    ("'\\$PWD'", "\\$PWD"),
+    ("'\"q\"'", '"q"'),
+    ("${PWD", ERR),
+    ("${PWD:=x}", ERR),
+    ("${PWD:+${PWD}:}", "/home:"),
+    ("${X:-\\$PWD:}", "$PWD:"),
+    ("${X:-\\${PWD}z}", "${PWDz}"),
+    ("안녕$KOREAN", "안녕한국어"),
+    ("안'녕'하세요", "안녕하세요"),
+    ("안녕\\t", "안녕t"),
+    ("${{a}", ERR),
+    ("${a}}", "}"),
+    ("${a:-b}}", "b}"),
+    ("${a:-b", ERR),
+    ("${a:-b ${c}", ERR),
+    ("${a:-b {c}", "b {c"),
+    ("${:}", ERR),
+    ("${:-b}", ERR),
+    # positional and special parameters are never set
+    ("$1", ""), ("${9}", ""), ("${1:-d}", "d"), ("${2:+d}", ""), ("$999x", "x"), ("${001:-d}x", "dx"),
+    ("$@", ""), ("$@@@", "@@"), ("${@:-d}", "d"), ("$*", ""), ("$#", ""), ("${?:-d}", "d"),
+    ("$-", ""), ("$$", ""), ("$!", ""), ("$0", ""), ("${0:+x}", ""),
+]
+
+
+@pytest.mark.parametrize(("word", "expected"), SINGLE)
+def test_single_word(word, expected):
+    if expected is ERR:
+        with pytest.raises(ExpansionError):
+            expand(word, ENV)
+    else:
+        assert expand(word, ENV) == expected
+
+
+# (env, word, expected words or ERR)
+WORDS = [
+    ({}, "hello", ["hello"]),
+    ({}, "hello${hi}bye", ["hellobye"]),
+    ({"hi": "hi"}, "hello${hi}bye", ["hellohibye"]),
+    ({"space": "abc  def"}, "hello${space}bye", ["helloabc", "defbye"]),
+    ({"space": "abc  def"}, 'hello"${space}"bye', ["helloabc  defbye"]),
+    ({"space": "abc  def"}, 'hello "${space}"bye', ["hello", "abc  defbye"]),
+    ({"lead": "  ab c"}, "hello${lead}def", ["hello", "ab", "cdef"]),
+    ({"lead": "  ab c"}, 'hello"${lead}" def', ["hello  ab c", "def"]),
+    ({"lead": "  ab c"}, "hello${lead}", ["hello", "ab", "c"]),
+    ({"trail": "ab c   "}, "hello${trail}", ["helloab", "c"]),
+    ({"trail": "ab c   "}, "hello${trail}d", ["helloab", "c", "d"]),
+    ({"trail": "ab c   "}, 'hello"${trail}"d', ["helloab c   d"]),
+    ({"trail": "ab c   "}, 'hel"lo${trail}"', ["helloab c   "]),
+    ({}, 'hello" there  "', ["hello there  "]),
+    ({}, "hello there     ", ["hello", "there"]),
+    ({}, "hello\\ there", ["hello there"]),
+    ({}, 'hello" there', ERR),
+    ({}, 'hello\\" there', ['hello"', "there"]),
+    ({}, 'hello"\\\\there"', ["hello\\there"]),
+    ({}, 'hello"\\there"', ["hello\\there"]),
+    ({}, "hello'\\\\there'", ["hello\\\\there"]),
+    ({}, "hello'$there'", ["hello$there"]),
+    ({}, '""', []),
+    ({"p": "80 443/udp"}, "$p 22", ["80", "443/udp", "22"]),
+]
+
+
+@pytest.mark.parametrize(("env", "word", "expected"), WORDS)
+def test_words(env, word, expected):
+    if expected is ERR:
+        with pytest.raises(ExpansionError):
+            expand_words(word, env)
+    else:
+        assert expand_words(word, env) == expected
+
+
+# (env, word, expected, matched, unmatched) -- None as expected means an error
+MATCHES = [
+    ({"D": "d"}, "x", "x", set(), set()),
+    ({"D": "d"}, "x ${UNUSED}", "x ", set(), {"UNUSED"}),
+    ({"FOO": "y"}, "x ${FOO}", "x y", {"FOO"}, set()),
+    ({"FOO": "xxx", "BAR": ""}, "${FOO-aaa} ${BAR-bbb} ${BAZ-ccc}", "xxx  ccc", {"FOO", "BAR"}, {"BAZ"}),
+    ({"FOO": "xxx", "BAR": ""}, "${FOO:-aaa} ${BAR:-bbb} ${BAZ:-ccc}", "xxx bbb ccc", {"FOO", "BAR"}, {"BAZ"}),
+    ({"FOO": "xxx", "BAR": ""}, "${FOO+aaa} ${BAR+bbb} ${BAZ+ccc}", "aaa bbb ", {"FOO", "BAR"}, {"BAZ"}),
+    ({"FOO": "xxx", "BAR": ""}, "${FOO:+aaa} ${BAR:+bbb} ${BAZ:+ccc}", "aaa  ", {"FOO", "BAR"}, {"BAZ"}),
+    ({"FOO": "xxx"}, "${FOO?aaa}", "xxx", {"FOO"}, set()),
+    ({"BAR": ""}, "${BAR?bbb}", "", {"BAR"}, set()),
+    ({}, "${BAZ?ccc}", None, set(), set()),
+    ({"BAR": ""}, "${BAR:?bbb}", None, set(), set()),
+    ({}, "${FOO=aaa}", None, set(), set()),
+    ({}, "${FOO=}", None, set(), set()),
+    ({"FOO": "()[]{}^$.*?|\\x"}, "${FOO#()[]{\\}^$.\\*\\?|\\\\}", "x", {"FOO"}, set()),
+    ({"FOO": "xx**"}, "${FOO%%\\**}", "xx", {"FOO"}, set()),
+    ({"FOO": "xxyy"}, "${FOO#*x*y}", "y", {"FOO"}, set()),
+    ({"FOO": "xxyy"}, "${FOO#*}", "xxyy", {"FOO"}, set()),
+    ({"FOO": "xxyy", "BAR": "x"}, "${FOO#$BAR}", "xyy", {"FOO", "BAR"}, set()),
+    ({"FOO": "xxyy", "BAR": ""}, "${FOO#$BAR}", "xxyy", {"FOO", "BAR"}, set()),
+    ({"FOO": "xxyy"}, "${FOO#}", "xxyy", {"FOO"}, set()),
+    ({"FOO": "xxyy"}, "${FOO##*x}", "yy", {"FOO"}, set()),
+    ({"FOO": "xxyy"}, "${FOO##}", "xxyy", {"FOO"}, set()),
+    ({"FOO": "???y"}, "${FOO#?\\?}", "?y", {"FOO"}, set()),
+    ({"FOO": "xxyy"}, "${ABC:-.}${FOO%x}${ABC:-.}", ".xxyy.", {"FOO"}, {"ABC"}),
+    ({"FOO": "a***yy*"}, "${FOO%%\\**\\*}", "a", {"FOO"}, set()),
+    ({"FOO": "xxyy"}, "${FOO%}", "xxyy", {"FOO"}, set()),
+    ({"FOO": "xxyy"}, "${FOO%y}", "xxy", {"FOO"}, set()),
+    ({"FOO": "xxyy"}, "${FOO%%y*}", "xx", {"FOO"}, set()),
+    ({"FOO": "xxyy"}, "${FOO%y*}", "xxy", {"FOO"}, set()),
+    ({"FOO": "x"}, "${FOO:#}", None, set(), set()),
+    ({"FOO": "x"}, "${FOO:%%}", None, set(), set()),
+    ({"FOO": "/foo*/*/*.txt", "NEEDLE": "\\*/"}, "${FOO/$NEEDLE/.} - ${FOO//$NEEDLE/.}",
+     "/foo.*/*.txt - /foo..*.txt", {"FOO", "NEEDLE"}, set()),
+    ({"FOO": "/tmp/tmp/bar.txt", "NEEDLE": "/tmp"}, "${FOO/$NEEDLE/} - ${FOO//$NEEDLE/}",
+     "/tmp/bar.txt - /bar.txt", {"FOO", "NEEDLE"}, set()),
+    ({"FOO": "abc"}, "${FOO//x*/-}", "abc", {"FOO"}, set()),
+    ({"FOO": "abc"}, "${FOO//b/$$}", "ac", {"FOO"}, set()),  # $$ is the (never set) PID parameter
+    ({"FOO": "a.b.c"}, "${FOO//./_}", "a_b_c", {"FOO"}, set()),
+    ({"FOO": "x"}, "${FOO/x", None, set(), set()),
+    ({"FOO": "x"}, "${FOO#\\x}", None, set(), set()),
+]
+
+
+@pytest.mark.parametrize(("env", "word", "expected", "matched", "unmatched"), MATCHES)
+def test_matches(env, word, expected, matched, unmatched):
+    if expected is None:
+        with pytest.raises(ExpansionError):
+            expand_with_matches(word, env)
+        return
+    res = expand_with_matches(word, env)
+    assert res.result == expected
+    assert res.matched == matched
+    assert res.unmatched == unmatched
+
+
+def test_required_variable_messages():
+    word = "${VAR:?message here$ARG}"
+    assert expand(word, {"VAR": "plain", "ARG": "x"}) == "plain"
+    for env in ({"VAR": "", "ARG": "x"}, {"ARG": "x"}):
+        with pytest.raises(ExpansionError, match="message herex"):
+            expand(word, env)
+    unset = "${VAR?message here$ARG}"
+    assert expand(unset, {"VAR": "", "ARG": "x"}) == ""
+    with pytest.raises(ExpansionError, match="VAR: message herex"):
+        expand(unset, {"ARG": "x"})
+
+
+def test_backtick_escape():
+    assert expand("a`$b", {"b": "x"}, escape="`") == "a$b"
+    assert expand("C:\\path", {}, escape="`") == "C:\\path"
+    assert expand('"a`"b"', {}, escape="`") == 'a"b'
+    assert expand_words("a` b c", {}, escape="`") == ["a b", "c"]
+
+
+def test_skip_unset_and_raw_modes():
+    lex = Lexer(skip_unset_env=True)
+    assert lex.process_word("$A ${B} ${C:-x} ${D/a/b}", {}) == "$A ${B} ${C:-x} ${D/a/b}"
+    raw = Lexer(raw_quotes=True, raw_escapes=True)
+    assert raw.process_words("'a b' \"c\\d\" e\\ f", {}) == ["'a b'", '"c\\\\d"', "e\\ f"]
+
+
+def test_heredoc_marker_kept_as_one_word():
+    assert expand_words("cat <<  EOF > x", {}) == ["cat", "<<  EOF", ">", "x"]
+
+
+def test_error_names_the_word():
+    with pytest.raises(ExpansionError, match=r'failed to process "\$\{x": syntax error: missing'):
+        expand("${x", {})
+
+
+_ALPHABET = st.sampled_from(list("ab$ {}:-+?#%/*\\'\"`x1@!.") + ["${", "${a", "$a", "\t", "é"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ALPHABET, max_size=25).map("".join), st.sampled_from(["\\", "`"]),
+       st.dictionaries(st.sampled_from(["a", "b", "x"]), st.text(alphabet="ab */?\\", max_size=5), max_size=3))
+def test_generated_words_fail_only_with_our_error(word, escape, env):
+    try:
+        single = expand(word, env, escape)
+        words = expand_words(word, env, escape)
+    except ExpansionError:
+        return
+    assert isinstance(single, str)
+    assert all(isinstance(w, str) and w for w in words)
