@@ -55,12 +55,32 @@ done
 find "$lib" -type l | while read -r l; do
   case "$(readlink -f "$l")" in "$lib"/*) ;; *) say "drop symlink $l -> $(readlink "$l")"; rm -f "$l" ;; esac
 done
-# No user site-packages, whatever the flags: the executor runs inside someone else's root file system.
-sed -i 's/^ENABLE_USER_SITE = None$/ENABLE_USER_SITE = False/' "$lib/site.py"
-grep -q '^ENABLE_USER_SITE = False$' "$lib/site.py" || { say "site.py: ENABLE_USER_SITE not found"; exit 1; }
+# No user site-packages from the build's root: in 3.11 `site` is a frozen module (editing site.py changes
+# nothing), so the guard is -I on every entry point (implies -s and -E); kiln starts sub-interpreters with
+# `sys.executable -I` as well.
 
 # 3. The ELF interpreter, then the relocated python can already run (with the builder's libraries).
 cp -L "$interp" "$P/lib/$ldso_name"
+# Our private ld.so must not take instructions from the root file system either: a new process (a re-exec, a
+# subprocess) would otherwise preload what the base image's /etc/ld.so.preload names, and dlopen() of a name
+# that is not in P/lib (an NSS module) would consult its /etc/ld.so.cache. Both file names are compiled into
+# ld.so; they are renamed in place (same length, NUL-terminated, exactly one occurrence each) to names under P
+# that do not exist.
+"$host_py" - "$P/lib/$ldso_name" "$P" <<'PY'
+import sys
+path, prefix = sys.argv[1], sys.argv[2]
+data = open(path, "rb").read()
+for old, stem in ((b"/etc/ld.so.preload", b"/no-preload"), (b"/etc/ld.so.cache", b"/no-cache")):
+    new = prefix.encode() + stem
+    new = new + b"x" * (len(old) - len(new)) if len(new) <= len(old) else None
+    if new is None:
+        sys.exit("ld.so: %s is too long a prefix to rename %s" % (prefix, old.decode()))
+    if data.count(old + b"\0") != 1:
+        sys.exit("ld.so: %s found %d times" % (old.decode(), data.count(old + b"\0")))
+    data = data.replace(old + b"\0", new + b"\0")
+    print("assemble: ld.so reads %s instead of %s" % (new.decode(), old.decode()), file=sys.stderr)
+open(path, "wb").write(data)
+PY
 patchelf --set-interpreter "$P/lib/$ldso_name" "$P/bin/python$ver"
 
 # 4. The site directory, as the relocated interpreter computes it (Debian: dist-packages, upstream:
