@@ -1,0 +1,100 @@
+"""Deterministic test trees for the snapshot benchmarks.
+
+`make_tree(root, files, total_bytes)` writes `files` regular files (plus a few symlinks and hard
+links) spread over ~100-file directories, about half of the content compressible text and half
+random bytes, so gzip ratios resemble a real base image.
+"""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+
+_WORDS = (b"lib usr share doc locale python error config value return static const int char "
+          b"void struct import from self none true false begin end module package version ").split()
+
+
+@dataclass(frozen=True)
+class TreeStats:
+    files: int
+    dirs: int
+    symlinks: int
+    hardlinks: int
+    bytes: int
+
+
+def _text_pool(rng: random.Random, size: int) -> bytes:
+    out = bytearray()
+    while len(out) < size:
+        out += b" ".join(rng.choice(_WORDS) for _ in range(64)) + b"\n"
+    return bytes(out[:size])
+
+
+def make_tree(root: str, files: int, total_bytes: int, seed: int = 1) -> TreeStats:
+    """Create the tree under `root` (which must not exist or be empty)."""
+    rng = random.Random(seed)
+    os.makedirs(root, exist_ok=True)
+    pool = _text_pool(rng, 1 << 20)
+    random_pool = rng.randbytes(1 << 22)
+    mean = max(1, total_bytes // files)
+    per_dir = 100
+    dirs = 0
+    written = 0
+    symlinks = hardlinks = 0
+    paths: list[str] = []
+    for i in range(files):
+        if i % per_dir == 0:
+            d = os.path.join(root, f"d{i // (per_dir * 30):03d}", f"s{(i // per_dir) % 30:02d}")
+            os.makedirs(d, exist_ok=True)
+            dirs += 1
+        # sizes: mostly small, a few large, mean ~ `mean`
+        r = rng.random()
+        if r < 0.6:
+            size = rng.randint(0, mean // 2)
+        elif r < 0.97:
+            size = rng.randint(mean // 2, mean * 2)
+        else:
+            size = rng.randint(mean * 4, mean * 12)
+        off = rng.randrange(0, (1 << 20) - min(size, 1 << 19) if size < (1 << 19) else 1)
+        if rng.random() < 0.5:
+            data = (pool * (size // len(pool) + 1))[off:off + size] if size > len(pool) - off else pool[off:off + size]
+        else:
+            start = rng.randrange(0, (1 << 22) - min(size, 1 << 21))
+            data = random_pool[start:start + size] if size <= (1 << 21) else rng.randbytes(size)
+        p = os.path.join(d, f"f{i:06d}.dat")
+        with open(p, "wb") as f:
+            f.write(data)
+        written += len(data)
+        paths.append(p)
+        if i % 997 == 0:
+            os.symlink(os.path.basename(p), p + ".lnk")
+            symlinks += 1
+        if i % 1999 == 0:
+            os.link(p, p + ".hard")
+            hardlinks += 1
+    return TreeStats(files=files, dirs=dirs, symlinks=symlinks, hardlinks=hardlinks, bytes=written)
+
+
+def make_mixed_files(root: str, total_bytes: int, seed: int = 2) -> TreeStats:
+    """Fewer, larger files (shared-library-like mix) adding up to `total_bytes`."""
+    rng = random.Random(seed)
+    os.makedirs(root, exist_ok=True)
+    pool = _text_pool(rng, 1 << 22)
+    written = files = 0
+    while written < total_bytes:
+        d = os.path.join(root, f"m{files // 200:03d}")
+        os.makedirs(d, exist_ok=True)
+        size = min(total_bytes - written, int(rng.expovariate(1 / (256 << 10))) + 1)
+        with open(os.path.join(d, f"blob{files:05d}"), "wb") as f:
+            left = size
+            while left:
+                n = min(left, 1 << 20)
+                if rng.random() < 0.45:
+                    f.write(rng.randbytes(n))
+                else:
+                    o = rng.randrange(0, (1 << 22) - n)
+                    f.write(pool[o:o + n])
+                left -= n
+        written += size
+        files += 1
+    return TreeStats(files=files, dirs=files // 200 + 1, symlinks=0, hardlinks=0, bytes=written)

@@ -1,0 +1,210 @@
+"""Change detection: one walk of the root (os.scandir + lstat) compared against the index.
+
+Modes (kaniko's --snapshot-mode):
+  exact  (kiln's default) metadata first; the content is hashed (xxh3-128) only when the metadata
+         cannot settle it: same type, mode, owner, size and mtime but a new ctime or inode (ctime
+         cannot be set by an unprivileged process, so a rewrite that restores size and mtime
+         still shows), or an entry racily clean at the last index time.
+  full   every regular file's content is hashed and compared, with its metadata.
+  redo   mtime, size, mode and owner; no content.
+  time   mtime only.
+A directory whose inode changed was deleted and recreated: it is emitted with an opaque marker and
+its whole current content, as overlay-based builders (docker, BuildKit, podman) do.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+
+from .ignore import IgnoreList
+from .index import Entry, Index, hash_file, read_xattrs
+
+MODES = ("exact", "full", "redo", "time")
+
+_IFMT = stat.S_IFMT
+_IFDIR = stat.S_IFDIR
+_IFREG = stat.S_IFREG
+_IFLNK = stat.S_IFLNK
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"unknown snapshot mode {mode!r}: expected one of {', '.join(MODES)}")
+
+
+@dataclass
+class Changes:
+    changed: list[str] = field(default_factory=list)      # new or modified paths
+    deleted: list[str] = field(default_factory=list)      # top-most deleted paths (whiteouts)
+    opaque: list[str] = field(default_factory=list)       # directories recreated (opaque markers)
+    refreshed: dict[str, os.stat_result] = field(default_factory=dict)  # unchanged, new stat
+    digests: dict[str, bytes] = field(default_factory=dict)  # computed while comparing
+    gone: set[str] = field(default_factory=set)           # every indexed path no longer there
+    walked: int = 0
+    hashed: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.changed or self.deleted or self.opaque)
+
+
+def _same_content(host: str, st: os.stat_result, old: Entry, ch: Changes, rel: str) -> bool:
+    kind = _IFMT(st.st_mode)
+    if kind == _IFREG:
+        if old.digest is None:
+            return False
+        try:
+            digest = hash_file(host)
+        except OSError:
+            return False
+        ch.hashed += 1
+        ch.digests[rel] = digest
+        if digest != old.digest:
+            return False
+    elif kind == _IFLNK:
+        if os.readlink(host) != old.link:
+            return False
+    elif st.st_ino != old.sig[6]:
+        return False  # a device node or fifo made anew
+    if st.st_ctime_ns != old.sig[5]:
+        # something changed the inode: xattrs (setcap) are the one part not in the signature
+        if old.xattrs is None or read_xattrs(host) != old.xattrs:
+            return False
+    return True
+
+
+def _compare(host: str, rel: str, st: os.stat_result, old: Entry, mode: str, index: Index,
+             ch: Changes) -> bool:
+    """True when the entry changed (must be archived)."""
+    osig = old.sig
+    if _IFMT(st.st_mode) != _IFMT(osig[0]):
+        return True
+    if mode == "time":
+        return st.st_mtime_ns != osig[4]
+    if (st.st_mode != osig[0] or st.st_uid != osig[1] or st.st_gid != osig[2]
+            or st.st_mtime_ns != osig[4]):
+        return True
+    is_dir = _IFMT(st.st_mode) == _IFDIR
+    if is_dir:
+        return False  # a directory's size and ctime follow its children, reported on their own
+    if st.st_size != osig[3]:
+        return True
+    if mode == "redo":
+        return False
+    if mode == "exact" and st.st_ctime_ns == osig[5] and st.st_ino == osig[6] \
+            and not index.is_racy(old):
+        return False
+    if not _same_content(host, st, old, ch, rel):
+        return True
+    ch.refreshed[rel] = st
+    return False
+
+
+def detect(root: str, ignore: IgnoreList, index: Index, mode: str = "exact") -> Changes:
+    """Walk `root` and report what changed since the index was taken."""
+    check_mode(mode)
+    root = root.rstrip("/")
+    entries = index.entries
+    ignored = ignore.paths
+    ch = Changes()
+    seen: set[str] = set()
+    replaced: set[str] = set()   # directories that are now something else, or recreated
+    changed = ch.changed
+    # stack of (relative dir, everything below is new)
+    stack: list[tuple[str, bool]] = [("", False)]
+    while stack:
+        rel_dir, fresh = stack.pop()
+        host_dir = f"{root}/{rel_dir}" if rel_dir else (root or "/")
+        prefix = f"{rel_dir}/" if rel_dir else ""
+        try:
+            it = os.scandir(host_dir)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with it:
+            for e in it:
+                rel = prefix + e.name
+                if rel in ignored:
+                    continue
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                seen.add(rel)
+                is_dir = _IFMT(st.st_mode) == _IFDIR
+                old = entries.get(rel)
+                if fresh or old is None:
+                    changed.append(rel)
+                    if is_dir:
+                        stack.append((rel, fresh))
+                    continue
+                if is_dir:
+                    old_is_dir = _IFMT(old.sig[0]) == _IFDIR
+                    if old_is_dir and st.st_ino != old.sig[6] and mode != "time":
+                        ch.opaque.append(rel)
+                        replaced.add(rel)
+                        changed.append(rel)
+                        stack.append((rel, True))
+                        continue
+                    if not old_is_dir:
+                        changed.append(rel)
+                        stack.append((rel, False))
+                        continue
+                    stack.append((rel, False))
+                    if _compare(e.path, rel, st, old, mode, index, ch):
+                        changed.append(rel)
+                    elif st.st_ctime_ns != old.sig[5] or st.st_size != old.sig[3]:
+                        ch.refreshed[rel] = st
+                    continue
+                if _IFMT(old.sig[0]) == _IFDIR:
+                    replaced.add(rel)  # a directory became a file: its old children need no whiteouts
+                    changed.append(rel)
+                    continue
+                if st.st_ctime_ns == old.sig[5] and st.st_ino == old.sig[6] and mode == "exact" \
+                        and st.st_mode == old.sig[0] and not index.is_racy(old):
+                    continue  # the fast path: nothing about the inode changed
+                if _compare(e.path, rel, st, old, mode, index, ch):
+                    changed.append(rel)
+    ch.walked = len(seen)
+    gone = entries.keys() - seen
+    ch.gone = gone
+    if gone:
+        covered = gone | replaced
+        for rel in gone:
+            parent = rel.rpartition("/")[0]
+            hidden = False
+            while parent:
+                if parent in covered:
+                    hidden = True
+                    break
+                parent = parent.rpartition("/")[0]
+            if not hidden and not ignore.covers(rel):
+                ch.deleted.append(rel)
+        ch.deleted.sort()
+    return ch
+
+
+def walk_entries(root: str, ignore: IgnoreList, read_xattr: bool = True):
+    """Every path under the root (ignored ones left out) with its lstat, top-down."""
+    root = root.rstrip("/")
+    ignored = ignore.paths
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        host_dir = f"{root}/{rel_dir}" if rel_dir else (root or "/")
+        prefix = f"{rel_dir}/" if rel_dir else ""
+        try:
+            it = os.scandir(host_dir)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        with it:
+            for e in it:
+                rel = prefix + e.name
+                if rel in ignored:
+                    continue
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if _IFMT(st.st_mode) == _IFDIR:
+                    stack.append(rel)
+                yield rel, e.path, st

@@ -1,0 +1,449 @@
+"""Extraction of one layer blob onto the root, keeping the index up to date as it writes.
+
+Every write goes to a path whose parent was resolved by `Resolver` (symlinks followed inside the
+root only) and whose last component is never followed (O_NOFOLLOW, lchown, l-variants). Order of
+metadata: chown, then chmod (chown clears setuid/setgid), then xattrs (chown clears
+security.capability), then times; directory times are set after the whole layer is written.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import time
+from dataclasses import dataclass
+
+import xxhash
+import zstandard
+from isal import isal_zlib
+
+from . import tarstream as T
+from .compression import open_decompressed
+from .errors import LayerFormatError, SnapshotError, UnsafeEntryError
+from .ignore import IgnoreList
+from .index import Entry, Index, entry_of
+from .paths import PathEscapeError, Resolver, clean, remove_tree
+
+log = logging.getLogger(__name__)
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+_O_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass(frozen=True)
+class ExtractStats:
+    layer: str
+    compression: str
+    entries: int
+    skipped: int
+    whiteouts: int
+    bytes: int
+    seconds: float
+
+
+class _LayerExtractor:
+    def __init__(self, root: str, ignore: IgnoreList, index: Index, layer: str) -> None:
+        self.root = root.rstrip("/")
+        self.ignore = ignore
+        self.index = index
+        self.layer = layer
+        self.touched_dirs: set[str] = set()     # parents whose mtime/ctime our writes changed
+        self.dir_times: list[tuple[str, int]] = []
+        self.written: set[str] = set()          # paths this layer put down (whiteouts spare them)
+        self.hardlinked: set[str] = set()
+        self.resolver = Resolver(self.root, on_create=self._created_parent)
+        self.entries = self.skipped = self.whiteouts = self.bytes = 0
+        self.umask = current_umask()
+        self.euid = os.geteuid()
+        self.egid = os.getegid()
+        self._sgid: dict[str, bool] = {}   # directory -> has the setgid bit (new files inherit its gid)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _fail(self, name: str, why: str, cls: type[SnapshotError] = UnsafeEntryError) -> SnapshotError:
+        return cls(f"layer {self.layer}: entry {name!r}: {why}")
+
+    def _created_parent(self, rel: str) -> None:
+        self.touched_dirs.add(rel)
+        self.touched_dirs.add(rel.rpartition("/")[0])
+
+    def _forget(self, removed: list[str]) -> None:
+        entries = self.index.entries
+        for rel in removed:
+            entries.pop(rel, None)
+            self.written.discard(rel)
+
+    def _clear_path(self, real: str, host: str, name: str, want_dir: bool) -> bool:
+        """Make room at `host` for a new entry. Returns True when an existing directory stays
+        (directory over directory)."""
+        try:
+            st = os.lstat(host)
+        except FileNotFoundError:
+            return False
+        if want_dir and stat.S_ISDIR(st.st_mode):
+            return True
+        if self.ignore.holds_ignored(real):
+            raise self._fail(name, f"would replace /{real}, which holds ignored paths "
+                                   f"{[p for p in self.ignore.image_paths() if p.startswith('/' + real + '/')]}")
+        removed = remove_tree(self.root, real, self.ignore.covers)
+        self._forget(removed)
+        if not stat.S_ISREG(st.st_mode):
+            self.resolver.invalidate()
+        if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+            self.hardlinked.add(real)  # the other names of the inode see a new ctime
+        return False
+
+    # -- entry dispatch ------------------------------------------------------------------------
+    def apply(self, m: T.Member, reader: T.TarReader) -> None:
+        try:
+            rel = clean(m.name)
+        except PathEscapeError as e:
+            raise self._fail(m.name, f"refused: {e}") from None
+        if not rel:
+            self.skipped += 1  # the root directory itself keeps the runtime's metadata
+            return
+        if self.ignore.covers(rel):
+            log.debug("layer %s: skipping ignored entry %s", self.layer, m.name)
+            self.skipped += 1
+            return
+        parent, _, base = rel.rpartition("/")
+        if base.startswith(WHITEOUT_PREFIX):
+            self._whiteout(m, parent, base)
+            return
+        try:
+            real_parent = self.resolver.directory(parent, create=True)
+        except SnapshotError as e:
+            raise self._fail(m.name, str(e)) from None
+        except OSError as e:
+            raise self._fail(m.name, f"cannot create its parent directory: {e}", SnapshotError) from None
+        assert real_parent is not None
+        real = f"{real_parent}/{base}" if real_parent else base
+        if real_parent != parent and self.ignore.covers(real):
+            log.debug("layer %s: entry %s resolves into ignored /%s; skipped", self.layer, m.name, real)
+            self.skipped += 1
+            return
+        host = f"{self.root}/{real}"
+        typ = m.type
+        try:
+            if typ in T.REGULAR_TYPES:
+                self._regular(m, reader, real, host)
+            elif typ == T.DIR:
+                self._directory(m, real, host)
+            elif typ == T.SYMLINK:
+                self._symlink(m, real, host)
+            elif typ == T.LINK:
+                self._hardlink(m, real, host)
+            elif typ in (T.CHR, T.BLK, T.FIFO):
+                self._node(m, real, host)
+            else:  # TarReader rejects other types already
+                raise self._fail(m.name, f"unsupported tar type {typ!r}", LayerFormatError)
+        except SnapshotError:
+            raise
+        except OSError as e:
+            raise self._fail(m.name, f"cannot write /{real}: {e}", SnapshotError) from None
+        self.entries += 1
+        self.written.add(real)
+        self.touched_dirs.add(real_parent)
+
+    def _parent_sgid(self, real_parent: str) -> bool:
+        hit = self._sgid.get(real_parent)
+        if hit is None:
+            hit = bool(os.lstat(f"{self.root}/{real_parent}" if real_parent else self.root or "/").st_mode
+                       & stat.S_ISGID)
+            self._sgid[real_parent] = hit
+        return hit
+
+    def _regular(self, m: T.Member, reader: T.TarReader, real: str, host: str) -> None:
+        mode = m.mode
+        try:
+            fd = os.open(host, _O_CREATE, mode & 0o777)
+        except FileExistsError:
+            self._clear_path(real, host, m.name, want_dir=False)
+            fd = os.open(host, _O_CREATE, mode & 0o777)
+        try:
+            digest = self._write_data(fd, reader, m.size)
+            # a new file already has our uid/gid (unless its directory is setgid) and the creation
+            # mode less the umask: skip the calls that would change nothing
+            if m.uid != self.euid or m.gid != self.egid or self._parent_sgid(real.rpartition("/")[0]):
+                os.fchown(fd, m.uid, m.gid)
+                os.fchmod(fd, mode)
+            elif mode & 0o7000 or mode & self.umask:
+                os.fchmod(fd, mode)
+            for key, value in m.xattrs.items():
+                self._set_xattr(m, real, host, key, value, fd)
+            os.utime(fd, ns=(m.mtime_ns, m.mtime_ns))
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        self.index.entries[real] = entry_of(st, None, dict(m.xattrs), digest)
+
+    def _write_data(self, fd: int, reader: T.TarReader, size: int) -> bytes:
+        if size == 0:
+            return xxhash.xxh3_128_digest(b"")
+        data = reader.data()
+        if data is not None:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            self.bytes += size
+            return xxhash.xxh3_128_digest(data)
+        hasher = None
+        digest = b""
+        for chunk in reader.chunks():
+            if hasher is None and len(chunk) == size:
+                digest = xxhash.xxh3_128_digest(chunk)
+            else:
+                if hasher is None:
+                    hasher = xxhash.xxh3_128()
+                hasher.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+        self.bytes += size
+        return hasher.digest() if hasher is not None else digest
+
+    def _set_xattr(self, m: T.Member, real: str, host: str, key: str, value: bytes,
+                   fd: int | None = None) -> None:
+        try:
+            if fd is not None:
+                os.setxattr(fd, key, value)
+            else:
+                os.setxattr(host, key, value, follow_symlinks=False)
+        except OSError as e:
+            if e.errno in (errno.ENOTSUP, errno.EPERM, errno.EOPNOTSUPP) and not key.startswith("security.capability"):
+                log.warning("layer %s: entry %s: xattr %s not kept on /%s: %s", self.layer, m.name,
+                            key, real, e.strerror)
+                return
+            raise self._fail(m.name, f"cannot set xattr {key} on /{real}: {e}", SnapshotError) from None
+
+    def _directory(self, m: T.Member, real: str, host: str) -> None:
+        existed = False
+        try:
+            os.mkdir(host, 0o700)
+        except FileExistsError:
+            existed = self._clear_path(real, host, m.name, want_dir=True)
+            if not existed:
+                os.mkdir(host, 0o700)
+        os.chown(host, m.uid, m.gid, follow_symlinks=False)
+        os.chmod(host, m.mode)  # a real directory: checked or made just above
+        self._sgid[real] = bool(m.mode & stat.S_ISGID)
+        for key, value in m.xattrs.items():
+            self._set_xattr(m, real, host, key, value)
+        self.dir_times.append((real, m.mtime_ns))
+        self.index.entries[real] = entry_of(os.lstat(host), None, dict(m.xattrs))
+
+    def _symlink(self, m: T.Member, real: str, host: str) -> None:
+        try:
+            os.symlink(m.linkname, host)
+        except FileExistsError:
+            self._clear_path(real, host, m.name, want_dir=False)
+            os.symlink(m.linkname, host)
+        os.chown(host, m.uid, m.gid, follow_symlinks=False)
+        for key, value in m.xattrs.items():
+            if key.startswith(("trusted.", "security.")):
+                self._set_xattr(m, real, host, key, value)
+        os.utime(host, ns=(m.mtime_ns, m.mtime_ns), follow_symlinks=False)
+        self.index.entries[real] = entry_of(os.lstat(host), m.linkname, dict(m.xattrs))
+
+    def _hardlink(self, m: T.Member, real: str, host: str) -> None:
+        try:
+            target = clean(m.linkname)
+        except PathEscapeError as e:
+            raise self._fail(m.name, f"hard link target {m.linkname!r} refused: {e}") from None
+        if not target:
+            raise self._fail(m.name, "hard link to the root directory refused")
+        if self.ignore.covers(target):
+            raise self._fail(m.name, f"hard link to ignored path /{target} refused")
+        tparent, _, tbase = target.rpartition("/")
+        try:
+            real_tparent = self.resolver.directory(tparent, create=False)
+        except SnapshotError as e:
+            raise self._fail(m.name, f"hard link target {m.linkname!r}: {e}") from None
+        if real_tparent is None:
+            raise self._fail(m.name, f"hard link target {m.linkname!r} does not exist", LayerFormatError)
+        treal = f"{real_tparent}/{tbase}" if real_tparent else tbase
+        thost = f"{self.root}/{treal}"
+        try:
+            tst = os.lstat(thost)
+        except FileNotFoundError:
+            raise self._fail(m.name, f"hard link target {m.linkname!r} does not exist", LayerFormatError) from None
+        if stat.S_ISDIR(tst.st_mode):
+            raise self._fail(m.name, f"hard link target {m.linkname!r} is a directory")
+        if treal == real:
+            return
+        try:
+            os.link(thost, host, follow_symlinks=False)
+        except FileExistsError:
+            self._clear_path(real, host, m.name, want_dir=False)
+            os.link(thost, host, follow_symlinks=False)
+        st = os.lstat(host)
+        source = self.index.entries.get(treal)
+        link = os.readlink(host) if stat.S_ISLNK(st.st_mode) else None
+        entry = entry_of(st, link, source.xattrs if source else None, source.digest if source else None)
+        self.index.entries[real] = entry
+        self.hardlinked.add(real)
+        self.hardlinked.add(treal)
+
+    def _node(self, m: T.Member, real: str, host: str) -> None:
+        kind = {T.CHR: stat.S_IFCHR, T.BLK: stat.S_IFBLK, T.FIFO: stat.S_IFIFO}[m.type]
+        dev = os.makedev(m.devmajor, m.devminor) if m.type != T.FIFO else 0
+        try:
+            os.mknod(host, kind | 0o600, dev)
+        except FileExistsError:
+            self._clear_path(real, host, m.name, want_dir=False)
+            os.mknod(host, kind | 0o600, dev)
+        os.chown(host, m.uid, m.gid, follow_symlinks=False)
+        os.chmod(host, m.mode)  # a node we just made (chmod on a node does not open it)
+        for key, value in m.xattrs.items():
+            self._set_xattr(m, real, host, key, value)
+        os.utime(host, ns=(m.mtime_ns, m.mtime_ns), follow_symlinks=False)
+        self.index.entries[real] = entry_of(os.lstat(host), None, dict(m.xattrs))
+
+    # -- whiteouts ------------------------------------------------------------------------------
+    def _whiteout(self, m: T.Member, parent: str, base: str) -> None:
+        self.whiteouts += 1
+        try:
+            real_parent = self.resolver.directory(parent, create=False)
+        except SnapshotError as e:
+            raise self._fail(m.name, f"whiteout: {e}") from None
+        if real_parent is None:
+            return  # nothing below to hide
+        if base == OPAQUE_MARKER:
+            self._opaque(real_parent)
+            return
+        victim = base[len(WHITEOUT_PREFIX):]
+        if victim in ("", ".", "..") or "/" in victim:
+            raise self._fail(m.name, f"whiteout of {victim!r} refused")
+        real = f"{real_parent}/{victim}" if real_parent else victim
+        if real in self.written:
+            return  # a whiteout hides lower layers only, never what this layer added
+        if self.ignore.covers(real):
+            return
+        removed = remove_tree(self.root, real, self._keep)
+        if removed:
+            self._forget(removed)
+            self.resolver.invalidate()
+            self.touched_dirs.add(real_parent)
+
+    def _keep(self, rel: str) -> bool:
+        return rel in self.written or self.ignore.covers(rel)
+
+    def _opaque(self, real_dir: str) -> None:
+        host = f"{self.root}/{real_dir}" if real_dir else self.root
+        try:
+            children = os.listdir(host)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        removed: list[str] = []
+        for name in children:
+            rel = f"{real_dir}/{name}" if real_dir else name
+            if self.ignore.covers(rel):
+                continue
+            if rel in self.written:
+                if os.path.isdir(f"{self.root}/{rel}") and not os.path.islink(f"{self.root}/{rel}"):
+                    removed += _remove_unwritten(self.root, rel, self._keep)
+                continue
+            removed += remove_tree(self.root, rel, self._keep)
+        if removed:
+            self._forget(removed)
+            self.resolver.invalidate()
+            self.touched_dirs.add(real_dir)
+
+    # -- end of layer ---------------------------------------------------------------------------
+    def finish(self) -> None:
+        entries = self.index.entries
+        for real, mtime_ns in sorted(self.dir_times, key=lambda x: len(x[0]), reverse=True):
+            host = f"{self.root}/{real}"
+            try:
+                os.utime(host, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
+                old = entries.get(real)
+                entries[real] = entry_of(os.lstat(host), None, old.xattrs if old else None)
+            except FileNotFoundError:
+                pass  # removed by a later entry of the same layer
+        timed = {r for r, _ in self.dir_times}
+        for real in self.touched_dirs - timed:
+            self._refresh(real)
+        for real in self.hardlinked:
+            self._refresh(real)
+        if self.hardlinked:
+            groups = {(e.dev, e.ino) for r in self.hardlinked if (e := entries.get(r))}
+            for rel, e in entries.items():
+                if e.nlink > 1 and (e.dev, e.ino) in groups and rel not in self.hardlinked:
+                    self._refresh(rel)
+
+    def _refresh(self, real: str) -> None:
+        if not real:
+            return
+        entries = self.index.entries
+        try:
+            st = os.lstat(f"{self.root}/{real}")
+        except FileNotFoundError:
+            entries.pop(real, None)
+            return
+        old = entries.get(real)
+        if old is not None and old.sig[6] == st.st_ino:
+            entries[real] = Entry((st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns,
+                                   st.st_ctime_ns, st.st_ino), st.st_dev, st.st_nlink, old.link,
+                                  old.xattrs, old.digest)
+        else:
+            link = os.readlink(f"{self.root}/{real}") if stat.S_ISLNK(st.st_mode) else None
+            entries[real] = entry_of(st, link)
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it (other threads may be creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def _remove_unwritten(root: str, rel: str, keep) -> list[str]:
+    """Inside a directory this layer wrote, remove what lower layers left (opaque parent)."""
+    removed: list[str] = []
+    for name in os.listdir(f"{root}/{rel}"):
+        child = f"{rel}/{name}"
+        if keep(child):
+            host = f"{root}/{child}"
+            if os.path.isdir(host) and not os.path.islink(host):
+                removed += _remove_unwritten(root, child, keep)
+            continue
+        removed += remove_tree(root, child, keep)
+    return removed
+
+
+def extract_layer(root: str, blob_path: str, layer: str, ignore: IgnoreList, index: Index) -> ExtractStats:
+    """Apply one layer blob (gzip, zstd or plain tar, detected from its bytes) onto `root`."""
+    start = time.perf_counter()
+    ex = _LayerExtractor(root, ignore, index, layer)
+    try:
+        raw = open(blob_path, "rb", buffering=1 << 20)
+    except OSError as e:
+        raise SnapshotError(f"layer {layer}: cannot open blob {blob_path}: {e}") from None
+    with raw:
+        stream, kind = open_decompressed(raw, layer)
+        reader = T.TarReader(stream, f"layer {layer}")
+        try:
+            for member in reader:
+                ex.apply(member, reader)
+        except (EOFError, OSError, ValueError, zstandard.ZstdError, isal_zlib.error) as e:
+            if isinstance(e, SnapshotError):
+                raise
+            raise LayerFormatError(f"layer {layer}: cannot read {kind} data near tar byte "
+                                   f"{reader.offset}: {e}") from None
+        finally:
+            stream.close()
+            ex.finish()
+    stats = ExtractStats(layer, kind, ex.entries, ex.skipped, ex.whiteouts, ex.bytes,
+                         time.perf_counter() - start)
+    log.debug("extracted %s", stats)
+    return stats

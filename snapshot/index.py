@@ -1,0 +1,150 @@
+"""The index: what kiln last saw of every path under the root.
+
+Per path it keeps the lstat signature (mode with type bits, uid, gid, size, mtime and ctime in ns,
+inode), device, link count, symlink target, xattrs (when read) and the xxh3-128 content digest of
+regular files (when known). `time_ns` is when the index last matched the tree: entries whose ctime
+is within `granularity_ns` of it are *racily clean* (git's term) and must be judged by content.
+"""
+from __future__ import annotations
+
+import os
+import stat
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import xxhash
+
+# Linux stamps inodes from a coarse clock that advances once per tick (HZ >= 100: <= 10 ms); a
+# change made in the same tick as the one we recorded keeps the ctime. 50 ms leaves a wide margin.
+DEFAULT_GRANULARITY_NS = 50_000_000
+_READ = 1 << 20
+
+S_IFMT = stat.S_IFMT
+S_IFREG = stat.S_IFREG
+S_IFDIR = stat.S_IFDIR
+S_IFLNK = stat.S_IFLNK
+
+Sig = tuple[int, int, int, int, int, int, int]  # mode, uid, gid, size, mtime_ns, ctime_ns, ino
+
+
+@dataclass(slots=True)
+class Entry:
+    sig: Sig
+    dev: int
+    nlink: int
+    link: str | None = None            # symlink target
+    xattrs: dict[str, bytes] | None = None  # None: not read
+    digest: bytes | None = None         # xxh3-128 of a regular file's content
+
+    @property
+    def mode(self) -> int:
+        return self.sig[0]
+
+    @property
+    def uid(self) -> int:
+        return self.sig[1]
+
+    @property
+    def gid(self) -> int:
+        return self.sig[2]
+
+    @property
+    def size(self) -> int:
+        return self.sig[3]
+
+    @property
+    def mtime_ns(self) -> int:
+        return self.sig[4]
+
+    @property
+    def ctime_ns(self) -> int:
+        return self.sig[5]
+
+    @property
+    def ino(self) -> int:
+        return self.sig[6]
+
+    @property
+    def kind(self) -> int:
+        return S_IFMT(self.sig[0])
+
+    @property
+    def capability(self) -> bytes | None:
+        return self.xattrs.get("security.capability") if self.xattrs else None
+
+
+def sig_of(st: os.stat_result) -> Sig:
+    return (st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def entry_of(st: os.stat_result, link: str | None = None, xattrs: dict[str, bytes] | None = None,
+             digest: bytes | None = None) -> Entry:
+    return Entry((st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                  st.st_ino), st.st_dev, st.st_nlink, link, xattrs, digest)
+
+
+def read_xattrs(host_path: str) -> dict[str, bytes]:
+    """All xattrs of a path (not following symlinks); {} where the filesystem has none."""
+    try:
+        names = os.listxattr(host_path, follow_symlinks=False)
+    except OSError:
+        return {}
+    out: dict[str, bytes] = {}
+    for name in names:
+        try:
+            out[name] = os.getxattr(host_path, name, follow_symlinks=False)
+        except OSError:
+            continue
+    return out
+
+
+def hash_file(host_path: str) -> bytes:
+    """xxh3-128 of a regular file's content, opened without following a symlink."""
+    fd = os.open(host_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        first = os.read(fd, _READ)
+        if len(first) < _READ:
+            return xxhash.xxh3_128_digest(first)
+        h = xxhash.xxh3_128(first)
+        while chunk := os.read(fd, _READ):
+            h.update(chunk)
+        return h.digest()
+    finally:
+        os.close(fd)
+
+
+class Index:
+    """Relative image path -> Entry, plus the time the entries were last known to match the tree."""
+
+    def __init__(self, granularity_ns: int = DEFAULT_GRANULARITY_NS) -> None:
+        self.entries: dict[str, Entry] = {}
+        self.time_ns = 0
+        self.granularity_ns = granularity_ns
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, rel: str) -> bool:
+        return rel in self.entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries)
+
+    def get(self, rel: str) -> Entry | None:
+        return self.entries.get(rel)
+
+    def is_racy(self, entry: Entry) -> bool:
+        return entry.sig[5] > self.time_ns - self.granularity_ns
+
+    def stamp(self, root: str) -> None:
+        """Mark the index as matching the tree now; give racily clean regular files a digest, so
+        the next comparison has something to compare their content against."""
+        self.time_ns = time.time_ns()
+        limit = self.time_ns - self.granularity_ns
+        for rel, e in self.entries.items():
+            if e.digest is None and e.sig[5] > limit and S_IFMT(e.sig[0]) == S_IFREG:
+                try:
+                    e.digest = hash_file(f"{root}/{rel}")
+                except OSError:
+                    pass

@@ -1,0 +1,169 @@
+"""Path arithmetic inside a root: cleaning tar names, scoped symlink resolution, safe removal.
+
+Paths handed around inside the engine are *relative image paths*: no leading slash, no `.` or `..`
+components, "" for the root itself ("usr/bin/env" is /usr/bin/env in the image). Nothing here ever
+follows a symlink out of the root: parent components are resolved one at a time with lstat, a
+symlink met on the way is followed *inside* the root (an absolute target restarts at the root, `..`
+stops at the root), the way containerd and docker's chrooted unpacking treat them.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from typing import Callable
+
+from .errors import SnapshotError
+
+MAX_SYMLINK_HOPS = 40
+
+
+class PathEscapeError(SnapshotError):
+    """A name that leaves the root (`..` above it)."""
+
+
+def clean(name: str) -> str:
+    """Relative image path of a tar name or image path; raises PathEscapeError for `..` above the root.
+
+    Leading slashes and `./` are dropped (absolute names are taken relative to the root, as docker
+    and GNU tar do); `a/../b` becomes `b`.
+    """
+    if name and name[0] != "/" and "//" not in name and "/." not in "/" + name:
+        return name[:-1] if name.endswith("/") else name
+    out: list[str] = []
+    for comp in name.split("/"):
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            if not out:
+                raise PathEscapeError(f"{name!r} leaves the root through '..'")
+            out.pop()
+        else:
+            out.append(comp)
+    return "/".join(out)
+
+
+def join(root: str, rel: str) -> str:
+    """Host path of relative image path `rel` under `root` (root given without trailing slash)."""
+    return f"{root}/{rel}" if rel else (root or "/")
+
+
+def split(rel: str) -> tuple[str, str]:
+    parent, _, base = rel.rpartition("/")
+    return parent, base
+
+
+class Resolver:
+    """Resolves directory paths under a root without ever leaving it; caches what it has checked.
+
+    The cache is only valid while nobody else changes the tree: callers `invalidate()` it whenever
+    they remove or replace a directory or a symlink.
+    """
+
+    def __init__(self, root: str, on_create: Callable[[str], None] | None = None) -> None:
+        self.root = root.rstrip("/")
+        self._cache: dict[str, str] = {"": ""}
+        self._on_create = on_create
+
+    def invalidate(self) -> None:
+        self._cache = {"": ""}
+
+    def directory(self, rel: str, create: bool) -> str | None:
+        """Real relative path of directory `rel`; creates missing components (mode 0755, owned by
+        the caller) when `create`, else returns None when one is missing. Raises SnapshotError when
+        a component is a non-directory, or symlinks loop."""
+        hit = self._cache.get(rel)
+        if hit is not None:
+            return hit
+        real: list[str] = []
+        todo = rel.split("/")
+        todo.reverse()
+        hops = 0
+        while todo:
+            comp = todo.pop()
+            if comp in ("", "."):
+                continue
+            if comp == "..":
+                if real:
+                    real.pop()
+                continue
+            real.append(comp)
+            cand = "/".join(real)
+            if cand in self._cache and self._cache[cand] == cand:
+                continue
+            host = f"{self.root}/{cand}"
+            try:
+                st = os.lstat(host)
+            except FileNotFoundError:
+                if not create:
+                    return None
+                os.mkdir(host, 0o755)
+                os.chmod(host, 0o755)  # whatever the umask
+                if self._on_create:
+                    self._on_create(cand)
+                self._cache[cand] = cand
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                self._cache[cand] = cand
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                hops += 1
+                if hops > MAX_SYMLINK_HOPS:
+                    raise SnapshotError(f"too many levels of symbolic links resolving /{rel} (at /{cand})")
+                target = os.readlink(host)
+                real.pop()
+                if target.startswith("/"):
+                    real.clear()
+                parts = target.split("/")
+                parts.reverse()
+                todo.extend(parts)
+                continue
+            raise SnapshotError(f"/{cand} is not a directory (needed as a parent of /{rel})")
+        result = "/".join(real)
+        self._cache[rel] = result
+        return result
+
+
+def remove_tree(root: str, rel: str, keep: Callable[[str], bool]) -> list[str]:
+    """Remove `rel` (file, link, or directory with contents) without following symlinks, except
+    paths for which `keep(rel)` is true (and the directories holding them). Returns the relative
+    paths removed, parents after children."""
+    host = join(root, rel)
+    removed: list[str] = []
+    try:
+        st = os.lstat(host)
+    except FileNotFoundError:
+        return removed
+    if not rel:
+        raise SnapshotError("refusing to remove the root itself")
+    if keep(rel):
+        return removed
+    if stat.S_ISDIR(st.st_mode):
+        _remove_dir(root, rel, keep, removed)
+    else:
+        os.unlink(host)
+        removed.append(rel)
+    return removed
+
+
+def _remove_dir(root: str, rel: str, keep: Callable[[str], bool], removed: list[str]) -> bool:
+    """Empty and remove directory `rel`; False when something kept stays inside."""
+    kept = False
+    host = join(root, rel)
+    with os.scandir(host) as it:
+        entries = list(it)
+    for e in entries:
+        child = f"{rel}/{e.name}" if rel else e.name
+        if keep(child):
+            kept = True
+            continue
+        if e.is_dir(follow_symlinks=False):
+            if not _remove_dir(root, child, keep, removed):
+                kept = True
+        else:
+            os.unlink(e.path)
+            removed.append(child)
+    if kept or not rel:
+        return False
+    os.rmdir(host)
+    removed.append(rel)
+    return True

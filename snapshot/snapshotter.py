@@ -1,0 +1,187 @@
+"""The facade the build loop uses: extraction, indexing, snapshots and wiping of one root."""
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import time
+from typing import Iterable
+
+from .compression import check_compression
+from .diff import Changes, check_mode, detect, walk_entries
+from .errors import SnapshotError
+from .extract import ExtractStats, extract_layer
+from .ignore import IgnoreList
+from .index import Entry, Index, entry_of, hash_file, read_xattrs
+from .layer import LayerFile, Whiteout, WrittenLayer, write_layer
+from .paths import PathEscapeError, clean
+from .wipe import wipe as wipe_root
+
+log = logging.getLogger(__name__)
+
+
+class Snapshotter:
+    """Owns the index of one root. `root` is `/` in production, a scratch directory in tests;
+    blobs are written to `work_dir`. `epoch` pins every timestamp in written layers (seconds)."""
+
+    def __init__(self, root: str, ignore: IgnoreList, work_dir: str, compression: str = "gzip",
+                 level: int | None = None, epoch: int | None = None, mode: str = "exact") -> None:
+        check_compression(compression)
+        check_mode(mode)
+        if not os.path.isdir(root):
+            raise SnapshotError(f"root {root} is not a directory")
+        if not os.path.isdir(work_dir):
+            raise SnapshotError(f"work directory {work_dir} is not a directory")
+        self.root = root.rstrip("/")
+        self.ignore = ignore
+        self.work_dir = work_dir
+        self.compression = compression
+        self.level = level
+        self.epoch = epoch
+        self.mode = mode
+        self.index = Index()
+        self.last_changes: Changes | None = None
+
+    # -- extraction ---------------------------------------------------------------------------
+    def extract(self, blob_path: str, name: str = "") -> ExtractStats:
+        """Apply one layer blob (gzip, zstd or plain tar) onto the root; the index follows."""
+        stats = extract_layer(self.root, blob_path, name or os.path.basename(blob_path), self.ignore,
+                              self.index)
+        self.index.stamp(self.root)
+        log.info("extracted layer %s: %d entries (%d whiteouts, %d skipped) in %.2fs",
+                 stats.layer, stats.entries, stats.whiteouts, stats.skipped, stats.seconds)
+        return stats
+
+    def reindex(self) -> None:
+        """Rebuild the index from a full walk of the root (content digests only where needed)."""
+        index = Index(self.index.granularity_ns)
+        entries = index.entries
+        for rel, host, st in walk_entries(self.root, self.ignore):
+            kind = stat.S_IFMT(st.st_mode)
+            link = os.readlink(host) if kind == stat.S_IFLNK else None
+            digest = None
+            if self.mode == "full" and kind == stat.S_IFREG:
+                digest = hash_file(host)
+            entries[rel] = entry_of(st, link, read_xattrs(host), digest)
+        index.stamp(self.root)
+        self.index = index
+
+    # -- snapshots ----------------------------------------------------------------------------
+    def snapshot(self) -> LayerFile | None:
+        """A layer of everything that changed since the index was taken; None when nothing did."""
+        start = time.perf_counter()
+        changes = detect(self.root, self.ignore, self.index, self.mode)
+        self.last_changes = changes
+        for rel, st in changes.refreshed.items():
+            self._refresh(rel, st, changes.digests.get(rel))
+        for rel in changes.gone:
+            self.index.entries.pop(rel, None)
+        if not changes:
+            self.index.stamp(self.root)
+            log.info("snapshot: no changes (%d paths walked, %d hashed) in %.2fs", changes.walked,
+                     changes.hashed, time.perf_counter() - start)
+            return None
+        written = self._write(changes.changed, changes.deleted, changes.opaque)
+        log.info("snapshot: %d changed, %d deleted, %d opaque (%d walked, %d hashed) in %.2fs",
+                 len(changes.changed), len(changes.deleted), len(changes.opaque), changes.walked,
+                 changes.hashed, time.perf_counter() - start)
+        return written.layer
+
+    def snapshot_paths(self, paths: Iterable[str]) -> LayerFile | None:
+        """A layer of exactly these image paths (directories with their content), parents
+        included; a listed path that no longer exists becomes a whiteout."""
+        changed: list[str] = []
+        deleted: list[str] = []
+        for path in paths:
+            try:
+                rel = clean(path)
+            except PathEscapeError as e:
+                raise SnapshotError(f"snapshot path {path!r}: {e}") from None
+            if not rel or self.ignore.covers(rel):
+                log.debug("snapshot path %r is the root or ignored; skipped", path)
+                continue
+            host = f"{self.root}/{rel}"
+            try:
+                st = os.lstat(host)
+            except FileNotFoundError:
+                if rel in self.index:
+                    deleted.append(rel)
+                continue
+            changed.append(rel)
+            if stat.S_ISDIR(st.st_mode):
+                below = _Subtree(self.root, rel, self.ignore)
+                changed.extend(below.paths)
+                prefix = rel + "/"
+                present = set(below.paths)
+                for old in self.index.entries:
+                    if old.startswith(prefix) and old not in present and old.rpartition("/")[0] in present | {rel}:
+                        deleted.append(old)
+        if not changed and not deleted:
+            return None
+        return self._write(sorted(set(changed)), sorted(set(deleted)), []).layer
+
+    # -- wiping -------------------------------------------------------------------------------
+    def wipe(self) -> None:
+        """Remove everything under the root but the ignore list; the index starts over."""
+        wipe_root(self.root, self.ignore)
+        self.reindex()
+
+    # -- internals ----------------------------------------------------------------------------
+    def _write(self, changed: list[str], deleted: list[str], opaque: list[str]) -> WrittenLayer:
+        archive = set(changed)
+        for rel in [*changed, *deleted, *opaque]:
+            parent = rel.rpartition("/")[0]
+            while parent and parent not in archive:
+                archive.add(parent)
+                parent = parent.rpartition("/")[0]
+        whiteouts = [Whiteout(r) for r in deleted] + [Whiteout(r, opaque=True) for r in opaque]
+        written = write_layer(self.root, sorted(archive), whiteouts, self.work_dir,
+                              self.compression, self.level, self.epoch)
+        _drop_below(self.index.entries, set(deleted), set(opaque), written.entries)
+        entries.update(written.entries)
+        self.index.stamp(self.root)
+        return written
+
+    def _refresh(self, rel: str, st: os.stat_result, digest: bytes | None) -> None:
+        old = self.index.entries.get(rel)
+        if old is None:
+            return
+        self.index.entries[rel] = Entry((st.st_mode, st.st_uid, st.st_gid, st.st_size,
+                                         st.st_mtime_ns, st.st_ctime_ns, st.st_ino), st.st_dev,
+                                        st.st_nlink, old.link, old.xattrs, digest or old.digest)
+
+
+def _drop_below(entries: dict[str, Entry], deleted: set[str], opaque: set[str],
+                kept: dict[str, Entry]) -> None:
+    """Forget deleted paths and everything below them, and what lay below recreated
+    directories unless it was just archived."""
+    if not deleted and not opaque:
+        return
+    for rel in list(entries):
+        p = rel
+        while p:
+            if p in deleted:
+                del entries[rel]
+                break
+            if p in opaque and p != rel and rel not in kept:
+                del entries[rel]
+                break
+            p = p.rpartition("/")[0]
+
+
+class _Subtree:
+    """All paths below a directory (not ignored), top-down."""
+
+    def __init__(self, root: str, rel: str, ignore: IgnoreList) -> None:
+        self.paths: list[str] = []
+        stack = [rel]
+        while stack:
+            d = stack.pop()
+            with os.scandir(f"{root}/{d}") as it:
+                for e in it:
+                    child = f"{d}/{e.name}"
+                    if child in ignore.paths:
+                        continue
+                    self.paths.append(child)
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(child)

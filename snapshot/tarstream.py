@@ -1,0 +1,321 @@
+"""A streaming tar reader: ustar, GNU (long names, base-256 numbers) and PAX (local and global).
+
+It reads from any object with `read(n)` and never holds more than one buffer (about 1 MiB) plus the
+current member's metadata, so a layer of any size streams through. tarfile's stream mode does the
+same job but costs ~25 us per member in Python; this reader parses the fixed header fields directly
+and checks the header checksum with adler32 (C speed), which keeps extraction of 100k-member layers
+within budget.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import BinaryIO, Iterator
+
+from .errors import LayerFormatError
+
+BLOCK = 512
+_CHUNK = 1 << 20
+_ZERO_BLOCK = bytes(BLOCK)
+_STRIP = b"\0 "
+
+# typeflags
+REG = b"0"
+AREG = b"\0"
+CONTIG = b"7"
+LINK = b"1"
+SYMLINK = b"2"
+CHR = b"3"
+BLK = b"4"
+DIR = b"5"
+FIFO = b"6"
+PAX_LOCAL = b"x"
+PAX_GLOBAL = b"g"
+GNU_LONGNAME = b"L"
+GNU_LONGLINK = b"K"
+
+REGULAR_TYPES = (REG, AREG, CONTIG)
+
+
+@dataclass(slots=True)
+class Member:
+    """One archive member after PAX / GNU extensions have been applied."""
+
+    name: str
+    type: bytes
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    mtime_ns: int
+    linkname: str
+    devmajor: int
+    devminor: int
+    xattrs: dict[str, bytes] = field(default_factory=dict)
+
+
+def _num(field_bytes: bytes, what: str, name: str) -> int:
+    if field_bytes and field_bytes[0] & 0x80:  # GNU base-256
+        value = int.from_bytes(field_bytes[1:], "big")
+        if field_bytes[0] & 0x40:  # negative
+            value -= 1 << (8 * (len(field_bytes) - 1))
+        return value
+    text = field_bytes.split(b"\0", 1)[0].strip()
+    if not text:
+        return 0
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise LayerFormatError(f"tar member {name!r}: field {what} is not an octal number: {text!r}") from None
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _parse_pax(data: bytes, where: str) -> dict[str, bytes]:
+    records: dict[str, bytes] = {}
+    pos = 0
+    n = len(data)
+    while pos < n:
+        if data[pos] == 0:  # padding some writers leave
+            break
+        sp = data.find(b" ", pos)
+        if sp < 0:
+            raise LayerFormatError(f"{where}: malformed PAX record at byte {pos}")
+        try:
+            length = int(data[pos:sp])
+        except ValueError:
+            raise LayerFormatError(f"{where}: malformed PAX record length at byte {pos}") from None
+        end = pos + length
+        if length <= 0 or end > n or data[end - 1:end] != b"\n":
+            raise LayerFormatError(f"{where}: PAX record at byte {pos} overruns its header")
+        eq = data.find(b"=", sp + 1, end)
+        if eq < 0:
+            raise LayerFormatError(f"{where}: PAX record at byte {pos} has no '='")
+        records[data[sp + 1:eq].decode("utf-8", "surrogateescape")] = data[eq + 1:end - 1]
+        pos = end
+    return records
+
+
+def _pax_time_ns(value: bytes) -> int:
+    text = value.decode("ascii")
+    neg = text.startswith("-")
+    if neg:
+        text = text[1:]
+    sec, _, frac = text.partition(".")
+    ns = int(sec or "0") * 1_000_000_000 + int((frac + "000000000")[:9] or "0")
+    return -ns if neg else ns
+
+
+class TarReader:
+    """Iterate members with `for m in reader`; read a regular member's data with `chunks()`
+    before asking for the next member (unread data is skipped)."""
+
+    def __init__(self, stream: BinaryIO, where: str) -> None:
+        self._stream = stream
+        self._where = where
+        self._buf = b""
+        self._pos = 0
+        self._left = 0  # unread data bytes of the current member
+        self._pad = 0  # padding after the current member's data
+        self._global: dict[str, bytes] = {}
+        self.offset = 0  # bytes consumed, for messages
+
+    # -- buffer -------------------------------------------------------------------------------
+    def _fill(self, need: int) -> bool:
+        """Make at least `need` bytes available at _pos; False at a clean EOF with none buffered."""
+        have = len(self._buf) - self._pos
+        if have >= need:
+            return True
+        parts = [self._buf[self._pos:]]
+        while have < need:
+            chunk = self._stream.read(max(_CHUNK, need - have))
+            if not chunk:
+                break
+            parts.append(chunk)
+            have += len(chunk)
+        self._buf = b"".join(parts)
+        self._pos = 0
+        return have >= need
+
+    def _take(self, n: int, what: str) -> bytes:
+        if not self._fill(n):
+            raise LayerFormatError(f"{self._where}: archive truncated while reading {what} "
+                                   f"at byte {self.offset}")
+        out = self._buf[self._pos:self._pos + n]
+        self._pos += n
+        self.offset += n
+        return out
+
+    def _skip(self, n: int) -> None:
+        while n:
+            if not self._fill(1):
+                raise LayerFormatError(f"{self._where}: archive truncated at byte {self.offset}")
+            step = min(n, len(self._buf) - self._pos)
+            self._pos += step
+            self.offset += step
+            n -= step
+
+    # -- data ---------------------------------------------------------------------------------
+    def chunks(self) -> Iterator[bytes]:
+        """The current member's data, in pieces of at most ~1 MiB."""
+        while self._left:
+            if len(self._buf) - self._pos == 0 and not self._fill(1):
+                raise LayerFormatError(f"{self._where}: archive truncated inside member data "
+                                       f"at byte {self.offset}")
+            step = min(self._left, len(self._buf) - self._pos)
+            piece = self._buf[self._pos:self._pos + step]
+            self._pos += step
+            self.offset += step
+            self._left -= step
+            yield piece
+
+    def data(self) -> bytes | None:
+        """The whole data of the current member when it is already buffered (small members), else
+        None (use `chunks()`)."""
+        n = self._left
+        if self._pos + n > len(self._buf):
+            return None
+        out = self._buf[self._pos:self._pos + n]
+        self._pos += n
+        self.offset += n
+        self._left = 0
+        return out
+
+    def read_all(self) -> bytes:
+        return b"".join(self.chunks())
+
+    def _finish_member(self) -> None:
+        if self._left:
+            self._skip(self._left)
+            self._left = 0
+        if self._pad:
+            self._skip(self._pad)
+            self._pad = 0
+
+    # -- headers ------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Member]:
+        return self
+
+    def __next__(self) -> Member:
+        self._finish_member()
+        local: dict[str, bytes] = {}
+        long_name: bytes | None = None
+        long_link: bytes | None = None
+        while True:
+            if not self._fill(BLOCK):
+                if len(self._buf) - self._pos:
+                    raise LayerFormatError(f"{self._where}: archive truncated inside a header "
+                                           f"at byte {self.offset}")
+                raise StopIteration  # EOF without end-of-archive blocks: accepted, as GNU tar does
+            hdr = self._buf[self._pos:self._pos + BLOCK]
+            if hdr == _ZERO_BLOCK:
+                raise StopIteration
+            start = self.offset
+            self._pos += BLOCK
+            self.offset += BLOCK
+            self._check_sum(hdr, start)
+            typ = hdr[156:157]
+            raw_name = hdr[0:100].split(b"\0", 1)[0]
+            try:
+                size = int(hdr[124:136].strip(_STRIP), 8)
+            except ValueError:
+                size = _num(hdr[124:136], "size", _decode(raw_name))
+            if typ in (PAX_LOCAL, PAX_GLOBAL, GNU_LONGNAME, GNU_LONGLINK):
+                data = self._take(size, "an extended header")
+                pad = -size % BLOCK
+                if pad:
+                    self._skip(pad)
+                if typ == PAX_LOCAL:
+                    local.update(_parse_pax(data, f"{self._where}: PAX header at byte {start}"))
+                elif typ == PAX_GLOBAL:
+                    self._global.update(_parse_pax(data, f"{self._where}: global PAX header at byte {start}"))
+                elif typ == GNU_LONGNAME:
+                    long_name = data.split(b"\0", 1)[0]
+                else:
+                    long_link = data.split(b"\0", 1)[0]
+                continue
+            return self._member(hdr, typ, raw_name, size, local, long_name, long_link, start)
+
+    def _check_sum(self, hdr: bytes, start: int) -> None:
+        stored = hdr[148:156].split(b"\0", 1)[0].strip()
+        try:
+            want = int(stored, 8)
+        except ValueError:
+            raise LayerFormatError(f"{self._where}: not a tar header at byte {start} "
+                                   f"(bad checksum field {stored!r}); is the blob a tar archive?") from None
+        blanked = hdr[:148] + b"        " + hdr[156:]
+        # adler32's low half is (1 + sum of bytes) mod 65521; check the exact sum only on mismatch
+        if (zlib.adler32(blanked) & 0xFFFF) == (1 + want) % 65521:
+            return
+        unsigned = sum(blanked)
+        signed = unsigned - 256 * sum(1 for b in blanked if b > 127)
+        if want not in (unsigned, signed):
+            raise LayerFormatError(f"{self._where}: tar header checksum mismatch at byte {start}")
+
+    def _member(self, hdr: bytes, typ: bytes, raw_name: bytes, size: int, local: dict[str, bytes],
+                long_name: bytes | None, long_link: bytes | None, start: int) -> Member:
+        if long_name is not None:
+            raw_name = long_name
+        elif hdr[257:263] == b"ustar\0":  # POSIX ustar: 155-byte prefix (GNU puts times there)
+            prefix = hdr[345:500].split(b"\0", 1)[0]
+            if prefix:
+                raw_name = prefix + b"/" + raw_name
+        raw_link = long_link if long_link is not None else hdr[157:257].split(b"\0", 1)[0]
+        name = _decode(raw_name)
+        try:
+            mode = int(hdr[100:108].strip(_STRIP), 8)
+            uid = int(hdr[108:116].strip(_STRIP), 8)
+            gid = int(hdr[116:124].strip(_STRIP), 8)
+            mtime_ns = int(hdr[136:148].strip(_STRIP), 8) * 1_000_000_000
+        except ValueError:  # base-256, empty or garbage fields: the careful path
+            mode = _num(hdr[100:108], "mode", name)
+            uid = _num(hdr[108:116], "uid", name)
+            gid = _num(hdr[116:124], "gid", name)
+            mtime_ns = _num(hdr[136:148], "mtime", name) * 1_000_000_000
+        devmajor = devminor = 0
+        if typ in (CHR, BLK):
+            devmajor = _num(hdr[329:337], "devmajor", name)
+            devminor = _num(hdr[337:345], "devminor", name)
+        linkname = _decode(raw_link)
+        xattrs: dict[str, bytes] = {}
+        pax = {**self._global, **local} if self._global else local
+        if pax:
+            for key, value in pax.items():
+                if key == "path":
+                    name = value.decode("utf-8", "surrogateescape")
+                elif key == "linkpath":
+                    linkname = value.decode("utf-8", "surrogateescape")
+                elif key == "size":
+                    size = int(value)
+                elif key == "uid":
+                    uid = int(value)
+                elif key == "gid":
+                    gid = int(value)
+                elif key == "mtime":
+                    mtime_ns = _pax_time_ns(value)
+                elif key.startswith("SCHILY.xattr."):
+                    xattrs[key[13:]] = value
+                elif key.startswith("GNU.sparse."):
+                    raise LayerFormatError(f"{self._where}: member {name!r} at byte {start} is a "
+                                           "PAX sparse file, which layers must not contain")
+        if typ == b"S":
+            raise LayerFormatError(f"{self._where}: member {name!r} at byte {start} is a GNU "
+                                   "sparse file, which layers must not contain")
+        if typ in REGULAR_TYPES or typ not in (LINK, SYMLINK, CHR, BLK, DIR, FIFO):
+            if typ not in REGULAR_TYPES:
+                raise LayerFormatError(f"{self._where}: member {name!r} at byte {start} has "
+                                       f"unsupported tar type {typ!r}")
+            self._left = size
+            self._pad = -size % BLOCK
+        else:
+            # other types carry no data, whatever the size field says (hard links: GNU tar ignores it too)
+            self._left = 0
+            self._pad = 0
+            if size and typ not in (LINK,):
+                self._left = size
+                self._pad = -size % BLOCK
+        return Member(name=name, type=typ, mode=mode & 0o7777, uid=uid, gid=gid, size=size,
+                      mtime_ns=mtime_ns, linkname=linkname, devmajor=devmajor, devminor=devminor,
+                      xattrs=xattrs)
