@@ -257,3 +257,53 @@ def test_tls_without_ca_fails_with_a_hint(basic_registry, no_ambient_credentials
     skip = RegistryClient(RegistryOptions(docker_config_dir=basic_registry.docker_config_dir, skip_tls_verify_pull=True))
     with pytest.raises(NotFoundError):
         skip.get_manifest(f"{basic_registry.host}/x:1")
+
+
+def test_identity_token_is_exchanged_with_a_refresh_grant(base_images, token_registry, client_for, tmp_path,
+                                                          no_ambient_credentials):
+    import requests
+    src = base_images.copy_image(base_images.busybox_amd64, token_registry, "private/idt:1")
+    answer = requests.get(token_registry.token_realm, params={"service": "kiln-test-registry", "offline_token": "true",
+                                                               "scope": "repository:private/idt:pull"},
+                          auth=(token_registry.username, token_registry.password), verify=token_registry.ca_path)
+    refresh = answer.json()["refresh_token"]
+    d = tmp_path / "idt"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"auths": {token_registry.host: {"identitytoken": refresh}}}))
+    image = client_for(token_registry, docker_config_dir=str(d)).pull(src)
+    assert image.layers
+    grants = [r.get("grant_type") for r in token_registry.token_log()]
+    assert "refresh_token" in grants
+    # anonymous pull of private/ is refused at the token phase, naming registry and repository
+    with pytest.raises(UnauthorizedError, match=rf"{re.escape(token_registry.host)}/private/idt"):
+        client_for(token_registry, docker_config_dir=no_ambient_credentials).pull(src)
+
+
+def test_registry_mirror_serves_docker_hub_names(base_images, plain_registry, client_for):
+    base_images.copy_image(base_images.busybox_amd64, plain_registry, "library/busybox:mirrored")
+    client = client_for(plain_registry, registry_mirrors=[plain_registry.host], skip_default_registry_fallback=True)
+    image = client.pull("busybox:mirrored")
+    assert image.layers and image.layers[0].source == f"{plain_registry.host}/library/busybox"
+    empty = client_for(plain_registry, registry_mirrors=[plain_registry.host], skip_default_registry_fallback=True)
+    with pytest.raises(RegistryError, match="library/nothing-here"):
+        empty.pull("nothing-here:1")
+
+
+def test_image_download_retry(base_images, plain_registry, proxy_for, tmp_path):
+    state = {"n": 0}
+
+    def rule(method, path, proxy):
+        if "/blobs/" in path and method == "GET" and state["n"] < 1:
+            state["n"] += 1
+            return Action(502)
+        return None
+
+    proxy = proxy_for(rule)
+    src = base_images.busybox_amd64.replace(plain_registry.host, proxy.host)
+    no_retry = RegistryClient(RegistryOptions(transport_retries=0, retry_backoff=0.01), blob_dir=str(tmp_path / "a"))
+    with pytest.raises(RegistryError, match=r"blob GET .*\(HTTP 502\)"):
+        no_retry.pull(src)
+    state["n"] = 0
+    retrying = RegistryClient(RegistryOptions(transport_retries=0, image_download_retry=1, retry_backoff=0.01),
+                              blob_dir=str(tmp_path / "b"))
+    assert retrying.pull(src, fetch_layers=True).layers
