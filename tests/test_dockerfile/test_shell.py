@@ -181,7 +181,7 @@ MATCHES = [
     ({"FOO": "/tmp/tmp/bar.txt", "NEEDLE": "/tmp"}, "${FOO/$NEEDLE/} - ${FOO//$NEEDLE/}",
      "/tmp/bar.txt - /bar.txt", {"FOO", "NEEDLE"}, set()),
     ({"FOO": "abc"}, "${FOO//x*/-}", "abc", {"FOO"}, set()),
-    ({"FOO": "abc"}, "${FOO//b/$$}", "ac", {"FOO"}, set()),  # $$ is the (never set) PID parameter
+    ({"FOO": "abc"}, "${FOO//b/$$}", "ac", {"FOO"}, {"$"}),  # $$ is the (never set) PID parameter
     ({"FOO": "a.b.c"}, "${FOO//./_}", "a_b_c", {"FOO"}, set()),
     ({"FOO": "x"}, "${FOO/x", None, set(), set()),
     ({"FOO": "x"}, "${FOO#\\x}", None, set(), set()),
