@@ -562,8 +562,10 @@ def judge_oci_layout(path: str, ref: str | None = None, platform: str | None = N
                  "mediaType": desc.get("mediaType") or manifest.get("mediaType") or OCI_MANIFEST,
                  "annotations": {"org.opencontainers.image.ref.name": "judge"}}]}, f)
         if manifest.get("mediaType") == DOCKER_MANIFEST:
-            # umoci reads only OCI manifests; skopeo converts the Docker one (digests change, fine)
-            rootfs = _umoci_unpack(f"oci:{single}:judge", [], work, what)
+            # umoci reads only OCI manifests and skopeo's oci: source skips Docker descriptors, so
+            # hand skopeo a dir: copy to convert (digests change, fine for unpacking)
+            rootfs = _umoci_unpack(f"dir:{_as_skopeo_dir(manifest, blob_path, desc['digest'], work)}", [],
+                                   work, what)
         else:
             bundle = os.path.join(work, "bundle")
             _run(["umoci", "unpack", "--image", f"{single}:judge", bundle], f"{what}: umoci unpack")
@@ -572,6 +574,20 @@ def judge_oci_layout(path: str, ref: str | None = None, platform: str | None = N
                        manifest_media_type=manifest.get("mediaType"), config=config,
                        config_digest=manifest["config"]["digest"], layers=layers, index=index,
                        index_digest=index_digest, unpacked_rootfs=rootfs)
+
+
+def _as_skopeo_dir(manifest: dict, blob_path: Callable[[str], str], manifest_digest: str, work: str) -> str:
+    """skopeo's dir: transport layout (version, manifest.json, blobs named by hex) for one image."""
+    d = os.path.join(work, "skopeo-dir")
+    os.makedirs(d)
+    with open(os.path.join(d, "version"), "w") as f:
+        f.write("Directory Transport Version: 1.1\n")
+    shutil.copyfile(blob_path(manifest_digest), os.path.join(d, "manifest.json"))
+    for desc in [manifest["config"], *manifest["layers"]]:
+        target = os.path.join(d, desc["digest"].split(":", 1)[1])
+        if not os.path.exists(target):
+            os.symlink(blob_path(desc["digest"]), target)
+    return d
 
 
 # --- docker load tarballs ------------------------------------------------------------------------
