@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 
 import pytest
 
@@ -55,6 +56,24 @@ def registries(plain_registry: Registry, basic_registry: Registry,
                token_registry: Registry) -> dict[str, Registry]:
     """The three flavours by name: {"plain": ..., "basic": ..., "token": ...}."""
     return {"plain": plain_registry, "basic": basic_registry, "token": token_registry}
+
+
+@pytest.fixture
+def make_registry(rig_dir: str, request: pytest.FixtureRequest):
+    """Factory for private registries, stopped when the test ends:
+    ``make_registry("token", token_expires_in=2)`` -> Registry (own storage, logs and token server)."""
+    started: list[RunningRegistry] = []
+
+    def make(flavour: str, **kwargs) -> Registry:
+        pki = request.getfixturevalue("test_pki") if flavour != "plain" else None
+        workdir = tempfile.mkdtemp(prefix=f"registry-{flavour}-", dir=rig_dir)
+        running = start_registry(flavour, workdir, pki, **kwargs)
+        started.append(running)
+        return running.registry
+
+    yield make
+    for running in started:
+        running.stop()
 
 
 @pytest.fixture(scope="session")

@@ -193,3 +193,18 @@ def test_layout_holding_a_docker_manifest_passes(base_images: BaseImages, tmp_pa
     report = judge_oci_layout(layout.path, "docker")
     assert report.manifest_digest == digest
     assert os.path.islink(os.path.join(report.unpacked_rootfs, "bin", "sh"))
+
+
+def test_xattrs_and_ownership_are_reported(tmp_path) -> None:
+    stage = tmp_path / "s"
+    stage.mkdir()
+    (stage / "f").write_text("x")
+    os.setxattr(stage / "f", "user.kiln", b"yes")
+    os.chown(stage / "f", 1000, 50)
+    os.chmod(stage / "f", 0o4755)
+    tar = str(tmp_path / "x.tar")
+    subprocess.run(["tar", "--format=posix", "--xattrs", "--xattrs-include=user.*", "--numeric-owner",
+                    "-C", str(stage), "-cf", tar, "f"], check=True)
+    [member] = check_tar(tar, "xattrs")
+    assert member.xattrs == {"user.kiln": "yes"}
+    assert (member.uid, member.gid, member.mode, member.type, member.size) == (1000, 50, 0o4755, "file", 1)

@@ -150,3 +150,12 @@ def test_cross_repo_mount_with_a_two_scope_token(token_registry: Registry) -> No
     head = requests.head(reg.url(f"/v2/rig/mount-dst/blobs/{digest}"), headers={"Authorization": f"Bearer {token}"},
                          verify=reg.ca_path)
     assert head.status_code == 200
+
+
+def test_make_registry_gives_private_short_lived_tokens(make_registry, token_registry: Registry) -> None:
+    reg = make_registry("token", token_expires_in=7)
+    assert reg.host != token_registry.host and reg.token_log_path != token_registry.token_log_path
+    body = _token(reg, ["repository:x/y:pull"]).json()
+    assert body["expires_in"] == 7
+    plain = make_registry("plain")
+    assert requests.get(plain.url("/v2/_catalog")).json() == {"repositories": []}
