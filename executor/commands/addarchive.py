@@ -147,8 +147,9 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, display: str,
             while chunk := source.read(1 << 20):
                 out.write(chunk)
     elif member.issym():
-        target = os.path.join(os.path.dirname("/" + rel), member.linkname)
-        if os.path.normpath(target).startswith("/.."):
+        # go-archive: Join(Dir(path), linkname) must stay under dest (an absolute target is joined too)
+        target = os.path.normpath(os.path.join(os.path.dirname(rel), member.linkname.lstrip("/")))
+        if target == ".." or target.startswith("../"):
             raise _breakout(display, member.name, "symlink target")
         os.symlink(member.linkname, path)
     elif member.islnk():
@@ -167,7 +168,10 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, display: str,
 
     uid, gid = chown if chown is not None else (member.uid, member.gid)
     os.lchown(path, uid, gid)
-    if not member.issym() and not member.islnk():
+    if member.islnk():  # go-archive chmods a hard link (its inode) unless it names a symlink
+        if not os.path.islink(path):
+            os.chmod(path, member.mode & 0o7777)
+    elif not member.issym():
         os.chmod(path, member.mode & 0o7777)
     for key, value in member.pax_headers.items():
         if key.startswith("SCHILY.xattr."):
