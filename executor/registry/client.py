@@ -7,6 +7,7 @@ import logging
 import os
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterable
@@ -161,28 +162,39 @@ class RegistryClient:
 
     def fetch_layers(self, image: Image) -> list[str]:
         """Download (and verify) every layer of a pulled image; the paths of the blobs, in order."""
-        paths = []
-        for layer in image.layers:
+        def fetch(layer: Layer) -> str:
             with layer.open_blob() as f:
-                paths.append(f.name if hasattr(f, "name") else "")
-        return paths
+                return f.name if hasattr(f, "name") else ""
+
+        if self.options.jobs <= 1 or len(image.layers) <= 1:
+            return [fetch(l) for l in image.layers]
+        with ThreadPoolExecutor(self.options.jobs) as pool:
+            return list(pool.map(fetch, image.layers))
 
     # ---- push --------------------------------------------------------------------------------
     def push(self, image: Image, refs: Iterable[Reference | str]) -> str:
-        """Push `image` to every reference (tag or digest); returns the image digest."""
+        """Push `image` to every reference (tag or digest); returns the image digest.
+
+        Each destination gets its blobs first (HEAD-skip, mount, upload) and its manifest last. A later
+        destination on the same registry mounts the blobs from the repository pushed before it.
+        """
         data = image.manifest_bytes()
         digest = _digest.of_bytes(data)
-        blobs = [_push.Blob(l.descriptor, l.open_blob, l.source) for l in image.layers if not l.foreign]
         config_bytes = image.config_bytes()
+        blobs = [_push.Blob(l.descriptor, l.open_blob, l.source) for l in image.layers if not l.foreign]
         blobs.append(_push.Blob(image.config_descriptor(), lambda: io.BytesIO(config_bytes)))
+        pushed_to: dict[str, str] = {}   # registry -> a repository that now holds every blob
         for ref in refs:
             ref = _as_ref(ref)
+            earlier = pushed_to.get(ref.registry)
+            ref_blobs = [b if not earlier or (b.source or "").startswith(ref.registry + "/")
+                         else _push.Blob(b.descriptor, b.opener, f"{ref.registry}/{earlier}") for b in blobs]
             attempts = max(0, self.options.push_retry) + 1
             for attempt in range(attempts):
                 try:
                     t = self.transport(ref.registry, push=True)
-                    _, stats = _push.push_blobs_and_manifest(t, ref, blobs, data, image.media_type,
-                                                             self.options.chunk_size)
+                    _, stats = _push.push_blobs_and_manifest(t, ref, ref_blobs, data, image.media_type,
+                                                             self.options.chunk_size, self.options.jobs)
                     log.info("pushed %s@%s (%d blobs uploaded, %d mounted, %d already there)", ref.kaniko_name,
                              digest, stats.uploaded, stats.mounted, stats.existed)
                     break
@@ -193,6 +205,7 @@ class RegistryClient:
                     log.warning("push to %s failed (%s); retry %d of %d in %.1fs", ref, e, attempt + 1,
                                 attempts - 1, wait)
                     time.sleep(wait)
+            pushed_to.setdefault(ref.registry, ref.repository)
         return digest
 
     def push_index(self, index: Index, refs: Iterable[Reference | str]) -> str:

@@ -41,6 +41,8 @@ class RegistryOptions:
     retry_backoff_max: float = 30.0
     #: upload blobs in PATCH chunks of this many bytes; None: one monolithic PUT
     chunk_size: int | None = None
+    #: blobs pushed or pulled in parallel (go-containerregistry uses 4; 2 cores here)
+    jobs: int = 3
     #: directory holding config.json; None: $DOCKER_CONFIG, /kaniko/.docker, ~/.docker
     docker_config_dir: str | None = None
     #: connect/read timeout of one request, seconds

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
 from urllib.parse import quote
@@ -33,6 +35,13 @@ class PushStats:
     mounted: int = 0
     uploaded: int = 0
 
+    def count(self, what: str) -> None:
+        with _STATS_LOCK:
+            setattr(self, what, getattr(self, what) + 1)
+
+
+_STATS_LOCK = threading.Lock()
+
 
 def _push_scopes(repo: str) -> list[str]:
     return [repository_scope(repo, "pull,push")]
@@ -56,7 +65,7 @@ def ensure_blob(t: Transport, repo: str, blob: Blob, chunk_size: int | None, sta
     desc = blob.descriptor
     if blob_exists(t, repo, desc):
         log.info("blob %s already in %s/%s", desc.digest, t.registry, repo)
-        stats.existed += 1
+        stats.count("existed")
         return
     location = None
     source_repo = _mount_source(t, repo, blob)
@@ -74,7 +83,7 @@ def ensure_blob(t: Transport, repo: str, blob: Blob, chunk_size: int | None, sta
             if resp.status_code == 201:
                 _confirm(t, repo, desc, resp.headers.get("Docker-Content-Digest"), "upload POST")
                 log.info("mounted blob %s from %s/%s", desc.digest, t.registry, source_repo)
-                stats.mounted += 1
+                stats.count("mounted")
                 return
             location = resp.headers.get("Location")
     if location is None:
@@ -88,7 +97,7 @@ def ensure_blob(t: Transport, repo: str, blob: Blob, chunk_size: int | None, sta
         upload_chunked(t, repo, location, blob, chunk_size)
     else:
         upload_monolithic(t, repo, location, blob)
-    stats.uploaded += 1
+    stats.count("uploaded")
 
 
 def _mount_source(t: Transport, repo: str, blob: Blob) -> str | None:
@@ -190,14 +199,20 @@ def put_manifest(t: Transport, ref: Reference, data: bytes, media_type: str) -> 
 
 
 def push_blobs_and_manifest(t: Transport, ref: Reference, blobs: list[Blob], manifest: bytes, media_type: str,
-                            chunk_size: int | None) -> tuple[str, PushStats]:
+                            chunk_size: int | None, jobs: int = 1) -> tuple[str, PushStats]:
+    """Every blob confirmed (in `jobs` parallel streams), then the manifest."""
     stats = PushStats()
-    seen = set()
+    unique: dict[str, Blob] = {}
     for blob in blobs:
-        if blob.descriptor.digest in seen:
-            continue
-        seen.add(blob.descriptor.digest)
-        ensure_blob(t, ref.repository, blob, chunk_size, stats)
+        unique.setdefault(blob.descriptor.digest, blob)
+    if jobs <= 1 or len(unique) <= 1:
+        for blob in unique.values():
+            ensure_blob(t, ref.repository, blob, chunk_size, stats)
+    else:
+        with ThreadPoolExecutor(jobs) as pool:
+            futures = [pool.submit(ensure_blob, t, ref.repository, b, chunk_size, stats) for b in unique.values()]
+            for f in futures:
+                f.result()   # the first failure is raised; the manifest is never PUT then
     return put_manifest(t, ref, manifest, media_type), stats
 
 

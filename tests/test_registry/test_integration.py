@@ -63,6 +63,12 @@ def test_push_and_pull_through_each_flavour(base_images, registries, client_for,
         report = judge_registry_image(registry, dest)
         assert report.manifest_digest == digest
         assert report.config["config"]["Labels"] == {"kiln.test": flavour}
+    # the second destination mounted its blobs from the first
+    log = registry.read_log().replace("%3A", ":").replace("%2F", "/")
+    for layer in image.layers:
+        assert f"/v2/pushed/{flavour}-other/blobs/uploads/?mount={layer.digest}&from=src/busybox-{flavour}" in log
+    config_digest = image.config_descriptor().digest
+    assert f"/v2/pushed/{flavour}-other/blobs/uploads/?mount={config_digest}&from=pushed/{flavour}" in log
     again = client_for(registry).pull(dests[1], fetch_layers=True)
     assert again.manifest_bytes() == image.manifest_bytes()
     assert again.config_bytes() == image.config_bytes()
@@ -147,7 +153,7 @@ def test_chunked_upload_resyncs_after_416(base_images, plain_registry, proxy_for
     image = RegistryClient(RegistryOptions(retry_backoff=0.01), blob_dir=str(tmp_path / "b")).pull(
         base_images.busybox_amd64, fetch_layers=True)
     assert image.layers[0].size > 3 * 64 * 1024
-    client = RegistryClient(RegistryOptions(chunk_size=64 * 1024, retry_backoff=0.01))
+    client = RegistryClient(RegistryOptions(chunk_size=64 * 1024, retry_backoff=0.01, jobs=1))
     client.push(image, [f"{proxy.host}/chunked/app:1"])
     methods = [m for m, p, _ in proxy.requests if "/blobs/uploads/" in p]
     i = methods.index("PATCH")
