@@ -138,7 +138,7 @@ class Snapshotter:
         written = write_layer(self.root, sorted(archive), whiteouts, self.work_dir,
                               self.compression, self.level, self.epoch)
         _drop_below(self.index.entries, set(deleted), set(opaque), written.entries)
-        entries.update(written.entries)
+        self.index.entries.update(written.entries)
         self.index.stamp(self.root)
         return written
 

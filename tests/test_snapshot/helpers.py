@@ -88,7 +88,18 @@ def tree(root: str, with_mtime: bool = True, dir_mtime: bool = True) -> dict[str
     return out
 
 
-def read_layer(path: str) -> list[tarfile.TarInfo]:
+class Member:
+    """A TarInfo with its data (for regular files) attached."""
+
+    def __init__(self, ti: tarfile.TarInfo, data: bytes | None) -> None:
+        self.ti = ti
+        self.data = data
+
+    def __getattr__(self, name):
+        return getattr(self.ti, name)
+
+
+def read_layer(path: str) -> list[Member]:
     """Members of a layer blob (any compression), read with tarfile."""
     with open(path, "rb") as f:
         raw = f.read()
@@ -97,11 +108,7 @@ def read_layer(path: str) -> list[tarfile.TarInfo]:
     elif raw[:4] == b"\x28\xb5\x2f\xfd":
         raw = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
     with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tf:
-        members = tf.getmembers()
-        for m in members:
-            if m.isfile():
-                m.data = tf.extractfile(m).read()  # type: ignore[attr-defined]
-    return members
+        return [Member(m, tf.extractfile(m).read() if m.isfile() else None) for m in tf.getmembers()]
 
 
 def names(path: str) -> list[str]:
