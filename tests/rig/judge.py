@@ -399,10 +399,17 @@ def select_manifest(index: dict, platform: str | None, what: str) -> dict:
     raise JudgeError(f"{what}: index has no manifest for {platform or 'linux/amd64'} (has {have})")
 
 
+def _has_zstd(layers: list[LayerReport]) -> bool:
+    return any(layer.compression == "zstd" for layer in layers)
+
+
 # --- umoci ---------------------------------------------------------------------------------------
-def _umoci_unpack(src: str, src_args: list[str], workdir: str, what: str) -> str:
+def _umoci_unpack(src: str, src_args: list[str], workdir: str, what: str, recompress: bool = False) -> str:
+    """skopeo copies the image into an OCI layout (recompressing zstd to gzip, which umoci 0.4.7
+    cannot read, when asked), then umoci unpacks it, checking sizes, digests and diff_ids again."""
     layout = os.path.join(workdir, "oci")
-    _run(["skopeo", "copy", "-q", *src_args, src, f"oci:{layout}:judge"], f"{what}: copy to an OCI layout")
+    extra = ["--dest-compress", "--dest-compress-format", "gzip"] if recompress else []
+    _run(["skopeo", "copy", "-q", *src_args, *extra, src, f"oci:{layout}:judge"], f"{what}: copy to an OCI layout")
     bundle = os.path.join(workdir, "bundle")
     _run(["umoci", "unpack", "--image", f"{layout}:judge", bundle], f"{what}: umoci unpack")
     return os.path.join(bundle, "rootfs")
@@ -453,8 +460,9 @@ def judge_registry_image(registry: Registry, ref: str, platform: str | None = No
     if config != config_via_skopeo:
         raise JudgeError(f"{target}: skopeo inspect --config differs from config blob {manifest['config']['digest']}")
     rootfs = None
-    if unpack and all(layer.compression != "zstd" for layer in layers):   # umoci 0.4.7 has no zstd
-        rootfs = _umoci_unpack(f"docker://{target}", registry.skopeo_args("src"), work, target)
+    if unpack:
+        rootfs = _umoci_unpack(f"docker://{target}", registry.skopeo_args("src"), work, target,
+                               recompress=_has_zstd(layers))
     return ImageReport(reference=ref, manifest=manifest, manifest_digest=manifest_digest,
                        manifest_media_type=manifest.get("mediaType"), config=config,
                        config_digest=manifest["config"]["digest"], layers=layers, index=index,
@@ -550,7 +558,7 @@ def judge_oci_layout(path: str, ref: str | None = None, platform: str | None = N
                          f"{manifest['mediaType']}")
     config, layers = check_manifest_blobs(manifest, blob_path, work, f"{what}: manifest {desc['digest']}")
     rootfs = None
-    if unpack and all(layer.compression != "zstd" for layer in layers):
+    if unpack:
         # a private layout holding just this manifest, so skopeo and umoci see exactly it
         single = os.path.join(work, "single")
         os.makedirs(os.path.join(single, "blobs"))
@@ -561,11 +569,11 @@ def judge_oci_layout(path: str, ref: str | None = None, platform: str | None = N
                 {**{k: v for k, v in desc.items() if k != "annotations"},
                  "mediaType": desc.get("mediaType") or manifest.get("mediaType") or OCI_MANIFEST,
                  "annotations": {"org.opencontainers.image.ref.name": "judge"}}]}, f)
-        if manifest.get("mediaType") == DOCKER_MANIFEST:
+        if manifest.get("mediaType") == DOCKER_MANIFEST or _has_zstd(layers):
             # umoci reads only OCI manifests and skopeo's oci: source skips Docker descriptors, so
             # hand skopeo a dir: copy to convert (digests change, fine for unpacking)
             rootfs = _umoci_unpack(f"dir:{_as_skopeo_dir(manifest, blob_path, desc['digest'], work)}", [],
-                                   work, what)
+                                   work, what, recompress=_has_zstd(layers))
         else:
             bundle = os.path.join(work, "bundle")
             _run(["umoci", "unpack", "--image", f"{single}:judge", bundle], f"{what}: umoci unpack")
@@ -642,8 +650,8 @@ def judge_docker_tar(path: str, unpack: bool = True, workdir: str | None = None,
     # skopeo must read it too (it is what `docker load` compatible tools parse)
     _run(["skopeo", "inspect", "--raw", f"docker-archive:{path}"], f"{what}: skopeo inspect")
     rootfs = None
-    if unpack and all(layer.compression != "zstd" for layer in layers):
-        rootfs = _umoci_unpack(f"docker-archive:{path}", [], work, what)
+    if unpack:
+        rootfs = _umoci_unpack(f"docker-archive:{path}", [], work, what, recompress=_has_zstd(layers))
     return ImageReport(reference=repo_tags[0] if repo_tags else None, manifest=entry, manifest_digest=None,
                        manifest_media_type=None, config=config, config_digest=config_digest, layers=layers,
                        repo_tags=repo_tags, unpacked_rootfs=rootfs)

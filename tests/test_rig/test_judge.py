@@ -208,3 +208,23 @@ def test_xattrs_and_ownership_are_reported(tmp_path) -> None:
     [member] = check_tar(tar, "xattrs")
     assert member.xattrs == {"user.kiln": "yes"}
     assert (member.uid, member.gid, member.mode, member.type, member.size) == (1000, 50, 0o4755, "file", 1)
+
+
+def test_zstd_layout_is_unpacked_and_truncated_zstd_fails(base_images: BaseImages, tmp_path) -> None:
+    copy = str(tmp_path / "layout")
+    shutil.copytree(base_images.layout_path, copy)
+    report = judge_oci_layout(copy, "zstd")
+    assert report.layers[0].compression == "zstd"
+    assert os.path.islink(os.path.join(report.unpacked_rootfs, "bin", "sh"))   # via skopeo -> gzip -> umoci
+    blob = os.path.join(copy, "blobs", "sha256", report.layers[0].digest[7:])
+    layout = Layout(copy)
+    layout.refs = {}
+    with open(blob, "rb") as f:
+        cut = f.read()[: 4096]
+    cut_digest, cut_size = layout.add_blob(cut)
+    manifest = dict(report.manifest)
+    manifest["layers"] = [{**manifest["layers"][0], "digest": cut_digest, "size": cut_size}]
+    md, ms = layout.add_json(manifest)
+    layout.tag("cut", {"mediaType": images.OCI_MANIFEST, "digest": md, "size": ms})
+    with pytest.raises(JudgeError, match=f"layer 0: blob {cut_digest}: zstd stream is corrupt or truncated"):
+        judge_oci_layout(copy, "cut", unpack=False)
