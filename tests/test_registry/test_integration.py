@@ -313,3 +313,18 @@ def test_image_download_retry(base_images, plain_registry, proxy_for, tmp_path):
     retrying = RegistryClient(RegistryOptions(transport_retries=0, image_download_retry=1, retry_backoff=0.01),
                               blob_dir=str(tmp_path / "b"))
     assert retrying.pull(src, fetch_layers=True).layers
+
+
+def test_expires_in_is_honoured(base_images, make_registry, client_for, tmp_path):
+    """A token past its expires_in is fetched anew before use, not discovered by a 401."""
+    registry = make_registry("token", token_expires_in=2)
+    image = client_for(base_images.registry).pull(base_images.busybox_amd64)
+    client = client_for(registry)
+    client.push(image, [f"{registry.host}/short/app:1"])
+    issued = len(registry.token_log())
+    import time
+    time.sleep(2.2)
+    image.config.user = "1000"
+    client.push(image, [f"{registry.host}/short/app:2"])
+    assert len(registry.token_log()) > issued
+    assert not re.search(r'"[A-Z]+ /v2/short/app/[^"]*" 401', registry.read_log())
