@@ -1,0 +1,123 @@
+"""One executor run: options -> context -> Dockerfile -> build -> sinks.
+
+Nothing leaves for a registry, a tarball or a layout until every stage has built; the image goes to every
+registry destination (blobs first, manifest last) before the tar, the layout and the digest files are
+written. A build cancelled by SIGTERM/SIGINT pushes nothing.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from executor.build.builder import BuildError, Builder, BuildSettings
+from executor.build.context import ContextError, prepare_context, resolve_dockerfile
+from executor.dockerfile import DockerfileError, parse
+from executor.image import Platform
+from executor.image import mediatypes as mt
+from executor.registry import RegistryClient, RegistryOptions
+from executor.run import BuildCancelled, supervise
+
+log = logging.getLogger(__name__)
+
+
+def registry_options(opts: Any) -> RegistryOptions:
+    client_certs: dict[str, tuple[str, str]] = {}
+    for host, value in getattr(opts, "registry_client_certs", {}).items():
+        cert, _, key = value.partition(",")
+        client_certs[host] = (cert, key)
+    return RegistryOptions(
+        insecure=getattr(opts, "insecure", False), insecure_pull=opts.insecure_pull,
+        insecure_registries=list(opts.insecure_registries),
+        skip_tls_verify=getattr(opts, "skip_tls_verify", False), skip_tls_verify_pull=opts.skip_tls_verify_pull,
+        skip_tls_verify_registries=list(opts.skip_tls_verify_registries),
+        registry_certificates=dict(opts.registry_certificates), registry_client_certificates=client_certs,
+        registry_mirrors=list(opts.registry_mirrors),
+        skip_default_registry_fallback=opts.skip_default_registry_fallback,
+        push_retry=getattr(opts, "push_retry", 0), image_download_retry=getattr(opts, "image_download_retry", 0))
+
+
+def source_date_epoch(opts: Any) -> int | None:
+    if opts.reproducible:
+        return 0
+    value = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if value.isdigit():
+        return int(value)
+    return None
+
+
+def _platform(opts: Any) -> Platform:
+    if opts.custom_platform:
+        return Platform.parse(opts.custom_platform)
+    from executor.image import host_platform
+    return host_platform()
+
+
+def _dockerignore(context_dir: str, dockerfile_path: str):
+    """The context's .dockerignore as a predicate; the Dockerfile and .dockerignore are never hidden."""
+    from executor.dockerfile.dockerignore import read_dockerignore
+
+    matcher = read_dockerignore(context_dir, dockerfile_path)
+    if not matcher.patterns:
+        return None
+    protected = [".dockerignore"]
+    if dockerfile_path.startswith(context_dir.rstrip("/") + "/"):
+        protected.append(os.path.relpath(dockerfile_path, context_dir))
+    return matcher.with_always_included(protected).matches
+
+
+def run(opts: Any) -> int:
+    """The executor: build, then write the image wherever the options say. Returns the exit code."""
+    if not opts.destinations and not opts.no_push and not opts.tar_path and not opts.oci_layout_path:
+        raise BuildError("no destination: give --destination, or --no-push (with --tar-path or "
+                         "--oci-layout-path to keep the image)")
+    os.makedirs(opts.kaniko_dir, exist_ok=True)
+    work_dir = tempfile.mkdtemp(prefix="build-", dir=opts.kaniko_dir)
+    try:
+        with supervise():
+            return _run(opts, work_dir)
+    except BuildCancelled as cancelled:
+        log.error("build cancelled by signal %d: nothing was pushed", cancelled.signum)
+        return getattr(cancelled, "exit_code", 128 + cancelled.signum)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _run(opts: Any, work_dir: str) -> int:
+    try:
+        context = prepare_context(opts.context, os.path.join(work_dir, "context"), opts.context_sub_path)
+    except ContextError as e:
+        raise BuildError(str(e)) from None
+    try:
+        dockerfile_path = resolve_dockerfile(opts.dockerfile, context.directory, work_dir)
+        with open(dockerfile_path, "rb") as f:
+            text = f.read()
+        dockerfile = parse(text, opts.dockerfile if not dockerfile_path.startswith(work_dir) else "Dockerfile")
+        client = RegistryClient(registry_options(opts), blob_dir=os.path.join(opts.kaniko_dir, "blobs"))
+        settings = BuildSettings(
+            root=opts.root, kiln_dir=opts.kaniko_dir, platform=_platform(opts), build_args=dict(opts.build_args),
+            target=opts.targets[0] if opts.targets else "", skip_unused_stages=opts.skip_unused_stages,
+            snapshot_mode=opts.snapshot_mode, single_snapshot=opts.single_snapshot,
+            compression=opts.compression,
+            compression_level=opts.compression_level if opts.compression_level >= 0 else None,
+            epoch=source_date_epoch(opts), ignore_paths=list(opts.ignore_paths),
+            image_format={"oci": mt.OCI, "docker": mt.DOCKER}.get(opts.image_format, ""),
+            secrets=dict(opts.secrets), labels=dict(opts.labels))
+        builder = Builder(dockerfile, settings, client, context.directory,
+                          _dockerignore(context.directory, dockerfile_path), work_dir)
+        image = builder.build()
+        from executor.build.output import write_outputs
+        write_outputs(image, opts, client)
+    except (ContextError, DockerfileError) as e:
+        raise BuildError(str(e)) from None
+    finally:
+        context.close()
+    if opts.cleanup:
+        builder.snapshotter.wipe()
+    return 0
+
+
+def warm(opts: Any) -> int:
+    raise BuildError("the warmer is not implemented yet in kiln (see issue: layer cache and warmer)")

@@ -1,0 +1,67 @@
+"""Which stages a build runs, and what each stage needs from the others."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from executor.dockerfile import Dockerfile, Stage
+from executor.dockerfile.instructions import CopyInstruction, OnbuildInstruction, RunInstruction
+
+
+@dataclass
+class StagePlan:
+    stages: list[Stage]                                  # to build, in order; the last is the target
+    copied_from: dict[int, bool] = field(default_factory=dict)   # stage index -> a later stage copies from it
+    based_on: dict[int, int] = field(default_factory=dict)       # stage index -> index of its base stage
+
+
+def stage_refs(stage: Stage) -> list[str]:
+    """Raw names this stage's COPY --from and RUN --mount from= use (expanded later)."""
+    refs = []
+    for inst in stage.instructions:
+        if isinstance(inst, OnbuildInstruction):
+            continue
+        if isinstance(inst, CopyInstruction) and inst.from_:
+            refs.append(inst.from_)
+        if isinstance(inst, RunInstruction):
+            refs.extend(m.from_ for m in inst.mounts if m.from_)
+    return refs
+
+
+def base_stage(dockerfile: Dockerfile, stage: Stage, expanded_base: str) -> Stage | None:
+    """The earlier stage a FROM names, if it names one."""
+    found = dockerfile.stage(expanded_base)
+    if found is not None and found.index < stage.index and (found.name or not expanded_base.isdigit()):
+        return found
+    return None
+
+
+def plan(dockerfile: Dockerfile, target: Stage, bases: dict[int, str], skip_unused: bool) -> StagePlan:
+    """`bases` maps each stage index to its expanded FROM name."""
+    based_on: dict[int, int] = {}
+    deps: dict[int, set[int]] = {}
+    copied: dict[int, bool] = {}
+    for st in dockerfile.stages[: target.index + 1]:
+        d: set[int] = set()
+        base = base_stage(dockerfile, st, bases[st.index])
+        if base is not None:
+            based_on[st.index] = base.index
+            d.add(base.index)
+        for ref in stage_refs(st):
+            other = dockerfile.stage(ref)
+            if other is not None and other.index < st.index:
+                d.add(other.index)
+                copied[other.index] = True
+        deps[st.index] = d
+    if skip_unused:
+        needed: set[int] = set()
+        todo = [target.index]
+        while todo:
+            i = todo.pop()
+            if i in needed:
+                continue
+            needed.add(i)
+            todo.extend(deps.get(i, ()))
+        stages = [s for s in dockerfile.stages[: target.index + 1] if s.index in needed]
+    else:
+        stages = list(dockerfile.stages[: target.index + 1])
+    return StagePlan(stages, {i: True for i in copied if any(s.index == i for s in stages)}, based_on)

@@ -1,0 +1,15 @@
+"""ARG: declare build arguments in the stage's scope (defaults expanded with what is in scope so far)."""
+from __future__ import annotations
+
+from executor.build import history
+from executor.commands.base import CommandContext, Outcome
+from executor.dockerfile.instructions import ArgInstruction
+
+
+def execute(inst: ArgInstruction, ctx: CommandContext) -> Outcome:
+    shown: list[tuple[str, str | None]] = []
+    for arg in inst.args:
+        default = ctx.expand(arg.default) if arg.default is not None else None
+        ctx.args.declare(arg.key, default)
+        shown.append((arg.key, ctx.args.values.get(arg.key)))
+    return Outcome(created_by=history.arg(shown))

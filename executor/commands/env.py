@@ -1,0 +1,13 @@
+"""ENV: set variables in the image config; every pair sees the environment from before the line."""
+from __future__ import annotations
+
+from executor.build import history
+from executor.commands.base import CommandContext, Outcome
+from executor.dockerfile.instructions import EnvInstruction
+
+
+def execute(inst: EnvInstruction, ctx: CommandContext) -> Outcome:
+    pairs = [(ctx.expand(p.key), ctx.expand(p.value)) for p in inst.pairs]
+    for key, value in pairs:
+        ctx.image.config.set_env(key, value)
+    return Outcome(created_by=history.key_values("ENV", pairs))

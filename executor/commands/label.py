@@ -1,0 +1,14 @@
+"""LABEL: add labels to the image config."""
+from __future__ import annotations
+
+from executor.build import history
+from executor.commands.base import CommandContext, Outcome
+from executor.dockerfile.instructions import LabelInstruction
+
+
+def execute(inst: LabelInstruction, ctx: CommandContext) -> Outcome:
+    pairs = [(ctx.expand(p.key), ctx.expand(p.value)) for p in inst.pairs]
+    labels = ctx.image.config.labels
+    labels.update(pairs)
+    ctx.image.config.labels = labels
+    return Outcome(created_by=history.key_values("LABEL", pairs))

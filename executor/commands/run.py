@@ -1,0 +1,155 @@
+"""RUN: run a command against the root, as the stage's USER, in its WORKDIR, with ENV and ARGs in scope.
+
+Shell form goes through SHELL (default `/bin/sh -c`); heredocs follow BuildKit: a lone heredoc with a
+shebang is written to a file and executed, a lone heredoc without one is the shell's command, anything
+else is handed to the shell whole. `--mount` options are expanded; cache, secret and bind mounts are
+prepared here as bind mounts of directories and files kiln owns, so nothing of them reaches a layer.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+
+from executor import logs
+from executor.build import history
+from executor.commands.base import CommandContext, Outcome
+from executor.commands.metadata import with_shell
+from executor.dockerfile.instructions import RunInstruction
+from executor.run import Mount as RunMount
+from executor.run import RunSpec
+from executor.run import run as run_process
+
+_LONE_HEREDOC = re.compile(r"^<<-?(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1$")
+_PIPES = "/dev/pipes"
+
+
+def command_argv(inst: RunInstruction, shell: list[str] | None, scripts_dir: str) -> tuple[list[str], list[RunMount]]:
+    """The argv RUN executes, and the mounts a heredoc script needs."""
+    args = list(inst.command)
+    mounts: list[RunMount] = []
+    if inst.heredocs:
+        first = inst.heredocs[0]
+        if len(inst.heredocs) == 1 and len(args) == 1 and _LONE_HEREDOC.match(args[0].strip()):
+            data = first.text()
+            if data.startswith("#!"):
+                os.makedirs(scripts_dir, exist_ok=True)
+                path = os.path.join(scripts_dir, first.name)
+                with open(path, "w") as f:
+                    f.write(data)
+                os.chmod(path, 0o755)
+                mounts.append(RunMount(target=_PIPES, type="bind", source=scripts_dir, readonly=True))
+                return [f"{_PIPES}/{first.name}"], mounts
+            args = [data]
+        else:
+            full = args[0] if args else ""
+            for doc in inst.heredocs:
+                full += "\n" + doc.data + doc.name
+            args = [full]
+    if inst.prepend_shell:
+        args = with_shell(shell, args)
+    return args, mounts
+
+
+def _cache_dir(ctx: CommandContext, cache_id: str) -> str:
+    name = hashlib.sha256(cache_id.encode()).hexdigest()[:32]
+    return os.path.join(ctx.cache_mount_dir, name)
+
+
+def prepare_mounts(inst: RunInstruction, ctx: CommandContext, scratch: str) -> tuple[list[RunMount], dict[str, str]]:
+    """The RUN's --mount list as bind/tmpfs mounts, and the environment secrets exposed as variables."""
+    mounts: list[RunMount] = []
+    secret_env: dict[str, str] = {}
+    workdir = ctx.image.config.working_dir or "/"
+    for m in inst.expanded_mounts(ctx.expand):
+        target = m.target
+        if target and not target.startswith("/"):
+            target = os.path.join(workdir, target)
+        if m.type == "cache":
+            directory = _cache_dir(ctx, m.id or target)
+            if not os.path.isdir(directory):
+                os.makedirs(directory, exist_ok=True)
+                os.chmod(directory, m.mode if m.mode is not None else 0o755)
+                os.chown(directory, m.uid or 0, m.gid or 0)
+            mounts.append(RunMount(target=target, type="bind", source=directory, readonly=m.readonly))
+        elif m.type == "tmpfs":
+            mounts.append(RunMount(target=target, type="tmpfs", size=m.size or None))
+        elif m.type == "secret":
+            secret_id = m.id or os.path.basename(target)
+            secret = ctx.secrets.get(secret_id)
+            if secret is None:
+                if m.required:
+                    raise inst.error(f"secret {secret_id} is required but was not given (--secret id={secret_id},src=PATH)")
+                continue
+            value = _secret_value(secret, inst)
+            logs.register_secret(value.decode(errors="replace"))
+            if m.env:
+                secret_env[m.env] = value.decode(errors="replace")
+                if not m.target:
+                    continue
+            path = os.path.join(scratch, "secret-" + hashlib.sha256(secret_id.encode()).hexdigest()[:16])
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+                f.write(value)
+            os.chmod(path, m.mode if m.mode is not None else 0o400)
+            os.chown(path, m.uid or 0, m.gid or 0)
+            mounts.append(RunMount(target=target or f"/run/secrets/{secret_id}", type="bind", source=path,
+                                   readonly=True))
+        elif m.type == "bind":
+            if m.from_:
+                if ctx.source_root is None:
+                    raise inst.error(f"RUN --mount from={m.from_}: no such stage or image")
+                base = ctx.source_root(m.from_)
+            else:
+                if ctx.context_dir is None:
+                    raise inst.error("RUN --mount=type=bind needs a build context")
+                base = ctx.context_dir
+            source = os.path.realpath(os.path.join(base, (m.source or "").lstrip("/")))
+            if source != base and not source.startswith(base.rstrip("/") + "/"):
+                raise inst.error(f"RUN --mount source {m.source} leaves its root")
+            if not os.path.exists(source):
+                raise inst.error(f"RUN --mount source {m.source}: not found")
+            if not m.readonly:
+                # rw bind mounts see their writes discarded after the command, as BuildKit does.
+                copy = os.path.join(scratch, "bind-" + hashlib.sha256(source.encode()).hexdigest()[:16])
+                if os.path.isdir(source):
+                    shutil.copytree(source, copy, symlinks=True)
+                else:
+                    shutil.copy2(source, copy)
+                source = copy
+            mounts.append(RunMount(target=target, type="bind", source=source, readonly=m.readonly))
+        else:
+            raise inst.error(f"RUN --mount=type={m.type} is not supported by kiln")
+    return mounts, secret_env
+
+
+def _secret_value(secret, inst: RunInstruction) -> bytes:
+    if secret.type == "env":
+        value = os.environ.get(secret.source)
+        if value is None:
+            raise inst.error(f"secret {secret.id}: environment variable {secret.source} is not set")
+        return value.encode()
+    try:
+        with open(secret.source, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise inst.error(f"secret {secret.id}: cannot read {secret.source}: {e.strerror}") from None
+
+
+def execute(inst: RunInstruction, ctx: CommandContext) -> Outcome:
+    scratch = tempfile.mkdtemp(prefix="run-", dir=ctx.work_dir)
+    try:
+        argv, script_mounts = command_argv(inst, ctx.image.config.shell, os.path.join(scratch, "pipes"))
+        mounts, secret_env = prepare_mounts(inst, ctx, scratch)
+        image_env = ctx.env()
+        env = ctx.args.run_env(image_env)
+        env.update(secret_env)
+        spec = RunSpec(root=ctx.root, argv=argv, env=env, workdir=ctx.image.config.working_dir or "/",
+                       user=ctx.image.config.user, mounts=script_mounts + mounts,
+                       network="none" if inst.network == "none" else "default", output=ctx.output)
+        runner = ctx.run or run_process
+        runner(spec)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return Outcome(snapshot="walk", created_by=history.run(argv, ctx.args.history_args(image_env)))

@@ -1,0 +1,11 @@
+"""SHELL: the shell that shell-form RUN, CMD and ENTRYPOINT use."""
+from __future__ import annotations
+
+from executor.build import history
+from executor.commands.base import CommandContext, Outcome
+from executor.dockerfile.instructions import ShellInstruction
+
+
+def execute(inst: ShellInstruction, ctx: CommandContext) -> Outcome:
+    ctx.image.config.shell = list(inst.shell)
+    return Outcome(created_by=history.shell(inst.shell))

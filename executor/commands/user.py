@@ -1,0 +1,11 @@
+"""USER: the user later RUN, CMD and ENTRYPOINT run as."""
+from __future__ import annotations
+
+from executor.commands.base import CommandContext, Outcome
+from executor.dockerfile.instructions import UserInstruction
+
+
+def execute(inst: UserInstruction, ctx: CommandContext) -> Outcome:
+    user = ctx.expand(inst.user)
+    ctx.image.config.user = user
+    return Outcome(created_by=f"USER {user}")

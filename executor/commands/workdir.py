@@ -1,0 +1,50 @@
+"""WORKDIR: set the working directory and create it, owned by the current USER as BuildKit does."""
+from __future__ import annotations
+
+import os
+import posixpath
+
+from executor.commands.base import CommandContext, Outcome
+from executor.dockerfile.instructions import WorkdirInstruction
+from executor.run.rootpath import resolve_in_root
+from executor.run.users import lookup_user
+
+
+def normalize(current: str, path: str) -> str:
+    if not path.startswith("/"):
+        path = posixpath.join(current or "/", path)
+    return posixpath.normpath(path).replace("//", "/")
+
+
+def make_dirs(root: str, path: str, uid: int, gid: int) -> list[str]:
+    """Create `path` inside `root` with its missing parents (0755, uid:gid); the image paths created."""
+    created: list[str] = []
+    current = "/"
+    for part in [p for p in path.split("/") if p]:
+        current = posixpath.join(current, part)
+        host = resolve_in_root(root, current)
+        if os.path.lexists(host):
+            if not os.path.isdir(host):
+                raise NotADirectoryError(f"WORKDIR {path}: {current} exists and is not a directory")
+            continue
+        os.mkdir(host, 0o755)
+        os.chmod(host, 0o755)
+        os.chown(host, uid, gid)
+        created.append(current)
+    return created
+
+
+def execute(inst: WorkdirInstruction, ctx: CommandContext) -> Outcome:
+    path = normalize(ctx.image.config.working_dir, ctx.expand(inst.path))
+    ctx.image.config.working_dir = path
+    if path == "/":
+        return Outcome(created_by=f"WORKDIR {path}")
+    uid = gid = 0
+    if ctx.image.config.user:
+        user = lookup_user(ctx.root, ctx.image.config.user)
+        uid, gid = user.uid, user.gid
+    try:
+        created = make_dirs(ctx.root, path, uid, gid)
+    except OSError as e:
+        raise inst.error(str(e)) from None
+    return Outcome(snapshot="paths" if created else "none", paths=created, created_by=f"WORKDIR {path}")
