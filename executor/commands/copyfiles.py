@@ -51,7 +51,9 @@ class CopyRequest:
     chown: tuple[int, int] | None = None   # already resolved uid/gid
     chmod: int | str | None = None          # octal int, or the flag's text (octal or symbolic)
     is_add: bool = False        # ADD: local tar archives auto-extracted, URLs downloaded
-    excluded: Callable[[str], bool] | None = None   # .dockerignore for the context (relpath -> excluded)
+    # .dockerignore for the context (relpath -> excluded), e.g. ``DockerIgnore.matches``; when the
+    # matcher also offers ``may_reinclude_under`` it is used to skip wholly excluded directories
+    excluded: Callable[[str], bool] | None = None
     from_context: bool = True   # False for --from: no dockerignore, owners kept
     checksum: str | None = None  # ADD --checksum for a URL source ("sha256:<hex>")
     session: requests.Session | None = None  # for ADD of URLs; a fresh one when None
@@ -178,6 +180,18 @@ def _extract_one(req: CopyRequest, state: CopyState, src: _Source, dest: str) ->
     extract_archive(src.host, src.written, dest_host, req.chown, state.record)
 
 
+def _reinclude_hint(excluded: Callable[[str], bool] | None) -> Callable[[str], bool] | None:
+    """``may_reinclude_under`` of the matcher behind ``excluded`` (e.g. ``DockerIgnore.matches``), so
+    that wholly excluded directories (node_modules) are not walked; None when it cannot be known."""
+    if excluded is None:
+        return None
+    for owner in (excluded, getattr(excluded, "__self__", None)):
+        hint = getattr(owner, "may_reinclude_under", None)
+        if callable(hint):
+            return hint
+    return None
+
+
 def copy_into_root(req: CopyRequest) -> list[str]:
     """Carry out the file part of a COPY/ADD; returns every image path written or created, parents
     included, in the order they were touched (for ``Snapshotter.snapshot_paths``)."""
@@ -194,6 +208,7 @@ def copy_into_root(req: CopyRequest) -> list[str]:
         owner=req.chown if req.chown is not None else ((0, 0) if req.from_context else None),
         dir_owner=req.chown, chmod=chmod,
         excluded=req.excluded if req.from_context else None,
+        may_reinclude=_reinclude_hint(req.excluded) if req.from_context else None,
     )
     dest, dir_like = _dest_image_path(req)
 

@@ -33,6 +33,7 @@ class CopyState:
     dir_owner: tuple[int, int] | None          # owner of directories the copy creates (--chown only)
     chmod: ChmodSpec | None
     excluded: Callable[[str], bool] | None = None
+    may_reinclude: Callable[[str], bool] | None = None  # prunes the walk of excluded directories
     inodes: dict[tuple[int, int], str] = field(default_factory=dict)
     written: list[str] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)
@@ -68,6 +69,8 @@ def is_visible(state: CopyState, host_path: str, rel: str) -> bool:
 
 def _has_visible_below(state: CopyState, host_path: str, rel: str) -> bool:
     assert state.excluded is not None
+    if state.may_reinclude is not None and not state.may_reinclude(rel):
+        return False
     try:
         entries = list(os.scandir(host_path))
     except OSError:

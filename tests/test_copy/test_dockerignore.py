@@ -65,3 +65,22 @@ def test_symlink_to_an_excluded_file_is_not_found(ctx) -> None:
 def test_from_stage_ignores_the_dockerignore(ctx) -> None:
     copy_into_root(req(ctx, ["/top.key"], "/t", excluded=ignore("*"), from_context=False))
     assert os.path.isfile(os.path.join(ctx.root, "t"))
+
+
+def test_with_the_real_dockerignore_matcher(ctx) -> None:
+    from executor.dockerfile.dockerignore import read_patterns
+
+    ignore_file = read_patterns("docs\n!docs/keep.md\nnode_modules\n**/*.key\n")
+    calls: list[str] = []
+
+    def excluded(rel: str) -> bool:
+        calls.append(rel)
+        return ignore_file.matches(rel)
+    excluded.may_reinclude_under = ignore_file.may_reinclude_under  # type: ignore[attr-defined]
+
+    copy_into_root(req(ctx, ["."], "/src/", excluded=excluded))
+    assert names(ctx.root) == {"/src", "/src/app", "/src/app/main.py", "/src/docs", "/src/docs/keep.md",
+                               "/src/README"}
+    assert "node_modules/x" not in calls  # wholly excluded: not walked
+    copy_into_root(req(ctx, ["."], "/bound/", excluded=ignore_file.matches))
+    assert "/bound/docs/keep.md" in names(ctx.root) and "/bound/node_modules" not in names(ctx.root)
