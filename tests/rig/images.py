@@ -230,6 +230,7 @@ def add_image(layout: Layout, tar_path: str, arch: str, compression: str = "gzip
 
 def build_busybox_layout(workdir: str) -> Layout:
     """Layout with refs amd64, arm64, zstd (amd64, zstd layer) and latest (index amd64 + arm64/v8)."""
+    os.makedirs(workdir, exist_ok=True)
     host_busybox = shutil.which("busybox") or "/bin/busybox"
     applets = sorted(set(_run([host_busybox, "--list"], text=True).stdout.split()))
     arm64_binary = _extract_busybox(arm64_busybox_deb(), workdir)
@@ -260,13 +261,16 @@ def push_busybox(layout: Layout, registry: Registry) -> dict[str, str]:
             "busybox_amd64": registry.ref("base/busybox:amd64"),
             "busybox_arm64": registry.ref("base/busybox:arm64"),
             "busybox_zstd": registry.ref("base/busybox:zstd"),
-            "busybox_docker": registry.ref("base/busybox:docker")}
+            "busybox_docker": registry.ref("base/busybox:docker"),
+            "busybox_docker_list": registry.ref("base/busybox:docker-list")}
     dest = registry.skopeo_args("dest")
     skopeo_copy(f"oci:{layout.path}:latest", f"docker://{refs['busybox_index']}", "--all",
                 "--preserve-digests", *dest)
     for tag in ("amd64", "arm64", "zstd"):
         skopeo_copy(f"oci:{layout.path}:{tag}", f"docker://{refs['busybox_' + tag]}", "--preserve-digests", *dest)
     skopeo_copy(f"oci:{layout.path}:amd64", f"docker://{refs['busybox_docker']}", "--format", "v2s2", *dest)
+    skopeo_copy(f"oci:{layout.path}:latest", f"docker://{refs['busybox_docker_list']}", "--all", "--format", "v2s2",
+                *dest)
     return refs
 
 
@@ -325,6 +329,7 @@ class BaseImages:
     busybox_arm64: str             # the arm64/v8 OCI manifest alone
     busybox_zstd: str              # amd64, zstd layer
     busybox_docker: str            # amd64 as Docker schema 2
+    busybox_docker_list: str       # the index as a Docker manifest list of two schema 2 manifests
     broken: dict[str, str]         # kind -> reference (see BROKEN_KINDS)
 
     def copy_image(self, src_ref: str, registry: Registry, repo_tag: str) -> str:

@@ -24,6 +24,7 @@ ELF_MACHINE = {"amd64": 0x3E, "arm64": 0xB7}
     ("busybox_amd64", None, "amd64"),
     ("busybox_arm64", None, "arm64"),
     ("busybox_docker", None, "amd64"),
+    ("busybox_docker_list", "linux/arm64/v8", "arm64"),
     ("busybox_zstd", None, "amd64"),
 ])
 def test_busybox_images_pass_the_judge(base_images: BaseImages, attr: str, platform: str | None,
@@ -55,6 +56,9 @@ def test_busybox_index_and_formats(base_images: BaseImages) -> None:
     docker = judge_registry_image(base_images.registry, base_images.busybox_docker, unpack=False)
     assert docker.manifest_media_type == "application/vnd.docker.distribution.manifest.v2+json"
     assert docker.layers[0].media_type == "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    docker_list = judge_registry_image(base_images.registry, base_images.busybox_docker_list, unpack=False)
+    assert docker_list.index["mediaType"] == "application/vnd.docker.distribution.manifest.list.v2+json"
+    assert docker_list.manifest_media_type == docker.manifest_media_type
     zstd = judge_registry_image(base_images.registry, base_images.busybox_zstd, unpack=False)
     assert zstd.layers[0].media_type == images.LAYER_ZSTD and zstd.layers[0].compression == "zstd"
     amd64 = judge_registry_image(base_images.registry, base_images.busybox_amd64, unpack=False)
