@@ -83,15 +83,9 @@ class Layer:
 
     def open_tar(self) -> BinaryIO:
         """The uncompressed tar stream (compression detected from the blob's magic bytes)."""
-        f = self.open_blob()
-        head = f.peek(4)[:4] if hasattr(f, "peek") else b""
-        if not head:
-            f.close()
-            f = self.open_blob()
-            head = f.read(4)
-            f.close()
-            f = self.open_blob()
-        return comp.open_decompressed(f, comp.detect(head))
+        with self.open_blob() as probe:
+            head = probe.read(4)
+        return comp.open_decompressed(self.open_blob(), comp.detect(head))
 
     def with_media_type(self, media_type: str) -> "Layer":
         return replace(self, descriptor=self.descriptor.with_media_type(media_type))

@@ -113,11 +113,15 @@ class Transport:
             if self.base is not None:
                 return
             errors = []
-            for scheme in self._schemes():
+            schemes = self._schemes()
+            for scheme in schemes:
                 url = f"{scheme}://{self.host}/v2/"
                 try:
+                    # 5xx/429 are retried; connection errors only on the last scheme tried (an HTTP-only
+                    # registry refuses the TLS handshake at once and must not cost a backoff)
                     resp = self._send_with_retries("GET", url, phase="ping", repository=repository, headers={},
-                                                   body=None, stream=False, allow_redirects=True, timeout_retry=False)
+                                                   body=None, stream=False, allow_redirects=True, timeout_retry=True,
+                                                   retry_connection=scheme == schemes[-1])
                 except RegistryError as e:
                     errors.append(f"{scheme}: {e.detail}")
                     continue
@@ -265,7 +269,7 @@ class Transport:
 
     def _send_with_retries(self, method: str, url: str, phase: str, repository: str, headers: dict[str, str],
                            body: Body, stream: bool, allow_redirects: bool, timeout_retry: bool,
-                           params: Any = None, data: Any = None) -> requests.Response:
+                           params: Any = None, data: Any = None, retry_connection: bool = True) -> requests.Response:
         retries = max(0, self.options.transport_retries) if timeout_retry else 0
         attempt = 0
         while True:
@@ -279,7 +283,7 @@ class Transport:
                                             # explicit: a session-level value loses to $REQUESTS_CA_BUNDLE
                                             verify=self.session.verify)
             except (requests.ConnectionError, requests.Timeout) as e:
-                if attempt < retries:
+                if attempt < retries and retry_connection and not isinstance(e, requests.exceptions.SSLError):
                     self._sleep(attempt, None, phase, f"connection error: {e}")
                     attempt += 1
                     continue
