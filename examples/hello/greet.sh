@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "hello from kiln, built on $(uname -m)"
