@@ -35,6 +35,9 @@ class CopyState:
     excluded: Callable[[str], bool] | None = None
     may_reinclude: Callable[[str], bool] | None = None  # prunes the walk of excluded directories
     inodes: dict[tuple[int, int], str] = field(default_factory=dict)
+    # directories written by this copy: never walked as sources (the context may lie inside the root
+    # in production, so ``COPY . sub/`` must not copy ``sub`` into itself)
+    dest_dirs: set[tuple[int, int]] = field(default_factory=set)
     written: list[str] = field(default_factory=list)
     _seen: set[str] = field(default_factory=set)
 
@@ -219,7 +222,14 @@ def copy_entry(state: CopyState, src: str, rel: str, target: str, overwrite_meta
         else:
             target = existing
         state.record(target)
+        tst = os.lstat(target)
+        state.dest_dirs.add((tst.st_dev, tst.st_ino))
         for name in visible_children(state, src, rel):
+            child = os.path.join(src, name)
+            cst = os.lstat(child)
+            if stat.S_ISDIR(cst.st_mode) and (cst.st_dev, cst.st_ino) in state.dest_dirs:
+                log.debug("not copying %s into itself", child)
+                continue
             copy_entry(state, os.path.join(src, name), f"{rel}/{name}" if rel else name,
                        os.path.join(target, name), True)
         if overwrite_metadata or created:
@@ -228,6 +238,10 @@ def copy_entry(state: CopyState, src: str, rel: str, target: str, overwrite_meta
             os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
         return
 
+    if target_st is not None and (target_st.st_dev, target_st.st_ino) == (st.st_dev, st.st_ino):
+        copy_file_info(state, st, src, target)  # the source itself (context inside the root)
+        state.record(target)
+        return
     kind = _describe(st.st_mode)
     _ensure_no_file_target(state, target, target_st, f"{kind} {rel or src}")
     if stat.S_ISREG(st.st_mode):

@@ -182,3 +182,16 @@ def test_file_dest_slash_under_a_file_is_an_error(dirs) -> None:
     write(dirs.ctx, "a", "a")
     with pytest.raises(CopyError, match="/app"):
         copy_into_root(req(dirs, ["a"], "/app/"))
+
+
+def test_context_inside_the_root_is_not_copied_into_itself(dirs) -> None:
+    """Production: root is "/" and the context (e.g. /workspace) lies inside it."""
+    ctx = os.path.join(dirs.root, "workspace")
+    write(ctx, "a.txt", "A")
+    write(ctx, "src/b.txt", "B")
+    paths = copy_into_root(CopyRequest(["."], "/workspace/out/", ctx, dirs.root))
+    got = names(dirs.root)
+    assert {"/workspace/out/a.txt", "/workspace/out/src/b.txt"} <= got
+    assert not any(p.startswith("/workspace/out/out") for p in got)
+    copy_into_root(CopyRequest(["a.txt", "src"], "/workspace/", ctx, dirs.root))  # onto itself
+    assert entry(os.path.join(ctx, "a.txt")).data == b"A" and "/workspace/out" in paths
