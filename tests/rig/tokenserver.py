@@ -21,7 +21,6 @@ import hmac
 import http.server
 import json
 import logging
-import os
 import secrets
 import ssl
 import subprocess
