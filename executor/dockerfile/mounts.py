@@ -86,9 +86,12 @@ def _suggest(word: str, choices: tuple[str, ...]) -> str:
 def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount:
     """Parse one --mount value (CSV of ``key=value`` and bare ``ro``/``rw``/``required``).
 
-    ``expand`` expands each value (the build passes the stage's environment); without it
-    values are taken as written. Raises MountError with a message naming the bad field.
+    ``expand`` expands each value (the build passes the stage's environment). Without it
+    (parse time) values are taken as written, except that values holding a ``$`` are left
+    unset and the checks between fields are skipped when any value does (they run again
+    after expansion). Raises MountError with a message naming the bad field.
     """
+    deferred = False
     try:
         fields = next(csv.reader([spec]), [])
     except csv.Error as exc:
@@ -114,6 +117,9 @@ def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount:
             raise MountError(f"'{key}' doesn't support variable expansion, define alias stage instead")
         if expand is not None:
             value = expand(value)
+        elif "$" in value:
+            deferred = True
+            continue
         if key == "type":
             low = value.lower()
             if low not in MOUNT_TYPES:
@@ -154,6 +160,10 @@ def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount:
             m.env = value
         else:
             raise MountError(f"unexpected key '{key}' in '{fld}'{_suggest(key, _ALL_KEYS)}")
+    if deferred:
+        if ro_auto:
+            m.readonly = m.type not in ("cache", "tmpfs")
+        return m
     if m.type not in ("secret", "ssh", "cache"):
         for name in ("mode", "uid", "gid"):
             if getattr(m, name) is not None:
