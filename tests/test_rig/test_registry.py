@@ -159,3 +159,28 @@ def test_make_registry_gives_private_short_lived_tokens(make_registry, token_reg
     assert body["expires_in"] == 7
     plain = make_registry("plain")
     assert requests.get(plain.url("/v2/_catalog")).json() == {"repositories": []}
+
+
+@pytest.mark.parametrize("flavour", ["basic", "token"])
+def test_docker_config_dir_authenticates_skopeo(flavour: str, registries: dict[str, Registry],
+                                                tiny_layout: str) -> None:
+    reg = registries[flavour]
+    authfile = f"{reg.docker_config_dir}/config.json"
+    assert_ok(skopeo("copy", "-q", f"--dest-cert-dir={reg.cert_dir}", f"--dest-authfile={authfile}",
+                     tiny_layout, f"docker://{reg.host}/rig/authfile:1"))
+
+
+def test_stop_kills_the_processes_and_frees_the_port(test_pki, tmp_path) -> None:
+    import os
+    import socket
+
+    from tests.rig.registry import start_registry
+
+    running = start_registry("token", str(tmp_path / "reg"), test_pki)
+    pids = [p.pid for p in running.processes]
+    assert len(pids) == 2   # token server + registry
+    running.stop()
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", int(running.registry.host.rsplit(":", 1)[1])), timeout=1)
