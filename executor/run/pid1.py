@@ -92,6 +92,11 @@ def protect(pid: int) -> None:
         _protected.add(pid)
 
 
+def is_protected(pid: int) -> bool:
+    with _lock:
+        return pid in _protected
+
+
 def release(pid: int) -> None:
     with _lock:
         _protected.discard(pid)
@@ -129,12 +134,12 @@ def child_pids() -> list[int]:
     if found_children_files:
         return pids
     for entry in os.listdir("/proc"):  # kernels without /proc/PID/task/TID/children
-        if entry.isdigit() and _stat_fields(int(entry))[1:2] == [me]:
+        if entry.isdigit() and stat_fields(int(entry))[1:2] == [me]:
             pids.append(int(entry))
     return pids
 
 
-def _stat_fields(pid: int) -> list:
+def stat_fields(pid: int) -> list:
     """[state, ppid, pgid] from /proc/PID/stat, or [] when the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -146,7 +151,7 @@ def _stat_fields(pid: int) -> list:
 
 
 def process_state(pid: int) -> str | None:
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     return fields[0] if fields else None
 
 

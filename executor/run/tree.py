@@ -50,15 +50,27 @@ def group_members(pgid: int) -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            fields = pid1._stat_fields(int(entry))
+            fields = pid1.stat_fields(int(entry))
             if fields and fields[2] == pgid and fields[0] != "Z":
                 found.append(int(entry))
     return found
 
 
 def stragglers(known: set[int]) -> list[int]:
-    """Children of this process (adopted orphans included) that are not in ``known``."""
-    return [pid for pid in pid1.child_pids() if pid not in known]
+    """Orphans of a RUN re-parented to this process: children not in ``known`` (those existing
+    before the RUN), not registered with ``pid1.protect``, and not in our own process group (a
+    child kiln itself started meanwhile, e.g. a credential helper, stays in it; a RUN's processes
+    never are: the command starts in its own group)."""
+    own_group = os.getpgrp()
+    found = []
+    for pid in pid1.child_pids():
+        if pid in known or pid1.is_protected(pid):
+            continue
+        fields = pid1.stat_fields(pid)
+        if fields and fields[2] == own_group:
+            continue
+        found.append(pid)
+    return found
 
 
 def reap(pid: int) -> None:

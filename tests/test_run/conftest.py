@@ -55,7 +55,18 @@ def busybox_template(tmp_path_factory: pytest.TempPathFactory) -> str:
 def bbroot(busybox_template: str, tmp_path) -> str:
     """A fresh copy of the busybox root for one test."""
     dest = str(tmp_path / "root")
-    shutil.copytree(busybox_template, dest, symlinks=True)
+
+    def link_busybox(src: str, dst: str) -> None:
+        # the 2 MB binary is shared (read-only use); everything else is a real copy
+        if os.path.basename(src) == "busybox":
+            try:
+                os.link(src, dst)
+                return
+            except OSError:
+                pass
+        shutil.copy2(src, dst)
+
+    shutil.copytree(busybox_template, dest, symlinks=True, copy_function=link_busybox)
     return dest
 
 

@@ -2,7 +2,8 @@
 
     python driver.py ROOT SCRIPT [USER]
 
-KILN_TEST_SPEC may hold JSON with more RunSpec fields (mounts as a list of Mount fields, hostname,
+KILN_TEST_SIDECAR=1 starts, while the RUN runs, a child of kiln's own (as a credential helper
+would be) and reports whether it survived the RUN's teardown. KILN_TEST_SPEC may hold JSON with more RunSpec fields (mounts as a list of Mount fields, hostname,
 network, workdir, env).
 
 Exits 0 when the RUN succeeded, with BuildCancelled.exit_code when cancelled, 1 on RunError (the
@@ -14,7 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -41,6 +45,12 @@ def main() -> int:
     extra = json.loads(os.environ.get("KILN_TEST_SPEC") or "{}")
     extra["mounts"] = [Mount(**m) for m in extra.get("mounts", [])]
     extra.setdefault("env", {})
+    sidecar: list[subprocess.Popen] = []
+    if os.environ.get("KILN_TEST_SIDECAR"):
+        def start_sidecar() -> None:
+            time.sleep(0.2)
+            sidecar.append(subprocess.Popen(["sleep", "30"]))
+        threading.Thread(target=start_sidecar, daemon=True).start()
     with supervise():
         try:
             run(RunSpec(root=root, argv=["/bin/sh", "-c", script], user=user, **extra,
@@ -53,6 +63,10 @@ def main() -> int:
             print(f"error: {err}", flush=True)
             report_leftovers()
             return 1
+    for child in sidecar:
+        print("sidecar:", "alive" if child.poll() is None else "killed", flush=True)
+        child.kill()
+        child.wait()
     report_leftovers()
     return 0
 

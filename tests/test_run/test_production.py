@@ -36,18 +36,22 @@ exec chroot "$R" /usr/bin/python3 -B /kiln/tests/test_run/driver.py / "$@"
 """
 
 
-def start_container(root: str, script: str, user: str = "", spec: dict | None = None) -> subprocess.Popen:
+def start_container(root: str, script: str, user: str = "", spec: dict | None = None,
+                    sidecar: bool = False) -> subprocess.Popen:
     if shutil.which("unshare") is None:
         pytest.skip("util-linux unshare is needed to make a test container")
     env = dict(os.environ, KILN_REPO=REPO, KILN_TEST_SPEC=json.dumps(spec or {}))
+    if sidecar:
+        env["KILN_TEST_SIDECAR"] = "1"
     return subprocess.Popen(
         ["unshare", "--mount", "--pid", "--fork", "--propagation", "private", "--kill-child",
          "sh", "-c", CONTAINER, "container", root, script, user],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
-def in_container(root: str, script: str, user: str = "", spec: dict | None = None) -> tuple[int, list[str]]:
-    proc = start_container(root, script, user, spec)
+def in_container(root: str, script: str, user: str = "", spec: dict | None = None,
+                 sidecar: bool = False) -> tuple[int, list[str]]:
+    proc = start_container(root, script, user, spec, sidecar)
     out, _ = proc.communicate(timeout=30)
     return proc.returncode, out.splitlines()
 
@@ -75,6 +79,13 @@ def test_process_group_and_reparented_stragglers_are_ended(bbroot):
     assert rc == 0, lines
     assert outputs(lines) == ["started"]
     assert leftovers(lines) == []
+
+
+def test_kilns_own_children_survive_the_teardown(bbroot):
+    rc, lines = in_container(bbroot, "setsid sleep 818181 & sleep 1; echo done", sidecar=True)
+    assert rc == 0, lines
+    assert "sidecar: alive" in lines  # started by kiln during the RUN, in kiln's own process group
+    assert leftovers(lines) == []     # the RUN's setsid'd orphan was still ended
 
 
 def test_orphans_are_reaped_while_the_command_runs(bbroot):
