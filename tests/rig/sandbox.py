@@ -35,11 +35,13 @@ class SandboxError(RuntimeError):
 
 def run_sandboxed(argv: Sequence[str], writable: list[str], env: Mapping[str, str] | None = None,
                   cwd: str | None = None, timeout: float = 300, input: str | bytes | None = None,
-                  text: bool | None = None) -> subprocess.CompletedProcess:
+                  text: bool | None = None, pid_namespace: bool = False) -> subprocess.CompletedProcess:
     """Run ``argv`` with / read-only except ``writable`` (+ /tmp, /dev, /proc); output is captured.
 
-    ``text`` defaults to True unless ``input`` is bytes. Raises SandboxError if a writable path is
-    missing or is ``/`` itself; subprocess.TimeoutExpired after ``timeout`` seconds.
+    ``text`` defaults to True unless ``input`` is bytes. ``pid_namespace=True`` also gives the
+    command a fresh PID namespace (it runs as PID 1, with its own /proc), as the executor does in a
+    container. Raises SandboxError if a writable path is missing or is ``/`` itself;
+    subprocess.TimeoutExpired after ``timeout`` seconds.
     """
     paths = []
     for path in writable:
@@ -50,7 +52,8 @@ def run_sandboxed(argv: Sequence[str], writable: list[str], env: Mapping[str, st
             raise SandboxError(f"run_sandboxed: writable path {path} does not exist; create it first")
         paths.append(real)
     config = json.dumps({"writable": paths, "cwd": cwd})
-    cmd = ["unshare", "--mount", "--propagation", "private", "--",
+    pid = ["--pid", "--fork", "--mount-proc"] if pid_namespace else []
+    cmd = ["unshare", "--mount", "--propagation", "private", *pid, "--",
            sys.executable, os.path.abspath(__file__), config, "--", *argv]
     if text is None:
         text = not isinstance(input, bytes)

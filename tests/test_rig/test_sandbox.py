@@ -74,3 +74,12 @@ def test_refuses_root_and_missing_paths() -> None:
 def test_missing_command_reports() -> None:
     proc = run_sandboxed(["/nonexistent/kiln-binary"], writable=[])
     assert proc.returncode == 127 and "cannot run /nonexistent/kiln-binary" in proc.stderr
+
+
+def test_pid_namespace_makes_the_command_pid_1(outside_tmp) -> None:
+    inside, outside = outside_tmp
+    proc = run_sandboxed(["sh", "-c", f"echo $$; ls /proc | grep -c '^[0-9]'; echo x > {outside}/x"],
+                         writable=[inside], pid_namespace=True)
+    lines = proc.stdout.split()
+    assert lines[0] == "1" and int(lines[1]) <= 3, proc.stdout   # sh (+ ls, grep): nothing of the host
+    assert "Read-only file system" in proc.stderr
