@@ -72,8 +72,9 @@ class RegistryClient:
         ref = _as_ref(ref)
         errors: list[str] = []
         candidates = self.options.pull_registries(ref.registry)
-        for registry in candidates:
-            where = Reference(registry, ref.repository, ref.tag, ref.digest)
+        for candidate in candidates:
+            registry, _, prefix = candidate.partition("/")
+            where = Reference(registry, f"{prefix}/{ref.repository}" if prefix else ref.repository, ref.tag, ref.digest)
             try:
                 return self._resolve_at(where, platform)
             except RegistryError as e:

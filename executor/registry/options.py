@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 
 from .reference import DOCKER_HUB, registry_host
@@ -76,10 +77,13 @@ class RegistryOptions:
         return None
 
     def pull_registries(self, registry: str) -> list[str]:
-        """Where to look for an image of `registry`: mirrors first for docker.io, then the registry."""
+        """Where to look for an image of `registry`: mirrors first for docker.io, then the registry.
+
+        A mirror may carry a path ("mirror.example/dockerhub"): the repository is looked up under it.
+        """
         if registry != DOCKER_HUB or not self.registry_mirrors:
             return [registry]
-        mirrors = [registry_host(m) if "://" in m else m.rstrip("/") for m in self.registry_mirrors]
+        mirrors = [re.sub(r"^[a-z]+://", "", m.strip()).rstrip("/") for m in self.registry_mirrors]
         return mirrors + ([] if self.skip_default_registry_fallback else [registry])
 
 

@@ -290,6 +290,10 @@ def test_registry_mirror_serves_docker_hub_names(base_images, plain_registry, cl
     client = client_for(plain_registry, registry_mirrors=[plain_registry.host], skip_default_registry_fallback=True)
     image = client.pull("busybox:mirrored")
     assert image.layers and image.layers[0].source == f"{plain_registry.host}/library/busybox"
+    base_images.copy_image(base_images.busybox_amd64, plain_registry, "hub/user/app:1")
+    prefixed = client_for(plain_registry, registry_mirrors=["nothing.invalid", f"{plain_registry.host}/hub"],
+                          skip_default_registry_fallback=True, transport_retries=0)
+    assert prefixed.pull("user/app:1").layers[0].source == f"{plain_registry.host}/hub/user/app"
     empty = client_for(plain_registry, registry_mirrors=[plain_registry.host], skip_default_registry_fallback=True)
     with pytest.raises(RegistryError, match="library/nothing-here"):
         empty.pull("nothing-here:1")
@@ -328,3 +332,20 @@ def test_expires_in_is_honoured(base_images, make_registry, client_for, tmp_path
     client.push(image, [f"{registry.host}/short/app:2"])
     assert len(registry.token_log()) > issued
     assert not re.search(r'"[A-Z]+ /v2/short/app/[^"]*" 401', registry.read_log())
+
+
+def test_multi_platform_index_push(base_images, token_registry, client_for):
+    from executor.image import Index
+    src = client_for(base_images.registry)
+    images = [src.pull(base_images.busybox_index, Platform.parse(p)) for p in ("linux/amd64", "linux/arm64")]
+    client = client_for(token_registry)
+    descriptors = []
+    for image in images:
+        client.push(image, [f"{token_registry.host}/multi/app@{image.digest}"])
+        descriptors.append(image.descriptor(platform=True))
+    index = Index(mt.OCI_INDEX, tuple(descriptors))
+    ref = f"{token_registry.host}/multi/app:1"
+    assert client.push_index(index, [ref]) == index.digest
+    report = judge_registry_image(token_registry, ref, platform="linux/arm64")
+    assert report.index_digest == index.digest and report.manifest_digest == images[1].digest
+    assert client.pull(ref, Platform.parse("linux/arm64/v8")).digest == images[1].digest

@@ -34,11 +34,11 @@ def test_options_per_registry():
 
 
 def test_mirrors():
-    o = RegistryOptions(registry_mirrors=["mirror.example", "https://m2.example/"])
-    assert o.pull_registries("docker.io") == ["mirror.example", "m2.example", "docker.io"]
+    o = RegistryOptions(registry_mirrors=["mirror.example", "https://m2.example/", "m3.example:5000/hub"])
+    assert o.pull_registries("docker.io") == ["mirror.example", "m2.example", "m3.example:5000/hub", "docker.io"]
     assert o.pull_registries("ghcr.io") == ["ghcr.io"]
     o.skip_default_registry_fallback = True
-    assert o.pull_registries("docker.io") == ["mirror.example", "m2.example"]
+    assert o.pull_registries("docker.io") == ["mirror.example", "m2.example", "m3.example:5000/hub"]
 
 
 def test_is_local():
