@@ -52,6 +52,7 @@ LAYER_TYPES: dict[str, dict[str, str]] = {
         "application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip",
         "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip": "gzip",
         "application/vnd.docker.image.rootfs.diff.tar.zstd": "zstd",
+        "application/vnd.docker.image.rootfs.diff.tar": "none",   # go-containerregistry's uncompressed type
     },
 }
 CONFIG_TYPES = {"oci": OCI_CONFIG, "docker": DOCKER_CONFIG}
