@@ -1,0 +1,169 @@
+"""deploy/: every manifest parses, has the structure its platform expects, and every executor or warmer
+invocation in it, with its variables filled in, is accepted by kiln's real command-line parser."""
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shlex
+
+import pytest
+import yaml
+
+from executor import cli
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEPLOY = os.path.join(REPO, "deploy")
+# What a build may add back after dropping ALL (see the comments in deploy/kubernetes/build-job.yaml).
+BUILD_CAPABILITIES = {"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "SETUID", "SETGID", "SETFCAP", "MKNOD", "KILL"}
+
+
+def _docs(path: str) -> list[dict]:
+    with open(path) as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def _check_security(container: dict, build: bool) -> None:
+    sc = container["securityContext"]
+    assert sc.get("privileged") is False
+    assert sc["seccompProfile"]["type"] == "RuntimeDefault"
+    caps = sc["capabilities"]
+    assert caps["drop"] == ["ALL"]
+    added = set(caps.get("add", []))
+    assert added <= BUILD_CAPABILITIES, f"unexpected capabilities {added - BUILD_CAPABILITIES}"
+    if build:
+        assert added == BUILD_CAPABILITIES
+    assert sc.get("runAsUser", 0) == 0
+
+
+def _executor_args(argv: list[str]) -> cli.Options:
+    opts = cli.parse_executor_args(argv, env={})
+    cli.validate_executor(opts)
+    return opts
+
+
+def _k8s_containers():
+    for path in sorted(glob.glob(os.path.join(DEPLOY, "kubernetes", "*.yaml"))):
+        for doc in _docs(path):
+            if doc["kind"] == "Job":
+                assert doc["apiVersion"] == "batch/v1"
+                spec = doc["spec"]["template"]["spec"]
+                assert spec["restartPolicy"] == "Never"
+                for c in spec["containers"]:
+                    yield path, spec, c
+
+
+@pytest.mark.parametrize("path,spec,container", list(_k8s_containers()),
+                         ids=lambda v: os.path.basename(v) if isinstance(v, str) else "")
+def test_kubernetes_jobs(path, spec, container):
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    mounts = {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+    assert "/kaniko/.docker" in mounts, "docker config mounted where kaniko reads it"
+    secret = volumes[mounts["/kaniko/.docker"]["name"]]["secret"]
+    assert {"key": "config.json", "path": "config.json"} in secret["items"]
+    for m in mounts.values():
+        assert m["name"] in volumes
+    if container.get("command") == ["/kaniko/warmer"]:
+        _check_security(container, build=False)
+        opts = cli.parse_warmer_args(container["args"], env={})
+        assert opts.images and opts.cache_dir in mounts
+    else:
+        assert "command" not in container, "the image's entry point is /kaniko/executor"
+        _check_security(container, build=True)
+        opts = _executor_args(container["args"])
+        assert opts.destinations and opts.digest_file == "/dev/termination-log"
+        assert container["resources"]["requests"]
+
+
+def test_kubernetes_pvc_for_warmer_cache():
+    docs = _docs(os.path.join(DEPLOY, "kubernetes", "warmer-job.yaml"))
+    claims = {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
+    job = next(d for d in docs if d["kind"] == "Job")
+    used = {v["persistentVolumeClaim"]["claimName"] for v in job["spec"]["template"]["spec"]["volumes"]
+            if "persistentVolumeClaim" in v}
+    assert used <= claims and used
+
+
+def _tekton_subst(value: str, params: dict[str, str], task: dict) -> str:
+    value = re.sub(r"\$\(params\.([A-Z_]+)\)", lambda m: params[m.group(1)], value)
+    value = value.replace("$(workspaces.source.path)", "/workspace/source")
+    for r in task["spec"]["results"]:
+        value = value.replace(f"$(results.{r['name']}.path)", f"/tekton/results/{r['name']}")
+    assert "$(" not in value, f"unsubstituted variable in {value}"
+    return value
+
+
+def test_tekton_task_has_the_catalog_kaniko_interface():
+    task = _docs(os.path.join(DEPLOY, "tekton", "kiln-task.yaml"))[0]
+    assert task["apiVersion"] == "tekton.dev/v1" and task["kind"] == "Task"
+    params = {p["name"]: p for p in task["spec"]["params"]}
+    assert {"IMAGE", "DOCKERFILE", "CONTEXT", "EXTRA_ARGS", "BUILDER_IMAGE"} <= set(params)
+    assert params["EXTRA_ARGS"]["type"] == "array" and params["EXTRA_ARGS"]["default"] == []
+    assert params["DOCKERFILE"]["default"] == "./Dockerfile" and params["CONTEXT"]["default"] == "./"
+    workspaces = {w["name"]: w for w in task["spec"]["workspaces"]}
+    assert "source" in workspaces
+    assert workspaces["dockerconfig"]["optional"] is True
+    assert workspaces["dockerconfig"]["mountPath"] == "/kaniko/.docker"
+    assert {r["name"] for r in task["spec"]["results"]} == {"IMAGE_DIGEST", "IMAGE_URL"}
+
+
+@pytest.mark.parametrize("extra", [[], ["--cache=true", "--snapshot-mode=redo", "--build-arg", "A=1"]])
+def test_tekton_step_invocation_parses(extra):
+    task = _docs(os.path.join(DEPLOY, "tekton", "kiln-task.yaml"))[0]
+    step = next(s for s in task["spec"]["steps"] if s["name"] == "build-and-push")
+    _check_security(step, build=True)
+    values = {"IMAGE": "registry.example.com/app:1", "DOCKERFILE": "./Dockerfile", "CONTEXT": "./",
+              "BUILDER_IMAGE": "kiln", "SHELL_IMAGE": "kiln:debug"}
+    argv: list[str] = []
+    for arg in step["args"]:
+        if arg == "$(params.EXTRA_ARGS)":
+            argv.extend(extra)   # Tekton splices an array param in place
+        else:
+            argv.append(_tekton_subst(arg, values, task))
+    opts = _executor_args(argv)
+    assert opts.destinations == ["registry.example.com/app:1"]
+    assert opts.digest_file == "/tekton/results/IMAGE_DIGEST"
+    url_step = next(s for s in task["spec"]["steps"] if s["name"] == "write-url")
+    assert url_step["script"].startswith("#!/busybox/sh")
+    assert "$(results.IMAGE_URL.path)" in url_step["script"]
+
+
+GITLAB_ENV = {
+    "CI_PROJECT_DIR": "/builds/group/project", "CI_REGISTRY_IMAGE": "registry.gitlab.example.com/group/project",
+    "CI_COMMIT_REF_SLUG": "main", "CI_COMMIT_TAG": "", "CI_REGISTRY": "registry.gitlab.example.com",
+}
+
+
+def _gitlab_argv(template: dict, extra: str, tag: str) -> list[str]:
+    variables = {**GITLAB_ENV, **{k: str(v) for k, v in template["variables"].items()}}
+    variables["KILN_EXTRA_ARGS"] = extra
+    variables["TAG"] = tag
+    script = template[".kiln-build"]["script"]
+    line = next(s for s in script if s.strip().startswith("/kaniko/executor"))
+
+    def expand(text: str) -> str:
+        for _ in range(3):
+            text = re.sub(r"\$\{(\w+)\}", lambda m: variables.get(m.group(1), ""), text)
+        return text
+
+    words = shlex.split(expand(line))
+    assert words[0] == "/kaniko/executor"
+    return words[1:]
+
+
+@pytest.mark.parametrize("extra,tag", [("", "main"), ("--build-arg VERSION=1 --cache-ttl=24h", "v1.2.3")])
+def test_gitlab_template(extra, tag):
+    with open(os.path.join(DEPLOY, "gitlab", "kiln.gitlab-ci.yml")) as f:
+        template = yaml.safe_load(f)
+    job = template[".kiln-build"]
+    assert job["image"]["entrypoint"] == [""]
+    assert job["image"]["name"] == "${KILN_IMAGE}" and template["variables"]["KILN_IMAGE"].endswith(":debug")
+    opts = _executor_args(_gitlab_argv(template, extra, tag))
+    assert opts.destinations == [f"registry.gitlab.example.com/group/project:{tag}"]
+    assert opts.cache and opts.cache_repo == "registry.gitlab.example.com/group/project/cache"
+    assert "docker/config.json" not in "\n".join(job["script"]), "credentials come from CI_REGISTRY_*"
+
+
+def test_a_misspelt_flag_fails_the_parser():
+    with pytest.raises(cli.UsageError, match="--destinaton"):
+        _executor_args(["--destinaton=x/y:z", "--context=/w"])
