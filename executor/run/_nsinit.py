@@ -236,6 +236,7 @@ def _prepare_and_exec(cfg: dict, err_fd: int) -> None:
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        os.umask(0o022)  # as runc/docker, whatever kiln's own umask is
         argv = cfg["argv"]
         step = "exec"
         _exec(argv, cfg["env"])

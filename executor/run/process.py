@@ -360,6 +360,7 @@ def _spawn_direct(argv: list[str], env: dict[str, str], workdir: str, user: Exec
             group=user.gid,
             extra_groups=list(user.groups),
             process_group=0,
+            umask=0o022,  # as runc/docker, whatever kiln's own umask is
         )
         pid1.protect(proc.pid)
     except FileNotFoundError:

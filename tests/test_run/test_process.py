@@ -213,3 +213,12 @@ def test_setup_failure_is_reported(bbroot):
         f.write("x")
     with pytest.raises(RunError, match="not a directory"):
         sh(bbroot, "true", mounts=[Mount(target="/file/sub", type="tmpfs")])
+
+
+def test_umask_is_dockers_whatever_kilns_is(bbroot):
+    old = os.umask(0o077)
+    try:
+        out = sh(bbroot, "umask; touch /f; stat -c %a /f")
+    finally:
+        os.umask(old)
+    assert out == ["0022", "644"]

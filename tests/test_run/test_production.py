@@ -65,12 +65,13 @@ def leftovers(lines: list[str]) -> list[str]:
 
 
 def test_user_switch_in_production_mode(bbroot):
-    rc, lines = in_container(bbroot, 'id -u; id -g; grep ^Groups: /proc/self/status; echo "$HOME"; pwd', "app")
+    rc, lines = in_container(bbroot, 'id -u; id -g; grep ^Groups: /proc/self/status; echo "$HOME"; pwd; umask',
+                             "app")
     assert rc == 0, lines
     out = outputs(lines)
     assert out[:2] == ["1000", "1000"]
     assert out[2].split() == ["Groups:", "2000"]
-    assert out[3:] == ["/home/app", "/"]
+    assert out[3:] == ["/home/app", "/", "0022"]
 
 
 def test_process_group_and_reparented_stragglers_are_ended(bbroot):
