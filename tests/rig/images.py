@@ -112,7 +112,10 @@ def arm64_busybox_deb(cache_dir: str = CACHE_DIR) -> str:
 
 def _extract_busybox(deb: str, workdir: str) -> str:
     out = os.path.join(workdir, "deb-arm64")
-    _run(["dpkg-deb", "-x", deb, out])
+    try:
+        _run(["dpkg-deb", "-x", deb, out])
+    except RuntimeError as e:
+        raise RuntimeError(f"{e}\n(the cached {deb} may be damaged: delete it and it will be downloaded again)") from e
     path = os.path.join(out, "bin", "busybox")
     if not os.path.isfile(path):
         raise RuntimeError(f"{deb} holds no bin/busybox")
@@ -399,8 +402,12 @@ def _build_debian_layout_tarball(cache_dir: str, cached: str) -> None:
 def push_debian(registry: Registry, workdir: str) -> str:
     tarball = debian_layout_tarball()
     os.makedirs(workdir, exist_ok=True)
-    with tarfile.open(tarball) as tf:
-        tf.extractall(workdir, filter="tar")
+    try:
+        with tarfile.open(tarball) as tf:
+            tf.extractall(workdir, filter="tar")
+    except (tarfile.TarError, OSError) as e:
+        raise RuntimeError(f"cannot read the cached debian layout {tarball}: {e} (delete it and it will be "
+                           "rebuilt with mmdebstrap)") from e
     ref = registry.ref("base/debian:bookworm")
     skopeo_copy(f"oci:{os.path.join(workdir, 'layout')}:bookworm", f"docker://{ref}", *registry.skopeo_args("dest"))
     return ref
