@@ -176,3 +176,35 @@ def test_every_corpus_file_parses_into_typed_instructions():
                 assert isinstance(inst, ins.Instruction)
                 assert inst.location.file == path.name
                 assert 1 <= inst.location.start_line <= inst.location.end_line
+
+
+# -- generated Dockerfiles: parse() either gives typed stages or a DockerfileError -----------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from .test_parser_oracle import _dockerfile  # noqa: E402
+
+_FLAGGED = st.sampled_from([
+    "RUN --mount=type=cache,target=/x,sharing=locked make", "RUN --mount=type=secret,id=a,mode=0400 cat",
+    "RUN --mount=type=tmpfs,target=/t,size=1g ls", "RUN --mount=from=0,target=/y ls", "RUN --network=host x",
+    "COPY --from=0 a b", "COPY --from=s a b", "COPY --chmod=755 --link=false a b", "ADD --checksum=sha256:00 a b",
+    "HEALTHCHECK --interval=1s --retries=2 CMD true", "HEALTHCHECK --start-interval=1us CMD x",
+    "FROM scratch AS s", "FROM s", "ONBUILD RUN x", "ONBUILD ONBUILD RUN x", "ARG A=1 B", "EXPOSE 80 $P",
+    "SHELL [\"sh\", \"-c\"]", "SHELL sh", "STOPSIGNAL 9", "USER", "VOLUME [\"\"]", "ENV A", "LABEL =x",
+])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_dockerfile(), st.lists(_FLAGGED, max_size=4))
+def test_generated_dockerfiles_parse_or_fail_cleanly(text, extra):
+    text = text + "\n" + "\n".join(extra)
+    try:
+        df = parse(text, "gen.Dockerfile")
+    except DockerfileError as exc:
+        assert exc.file == "gen.Dockerfile" and exc.line is not None and exc.line >= 1
+        assert str(exc).startswith(f"gen.Dockerfile:{exc.line}: ")
+        return
+    assert df.stages
+    for st_ in df.stages:
+        for inst in st_.instructions:
+            assert isinstance(inst, ins.Instruction)
