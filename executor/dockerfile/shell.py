@@ -32,6 +32,7 @@ __all__ = [
     "WordResult",
     "expand",
     "expand_words",
+    "expand_heredoc",
     "expand_with_matches",
     "go_isspace",
 ]
@@ -530,3 +531,11 @@ def expand_with_matches(word: str, env: Mapping[str, str], escape: str = "\\") -
     """Expand ``word`` and report the variables it used (``matched``: set in ``env``,
     ``unmatched``: looked up but unset)."""
     return Lexer(escape=escape).process(word, env)
+
+
+def expand_heredoc(data: str, env: Mapping[str, str]) -> WordResult:
+    """Expand the body of a COPY/ADD heredoc whose delimiter was not quoted, as BuildKit
+    does: variables and backslash escapes are processed, quotes are ordinary characters,
+    and the escape character is always the backslash (the ``# escape`` directive does not
+    apply to heredoc bodies)."""
+    return Lexer(escape="\\", skip_process_quotes=True).process(data, env)

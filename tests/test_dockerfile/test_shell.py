@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from executor.dockerfile.errors import ExpansionError
-from executor.dockerfile.shell import Lexer, expand, expand_with_matches, expand_words
+from executor.dockerfile.shell import Lexer, expand, expand_heredoc, expand_with_matches, expand_words
 
 ERR = object()
 ENV = {"PWD": "/home", "SHELL": "bash", "KOREAN": "한국어", "NULL": ""}
@@ -249,3 +249,9 @@ def test_generated_words_fail_only_with_our_error(word, escape, env):
         return
     assert isinstance(single, str)
     assert all(isinstance(w, str) and w for w in words)
+
+
+def test_heredoc_bodies_keep_quotes_and_expand_variables():
+    res = expand_heredoc("echo \"$A\" '${B:-b}' \\$C\nline2 $UNSET\n", {"A": "a"})
+    assert res.result == "echo \"a\" 'b' $C\nline2 \n"
+    assert res.matched == {"A"} and res.unmatched == {"B", "UNSET"}
