@@ -31,6 +31,7 @@ from executor.commands.addurl import UNNAMED, fetch_url, is_url
 from executor.commands.copychmod import ChmodError, ChmodSpec, parse_chmod
 from executor.commands.copyerrors import CopyError
 from executor.commands.copymatch import go_match, has_wildcards
+from executor.commands.copyparents import copy_with_parents
 from executor.commands.copypath import (clean_image_path, dirname, lstat_or_none,
                                         resolve_in_root)
 from executor.commands.copytree import (CopyState, copy_entry, is_visible, mkdir_all,
@@ -56,6 +57,9 @@ class CopyRequest:
     excluded: Callable[[str], bool] | None = None
     from_context: bool = True   # False for --from: no dockerignore, owners kept
     checksum: str | None = None  # ADD --checksum for a URL source ("sha256:<hex>")
+    excludes: tuple[str, ...] | list[str] = ()  # --exclude patterns (paths below each source)
+    parents: bool = False        # COPY --parents (a "/./" in a source marks the pivot)
+    unpack: bool | None = None   # ADD --unpack; None: local archives unpacked (ADD), URLs not
     session: requests.Session | None = None  # for ADD of URLs; a fresh one when None
 
     @property
@@ -136,6 +140,17 @@ def _follow_source(req: CopyRequest, state: CopyState, image_path: str, written:
     return host
 
 
+def _exclude_matcher(excludes: tuple[str, ...] | list[str]) -> Callable[[str], bool] | None:
+    if not excludes:
+        return None
+    from executor.dockerfile.dockerignore import DockerIgnore, DockerIgnoreError
+
+    try:
+        return DockerIgnore(list(excludes), source="--exclude").matches
+    except DockerIgnoreError as exc:
+        raise CopyError(f"invalid --exclude pattern: {exc}") from None
+
+
 def _resolve_local(req: CopyRequest, state: CopyState, written: str) -> list[_Source]:
     path = clean_image_path(written)
     literal, pattern = _split_pattern(path)
@@ -147,6 +162,8 @@ def _resolve_local(req: CopyRequest, state: CopyState, written: str) -> list[_So
     matches = _walk_matches(state, base_host, source_rel(state, base_host), pattern)
     out = []
     for rel, _ in matches:
+        if state.copy_excluded is not None and state.copy_excluded(rel):
+            continue  # --exclude also drops what the source pattern matched
         image = f"{literal.rstrip('/')}/{rel}"
         out.append(_Source(written, os.path.basename(rel), _follow_source(req, state, image, written)))
     if not out:
@@ -209,7 +226,10 @@ def copy_into_root(req: CopyRequest) -> list[str]:
         dir_owner=req.chown, chmod=chmod,
         excluded=req.excluded if req.from_context else None,
         may_reinclude=_reinclude_hint(req.excluded) if req.from_context else None,
+        copy_excluded=_exclude_matcher(req.excludes),
     )
+    if req.parents:
+        return _copy_parents(req, state)
     dest, dir_like = _dest_image_path(req)
 
     with tempfile.TemporaryDirectory(prefix="kiln-add-") as download_dir:
@@ -232,14 +252,32 @@ def copy_into_root(req: CopyRequest) -> list[str]:
                 raise CopyError(f"When using {req.command} with more than one source file, the destination "
                                 f"must be a directory and end with a / (destination {req.dest!r})")
         for src in sources:
-            if src.is_url:
+            if src.is_url and not (req.unpack is True and is_archive(src.host)):
                 owner, state.owner = state.owner, (req.chown if req.chown is not None else (0, 0))
                 try:
                     _place_one(req, state, src, dest, dir_like)
                 finally:
                     state.owner = owner
-            elif req.is_add and is_archive(src.host):
+            elif (req.unpack is True or (req.unpack is None and req.is_add and not src.is_url)) \
+                    and is_archive(src.host):
                 _extract_one(req, state, src, dest)
             else:
                 _place_one(req, state, src, dest, dir_like)
+    return state.written
+
+
+def _copy_parents(req: CopyRequest, state: CopyState) -> list[str]:
+    """COPY --parents: each source copied below the destination directory with its own path."""
+    if any(is_url(s) for s in req.sources):
+        raise CopyError(f"{req.command} --parents: URL sources have no parents to keep")
+    dest, _ = _dest_image_path(req)
+    dest_host = resolve_in_root(req.root, dest, follow_final=True)
+    mkdir_all(state, dest_host)
+    total = 0
+    for written in req.sources:
+        total += copy_with_parents(state, req.source_root, written, dest_host, state.copy_excluded,
+                                   req.command)
+    if total == 0:
+        raise CopyError(f"{req.command} failed: no source files were specified "
+                        f"(nothing matches {', '.join(repr(s) for s in req.sources)})")
     return state.written

@@ -34,6 +34,7 @@ class CopyState:
     chmod: ChmodSpec | None
     excluded: Callable[[str], bool] | None = None
     may_reinclude: Callable[[str], bool] | None = None  # prunes the walk of excluded directories
+    copy_excluded: Callable[[str], bool] | None = None  # --exclude, on paths relative to each source
     inodes: dict[tuple[int, int], str] = field(default_factory=dict)
     # directories written by this copy: never walked as sources (the context may lie inside the root
     # in production, so ``COPY . sub/`` must not copy ``sub`` into itself)
@@ -187,7 +188,7 @@ def _copy_file_data(src: str, target: str) -> None:
             shutil.copyfileobj(fin, fout, 1 << 20)
 
 
-def _dir_target(state: CopyState, target: str, target_st: os.stat_result | None) -> str | None:
+def dir_target(state: CopyState, target: str, target_st: os.stat_result | None) -> str | None:
     """The directory to merge into at ``target``, or None when it must be created.
 
     A symlink met here (e.g. ``/lib -> usr/lib`` on merged-/usr images) is followed within the root
@@ -210,12 +211,16 @@ def _raise_non_dir(state: CopyState, target: str) -> str:
                     "(a file or link exists there in the image)")
 
 
-def copy_entry(state: CopyState, src: str, rel: str, target: str, overwrite_metadata: bool) -> None:
-    """Copy the source entry ``src`` (not followed) to host path ``target`` (parent exists)."""
+def copy_entry(state: CopyState, src: str, rel: str, target: str, overwrite_metadata: bool,
+               sub: str = "") -> None:
+    """Copy the source entry ``src`` (not followed) to host path ``target`` (parent exists).
+
+    ``rel`` is the entry's path in the source root (for .dockerignore), ``sub`` its path below the
+    source being copied (for --exclude; ``""`` for that source itself)."""
     st = os.lstat(src)
     target_st = lstat_or_none(target)
     if stat.S_ISDIR(st.st_mode):
-        existing = _dir_target(state, target, target_st)
+        existing = dir_target(state, target, target_st)
         created = existing is None
         if created:
             os.mkdir(target, 0o700)
@@ -226,12 +231,15 @@ def copy_entry(state: CopyState, src: str, rel: str, target: str, overwrite_meta
         state.dest_dirs.add((tst.st_dev, tst.st_ino))
         for name in visible_children(state, src, rel):
             child = os.path.join(src, name)
+            child_sub = f"{sub}/{name}" if sub else name
+            if state.copy_excluded is not None and state.copy_excluded(child_sub):
+                continue
             cst = os.lstat(child)
             if stat.S_ISDIR(cst.st_mode) and (cst.st_dev, cst.st_ino) in state.dest_dirs:
                 log.debug("not copying %s into itself", child)
                 continue
-            copy_entry(state, os.path.join(src, name), f"{rel}/{name}" if rel else name,
-                       os.path.join(target, name), True)
+            copy_entry(state, child, f"{rel}/{name}" if rel else name, os.path.join(target, name), True,
+                       child_sub)
         if overwrite_metadata or created:
             copy_file_info(state, st, src, target)
         else:  # the destination of a directory copy: only its times follow the source
