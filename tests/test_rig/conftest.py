@@ -1,7 +1,6 @@
 """Helpers local to the rig's own tests."""
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
@@ -37,5 +36,3 @@ def skopeo(*args: str) -> subprocess.CompletedProcess:
 def assert_ok(proc: subprocess.CompletedProcess) -> None:
     assert proc.returncode == 0, f"{proc.args} failed: {proc.stderr}"
 
-
-os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
