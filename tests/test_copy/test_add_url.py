@@ -131,3 +131,8 @@ def test_checksum(server, dirs) -> None:
 def test_http_errors_name_the_url(server, dirs) -> None:
     with pytest.raises(CopyError, match=r"/missing: download failed: invalid response status 404"):
         copy_into_root(req(dirs, [f"{server}/missing"], "/x"))
+
+
+def test_add_unpack_true_extracts_a_remote_archive(server, dirs) -> None:
+    copy_into_root(req(dirs, [f"{server}/pkg.tar.gz"], "/u/", unpack=True))
+    assert names(dirs.root) == {"/u", "/u/inside"}
