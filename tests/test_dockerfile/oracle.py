@@ -17,10 +17,10 @@ def oracle_view(text: str) -> list[tuple]:
     out = []
     for c in dockerfile.parse_string(text):
         value = tuple(c.value)
-        if value == ("",) and (c.sub_cmd or c.cmd).upper() not in _KNOWN:
+        if value == ("",) and (c.sub_cmd or c.cmd or "").upper() not in _KNOWN:
             value = ()
-        out.append((c.cmd.upper(), (c.sub_cmd or "").upper() or None, c.json, tuple(c.flags), value,
-                    c.start_line, c.end_line, c.original,
+        out.append(((c.cmd or "").upper(), (c.sub_cmd or "").upper() or None, c.json, tuple(c.flags), value,
+                    c.start_line, c.end_line, c.original or "",
                     tuple((h.name, h.file_descriptor, h.content) for h in c.heredocs)))
     return out
 

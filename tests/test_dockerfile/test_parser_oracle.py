@@ -133,3 +133,20 @@ def test_arbitrary_text_never_crashes(text: str):
         parse_nodes(text)
     except DockerfileError as exc:
         assert exc.line is not None
+
+
+_KEYWORDS = st.sampled_from(["ENV", "LABEL", "ARG", "COPY", "ADD", "RUN", "EXPOSE", "HEALTHCHECK", "ONBUILD ENV",
+                             "USER", "FROM", "CMD"])
+_PIECES = st.sampled_from(list("ab=\"' \\`$\t[],") + ["\\\n", "`\n", "<<E", "\nE\n", "--x=1 ", "#"])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["", "# escape=`\n", "# escape=\\\n"]), _KEYWORDS, st.lists(_PIECES, max_size=15).map("".join))
+def test_quotes_escapes_and_continuations_match_buildkit(directive: str, keyword: str, rest: str):
+    text = directive + "FROM a\n" + keyword + " " + rest + "\n"
+    assume(not _json_then_garbage(text))
+    if oracle_fails(text):
+        with pytest.raises(DockerfileError):
+            parse_nodes(text)
+        return
+    assert our_view(text) == oracle_view(text)
