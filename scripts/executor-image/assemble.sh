@@ -61,26 +61,6 @@ done
 
 # 3. The ELF interpreter, then the relocated python can already run (with the builder's libraries).
 cp -L "$interp" "$P/lib/$ldso_name"
-# Our private ld.so must not take instructions from the root file system either: a new process (a re-exec, a
-# subprocess) would otherwise preload what the base image's /etc/ld.so.preload names, and dlopen() of a name
-# that is not in P/lib (an NSS module) would consult its /etc/ld.so.cache. Both file names are compiled into
-# ld.so; they are renamed in place (same length, NUL-terminated, exactly one occurrence each) to names under P
-# that do not exist.
-"$host_py" - "$P/lib/$ldso_name" "$P" <<'PY'
-import sys
-path, prefix = sys.argv[1], sys.argv[2]
-data = open(path, "rb").read()
-for old, stem in ((b"/etc/ld.so.preload", b"/no-preload"), (b"/etc/ld.so.cache", b"/no-cache")):
-    new = prefix.encode() + stem
-    new = new + b"x" * (len(old) - len(new)) if len(new) <= len(old) else None
-    if new is None:
-        sys.exit("ld.so: %s is too long a prefix to rename %s" % (prefix, old.decode()))
-    if data.count(old + b"\0") != 1:
-        sys.exit("ld.so: %s found %d times" % (old.decode(), data.count(old + b"\0")))
-    data = data.replace(old + b"\0", new + b"\0")
-    print("assemble: ld.so reads %s instead of %s" % (new.decode(), old.decode()), file=sys.stderr)
-open(path, "wb").write(data)
-PY
 patchelf --set-interpreter "$P/lib/$ldso_name" "$P/bin/python$ver"
 
 # 4. The site directory, as the relocated interpreter computes it (Debian: dist-packages, upstream:
@@ -128,6 +108,51 @@ while read -r f; do
   patchelf --force-rpath --set-rpath "$new" "$f"
 done < /tmp/kiln-elves
 
+# 6b. Our private ld.so must not take instructions from the root file system either: a new process (a re-exec,
+# a subprocess) would otherwise preload what the base image's /etc/ld.so.preload names, and dlopen() of a name
+# that is not in P/lib (glibc loads the NSS modules that the root's nsswitch.conf names, "myhostname", "sss",
+# ... when a lookup gets past the built-in files and dns) would search its /etc/ld.so.cache and then the
+# default directories /lib/<triplet>/, /usr/lib/<triplet>/, /lib/, /usr/lib/. All these names are compiled
+# into ld.so; they are renamed in place to names of the same length (lengths are stored beside them) that do
+# not exist: under P where they fit, /sys/ (sysfs, never a library) for the 5-byte /lib/.
+"$host_py" - "$P/lib/$ldso_name" "$P" <<'PY'
+import re, sys
+path, prefix = sys.argv[1], sys.argv[2]
+data = open(path, "rb").read()
+
+def same_length(n, stem):
+    """A directory or file name of exactly n bytes that does not exist."""
+    if stem is None:  # a directory, ending in '/'
+        if n >= len(prefix) + 2:
+            return (prefix + "/" + "-" * (n - len(prefix) - 2) + "/").encode()
+        return ("/sys" + "/" * (n - 4)).encode()
+    new = prefix + stem
+    if len(new) > n:
+        sys.exit("ld.so: prefix %s is too long to rename a %d-byte name" % (prefix, n))
+    return (new + "-" * (n - len(new))).encode()
+
+def rename(old, new, what):
+    global data
+    assert len(old) == len(new), (old, new)
+    n = data.count(old)
+    if n == 0:
+        sys.exit("ld.so: %s not found" % what)
+    data = data.replace(old, new)
+    print("assemble: ld.so: %s -> %s (%d)" % (old.decode().replace("\0", " "), new.decode().replace("\0", " "), n),
+          file=sys.stderr)
+
+for name, stem in ((b"/etc/ld.so.preload", "/no-preload"), (b"/etc/ld.so.cache", "/no-cache")):
+    if data.count(name + b"\0") != 1:
+        sys.exit("ld.so: %s found %d times" % (name.decode(), data.count(name + b"\0")))
+    rename(name + b"\0", same_length(len(name), stem) + b"\0", name.decode())
+m = re.search(rb"/lib/([a-z0-9_]+-linux-gnu[a-z0-9_]*)/\0/usr/lib/\1/\0/lib/\0/usr/lib/\0", data)
+if not m:
+    sys.exit("ld.so: the default search directories were not found")
+dirs = m.group(0).split(b"\0")[:-1]
+rename(m.group(0), b"".join(same_length(len(d), None) + b"\0" for d in dirs), "default directories")
+open(path, "wb").write(data)
+PY
+
 # 7. Entry points: the kernel runs P/bin/python3 from the shebang line; -I: no PYTHON* variables, no user
 #    site, no script directory on sys.path.
 for ep in executor warmer; do
@@ -154,8 +179,8 @@ for c in $(cd /usr/share/ca-certificates/mozilla && LC_ALL=C ls -1 *.crt); do
 done
 say "CA certificates: $(grep -c 'BEGIN CERTIFICATE' "$certs/ca-certificates.crt")"
 
-# 9. Byte code, compiled now by the relocated interpreter (paths in it are P/...), checked-hash free so the
-#    executor never writes __pycache__ at run time and mtimes do not matter.
+# 9. Byte code, compiled now by the relocated interpreter (paths in it are P/...), so that the
+#    executor never writes __pycache__ at run time; unchecked-hash .pyc files do not depend on mtimes.
 "$P/bin/python3" -I -m compileall -q -j0 --invalidation-mode unchecked-hash "$lib" >/dev/null
 
 # 10. Check: the interpreter starts from P alone and imports what kiln needs.

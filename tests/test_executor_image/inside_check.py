@@ -99,6 +99,11 @@ def main():
     checks["ca_bundle_certs"] = ctx.cert_store_stats()["x509_ca"]
     checks["openssl_cert_dir"] = ssl.get_default_verify_paths().capath
     checks["getaddrinfo_localhost"] = sorted({a[4][0] for a in socket.getaddrinfo("localhost", 80)})
+    try:  # not in /etc/hosts: glibc goes on to the next module of the root's nsswitch.conf
+        socket.getaddrinfo("kiln-no-such-host.invalid", 80)
+        checks["unknown_host"] = "resolved"
+    except socket.gaierror as e:
+        checks["unknown_host"] = "gaierror"
     checks["requests_session"] = type(requests.Session()).__name__
     checks["uuid"] = len(str(uuid.uuid4())) == 36
     report["checks"] = checks

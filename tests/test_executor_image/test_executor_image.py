@@ -129,6 +129,10 @@ def foreign_root(builder_base, work):
     for sub in ("usr/lib/x86_64-linux-gnu", "usr/lib/python3.11", "usr/bin"):
         shutil.copytree(src / sub, root / sub, symlinks=True)
     (root / "etc/ld.so.preload").write_text("/usr/lib/x86_64-linux-gnu/libz.so.1\n")
+    # An NSS module glibc does not have built in, present in the root as a loadable ELF object: name
+    # resolution after the swap must not dlopen it from /lib (it would show in /proc/self/maps).
+    (root / "etc/nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files myhostname dns\n")
+    shutil.copy2(root / "usr/lib/x86_64-linux-gnu/libz.so.1", root / "usr/lib/x86_64-linux-gnu/libnss_myhostname.so.2")
     hosts = root / "etc/hosts"
     if not hosts.exists() or "localhost" not in hosts.read_text():
         hosts.write_text("127.0.0.1 localhost\n")
@@ -228,6 +232,7 @@ def test_runs_self_contained_as_pid1_and_survives_foreign_root(executor_image, f
     assert c["ca_bundle_certs"] > 100
     assert c["openssl_cert_dir"] == "/kaniko/ssl/certs"
     assert "127.0.0.1" in c["getaddrinfo_localhost"]
+    assert c["unknown_host"] == "gaierror"
     # A fresh interpreter started after the replacement (ld.so.preload, user site and all in place).
     f = r["fresh"]
     assert f["rc"] == 0, f["stderr"]
