@@ -28,7 +28,8 @@ class CreatedPaths:
     entries: list[tuple[str, bool]] = field(default_factory=list)  # (host path, is_dir)
     # mtimes of the existing directories entries were created in, restored after removal so that the
     # snapshot does not see a directory the command itself never changed
-    parent_times: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # (and whose entries are the same as before: a directory the command did change keeps its new mtime)
+    parent_times: dict[str, tuple[int, int, frozenset[str]]] = field(default_factory=dict)
 
     def ensure(self, path_in_root: str, directory: bool) -> str:
         """Host path of ``path_in_root``, creating it (and missing parents) when absent."""
@@ -56,7 +57,7 @@ class CreatedPaths:
                 parent = os.path.dirname(current)
                 if parent not in self.parent_times and not any(parent == p for p, _ in self.entries):
                     pst = os.lstat(parent)
-                    self.parent_times[parent] = (pst.st_atime_ns, pst.st_mtime_ns)
+                    self.parent_times[parent] = (pst.st_atime_ns, pst.st_mtime_ns, frozenset(os.listdir(parent)))
                 if last and not directory:
                     os.close(os.open(current, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
                     self.entries.append((current, False))
@@ -83,9 +84,10 @@ class CreatedPaths:
                 continue
             except OSError as err:
                 log.debug("keeping %s: %s", path, err)
-        for parent, times in self.parent_times.items():
+        for parent, (atime, mtime, names) in self.parent_times.items():
             try:
-                os.utime(parent, ns=times, follow_symlinks=False)
+                if frozenset(os.listdir(parent)) == names:
+                    os.utime(parent, ns=(atime, mtime), follow_symlinks=False)
             except OSError as err:
                 log.debug("cannot restore the mtime of %s: %s", parent, err)
         self.parent_times.clear()
