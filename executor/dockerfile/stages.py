@@ -88,16 +88,14 @@ def _check_reference(ref: str, what: str, stage: Stage, names: dict[str, Stage],
 
 
 def _check_stage_refs(stages: list[Stage]) -> None:
+    """COPY --from and RUN --mount from= may only name earlier stages (kaniko's rule; BuildKit
+    also allows later ones when no cycle forms). A FROM naming a stage that is not defined
+    before it names an image (as both kaniko and BuildKit read it), so FROM is not checked:
+    ``FROM node AS node`` is the image node."""
     later: dict[str, int] = {st.name: st.from_.location.start_line for st in stages if st.name}
     names: dict[str, Stage] = {}
     for st in stages:
         later.pop(st.name, None)
-        base = st.base_name.lower()
-        if st.name and base == st.name:
-            raise st.from_.error(f"FROM {st.base_name} AS {st.name}: a stage cannot be based on itself")
-        if base in later:
-            raise st.from_.error(f"FROM {st.base_name}: stage \"{base}\" is defined later (line {later[base]}); "
-                                 "a stage can only be based on an earlier one")
         for inst in st.instructions:
             target = inst.trigger if isinstance(inst, OnbuildInstruction) else inst
             if isinstance(inst, OnbuildInstruction):

@@ -28,6 +28,12 @@ def test_from_and_stages():
     assert df.stages[0].instructions[0].original == "RUN x"
 
 
+def test_from_names_only_earlier_stages():
+    # a FROM naming itself or a later stage names an image, as in kaniko and BuildKit
+    df = parse("FROM node AS node\nFROM later AS first\nFROM node AS later\n")
+    assert [(s.name, s.base_name) for s in df.stages] == [("node", "node"), ("first", "later"), ("later", "node")]
+
+
 def test_run_forms_and_flags():
     run = _only("RUN --network=none --security=insecure --mount=type=cache,target=/c,id=x,sharing=private "
                 "--mount=type=secret,id=s,env=TOKEN,required \\\n  make all\n")

@@ -1,1 +1,0 @@
-FROM x AS x

@@ -1,2 +1,0 @@
-FROM y AS x
-FROM a AS y
