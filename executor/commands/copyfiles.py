@@ -211,7 +211,24 @@ def _reinclude_hint(excluded: Callable[[str], bool] | None) -> Callable[[str], b
 
 def copy_into_root(req: CopyRequest) -> list[str]:
     """Carry out the file part of a COPY/ADD; returns every image path written or created, parents
-    included, in the order they were touched (for ``Snapshotter.snapshot_paths``)."""
+    included, in the order they were touched (for ``Snapshotter.snapshot_paths``).
+
+    Every failure is a CopyError naming the source or destination at fault."""
+    try:
+        return _copy_into_root(req)
+    except CopyError:
+        raise
+    except OSError as exc:
+        where = exc.filename or ""
+        for base, label in ((req.root, "image"), (req.source_root, "source")):
+            rel = os.path.relpath(where, os.path.abspath(base)) if where else ".."
+            if not rel.startswith(".."):
+                where = f"{label} path /{'' if rel == '.' else rel}"
+                break
+        raise CopyError(f"{req.command} failed: {exc.strerror or exc}: {where}".rstrip(": ")) from exc
+
+
+def _copy_into_root(req: CopyRequest) -> list[str]:
     if not req.sources:
         raise CopyError(f"{req.command} needs at least one source and a destination")
     try:

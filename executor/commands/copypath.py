@@ -56,8 +56,8 @@ def resolve_in_root(root: str, path: str, follow_final: bool = True) -> str:
             resolved.append(part)
             continue
         except NotADirectoryError:
-            raise CopyError(f"{clean_image_path(path)}: a parent of it is not a directory in {root}") \
-                from None
+            raise CopyError(f'cannot use {clean_image_path(path)}: "/{"/".join(resolved)}" is not a '
+                            "directory") from None
         if stat.S_ISLNK(st.st_mode):
             links += 1
             if links > MAX_SYMLINKS:

@@ -260,7 +260,11 @@ def copy_entry(state: CopyState, src: str, rel: str, target: str, overwrite_meta
             if link_source is None:
                 state.inodes[key] = target
         if link_source is not None:
-            os.link(link_source, target, follow_symlinks=False)
+            try:
+                os.link(link_source, target, follow_symlinks=False)
+            except FileNotFoundError:  # the first copy was replaced meanwhile: copy the data again
+                state.inodes[(st.st_dev, st.st_ino)] = target
+                _copy_file_data(src, target)
         else:
             _copy_file_data(src, target)
     elif stat.S_ISLNK(st.st_mode):

@@ -195,3 +195,12 @@ def test_context_inside_the_root_is_not_copied_into_itself(dirs) -> None:
     assert not any(p.startswith("/workspace/out/out") for p in got)
     copy_into_root(CopyRequest(["a.txt", "src"], "/workspace/", ctx, dirs.root))  # onto itself
     assert entry(os.path.join(ctx, "a.txt")).data == b"A" and "/workspace/out" in paths
+
+
+def test_os_errors_become_copy_errors_naming_the_path(dirs) -> None:
+    write(dirs.ctx, "ok", "ok")
+    write(dirs.root, "x", "a file")
+    with pytest.raises(CopyError, match='cannot use /x/y: "/x" is not a directory'):
+        copy_into_root(req(dirs, ["ok"], "/x/y/z"))
+    with pytest.raises(CopyError, match="COPY failed: File name too long: image path /n{300}"):
+        copy_into_root(req(dirs, ["ok"], "/" + "n" * 300))  # ENAMETOOLONG from the kernel
