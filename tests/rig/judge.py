@@ -434,12 +434,16 @@ def judge_registry_image(registry: Registry, ref: str, platform: str | None = No
     if top.get("mediaType") in INDEX_TYPES or ("manifests" in top and "layers" not in top):
         index, index_digest = top, "sha256:" + hashlib.sha256(raw).hexdigest()
         desc = select_manifest(index, platform, f"{ref}: index {index_digest}")
+        children = {}
+        for entry in index.get("manifests") or []:   # every entry must exist with its digest and size
+            child = _inspect_raw(registry, f"{repo}@{entry.get('digest')}")
+            got = "sha256:" + hashlib.sha256(child).hexdigest()
+            if got != entry.get("digest") or len(child) != entry.get("size"):
+                raise JudgeError(f"{ref}: index entry {entry.get('digest')} (size {entry.get('size')}) but the "
+                                 f"registry serves a manifest of {got} ({len(child)} bytes)")
+            children[got] = child
         target = f"{repo}@{desc['digest']}"
-        raw = _inspect_raw(registry, target)
-        got = "sha256:" + hashlib.sha256(raw).hexdigest()
-        if got != desc["digest"] or len(raw) != desc.get("size"):
-            raise JudgeError(f"{ref}: index entry {desc['digest']} (size {desc.get('size')}) but the registry "
-                             f"serves a manifest of {got} ({len(raw)} bytes)")
+        raw = children[desc["digest"]]
     manifest = _parse_json(raw, f"{target}: manifest")
     if "layers" not in manifest:
         raise JudgeError(f"{target}: manifest has no 'layers' (mediaType {manifest.get('mediaType')!r})")

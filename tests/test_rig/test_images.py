@@ -131,3 +131,17 @@ def test_broken_images_on_authenticated_registries(registries: dict[str, Registr
     for kind in ("missing-blob", "wrong-size", "wrong-diffid"):
         with pytest.raises(JudgeError, match=EXPECTED_BROKEN[kind]):
             judge_registry_image(reg, broken[kind], unpack=False)
+
+
+def test_index_entry_with_wrong_size_fails(base_images: BaseImages) -> None:
+    from tests.rig.regclient import RigClient
+
+    reg = base_images.registry
+    index = judge_registry_image(reg, base_images.busybox_index, unpack=False).index
+    bad = json.loads(json.dumps(index))
+    bad["manifests"][1]["size"] += 3           # the arm64 entry lies about its size
+    base_images.copy_image(base_images.busybox_index, reg, "rig/bad-index:good")   # keep base/ untouched
+    RigClient(reg).put_manifest("rig/bad-index", "bad", json.dumps(bad).encode(), images.OCI_INDEX)
+    entry = bad["manifests"][1]["digest"]
+    with pytest.raises(JudgeError, match=f"index entry {entry} \\(size \\d+\\) but the registry serves"):
+        judge_registry_image(reg, reg.ref("rig/bad-index:bad"), unpack=False)   # even for amd64
