@@ -70,6 +70,11 @@ class SetupError(Exception):
     pass
 
 
+def _prctl(option: int, value: int) -> None:
+    zero = ctypes.c_ulong(0)
+    _check(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(value), zero, zero, zero), f"prctl({option})")
+
+
 def _enc(text: str | None) -> bytes | None:
     return None if text is None else os.fsencode(text)
 
@@ -212,7 +217,7 @@ def _prepare_and_exec(cfg: dict, err_fd: int) -> None:
     """Runs in the process that becomes the command. Never returns."""
     step = "preparing"
     try:
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if "net" in cfg["namespaces"]:
             step = "bringing up lo"
             _loopback_up()
@@ -264,7 +269,7 @@ def main() -> None:
     os.set_inheritable(err_fd, False)
     os.set_inheritable(status_fd, False)
     try:
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         flags = 0
         for ns in cfg["namespaces"]:
             flags |= NAMESPACE_FLAGS[ns]

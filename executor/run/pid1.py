@@ -205,10 +205,11 @@ def _on_terminate(signum: int, frame: object) -> None:
     log.warning("received %s again: killing the running command now", signal.Signals(signum).name)
 
 
-def _set_subreaper() -> bool:
+def _set_subreaper(on: bool) -> bool:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        zero = ctypes.c_ulong(0)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(int(on)), zero, zero, zero) == 0
     except OSError:
         return False
 
@@ -223,8 +224,11 @@ def supervise(subreaper: bool = True) -> Iterator[None]:
     global _active, _cancelled_by, _escalations
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("pid1.supervise() must be entered from the main thread")
-    if subreaper and os.getpid() != 1 and not _set_subreaper():
-        log.debug("could not become a child subreaper; orphans go to the real PID 1")
+    became_subreaper = False
+    if subreaper and os.getpid() != 1:
+        became_subreaper = _set_subreaper(True)
+        if not became_subreaper:
+            log.debug("could not become a child subreaper; orphans go to the real PID 1")
     previous = {
         sig: signal.signal(sig, handler)
         for sig, handler in (
@@ -243,6 +247,8 @@ def supervise(subreaper: bool = True) -> Iterator[None]:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         reap_orphans()
+        if became_subreaper:
+            _set_subreaper(False)
 
 
 def active() -> bool:

@@ -380,8 +380,8 @@ def run(spec: RunSpec) -> RunResult:
     started = time.monotonic()
     root = os.path.abspath(spec.root)
     chroot = os.path.realpath(root) != "/"
-    user = lookup_user(root, spec.user)
-    env = command_env(spec.env, user)
+    user = lookup_user(root, spec.user or "")
+    env = command_env(spec.env or {}, user)
     workdir = _in_root(spec.workdir or "/")
     emit = spec.output or _default_output
     namespaces: list[str] = []

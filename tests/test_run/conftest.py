@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
 
@@ -82,3 +83,24 @@ def tree_listing(root: str) -> set[str]:
 def mountinfo_mentions(path: str) -> list[str]:
     with open("/proc/self/mountinfo") as f:
         return [line for line in f if path in line]
+
+
+def unique_number() -> str:
+    """A number for ``sleep N`` that no other test (or concurrent test session) uses."""
+    return str(random.SystemRandom().randrange(10**8, 10**9))
+
+
+def processes_with(prefix: str) -> list[str]:
+    """Processes on the host whose command line starts with ``prefix`` (e.g. "sleep 123")."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if cmd.startswith(prefix):
+            found.append(f"{entry}: {cmd}")
+    return found

@@ -11,8 +11,7 @@ import time
 import pytest
 
 from executor.run import pid1
-from tests.test_run.conftest import mountinfo_mentions, tree_listing
-from tests.test_run.test_process import processes_with
+from tests.test_run.conftest import mountinfo_mentions, processes_with, tree_listing, unique_number
 
 DRIVER = os.path.join(os.path.dirname(__file__), "driver.py")
 
@@ -41,23 +40,24 @@ def cancel_run(bbroot: str, script: str, sig: int) -> tuple[int, float, str]:
 
 def test_sigterm_cancels_a_long_run_and_ends_its_tree(bbroot):
     before = tree_listing(bbroot)
-    rc, elapsed, out = cancel_run(bbroot, "sleep 424242 & touch /started; sleep 424243; sleep 424244",
-                                  signal.SIGTERM)
+    n = unique_number()
+    rc, elapsed, out = cancel_run(bbroot, f"sleep {n}1 & touch /started; sleep {n}2; sleep {n}3", signal.SIGTERM)
     assert rc == 128 + signal.SIGTERM, out
     assert "cancelled" in out
     assert elapsed < 10
-    assert processes_with("sleep 42424") == []
+    assert processes_with(f"sleep {n}") == []
     assert mountinfo_mentions(bbroot) == []
     assert tree_listing(bbroot) - before == {"started"}
 
 
 def test_sigint_cancels_a_command_that_ignores_sigterm(bbroot):
     # the command traps TERM and keeps going: SIGKILL after the grace period ends it
-    script = "trap '' TERM; sleep 424245 & touch /started; while :; do sleep 1; done"
+    n = unique_number()
+    script = f"trap '' TERM; sleep {n} & touch /started; while :; do sleep 1; done"
     rc, elapsed, out = cancel_run(bbroot, script, signal.SIGINT)
     assert rc == 128 + signal.SIGINT, out
     assert elapsed < pid1.GRACE_SECONDS + 5
-    assert processes_with("sleep 424245") == []
+    assert processes_with(f"sleep {n}") == []
     assert mountinfo_mentions(bbroot) == []
 
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from executor.run import Mount, RunError, RunSpec, UserError, run
-from tests.test_run.conftest import mountinfo_mentions, tree_listing
+from tests.test_run.conftest import mountinfo_mentions, processes_with, tree_listing, unique_number
 
 
 def sh(root: str, script: str, **kwargs) -> list[str]:
@@ -17,21 +17,6 @@ def sh(root: str, script: str, **kwargs) -> list[str]:
     kwargs.setdefault("env", {})
     run(RunSpec(root=root, argv=["/bin/sh", "-c", script], output=lines.append, **kwargs))
     return lines
-
-
-def processes_with(marker: str) -> list[str]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker in cmd:
-            found.append(f"{entry}: {cmd}")
-    return found
 
 
 def test_user_by_name_gets_uid_gid_groups_and_home(bbroot):
@@ -93,7 +78,7 @@ def test_unknown_executable(bbroot):
 
 
 def test_background_process_is_gone_after_run(bbroot):
-    marker = "31337"
+    marker = unique_number()
     start = time.monotonic()
     out = sh(bbroot, f"sleep {marker} & sleep {marker}1 </dev/null >/dev/null 2>&1 & echo started")
     assert out == ["started"]
