@@ -247,8 +247,7 @@ class DockerIgnore:
             ok = True
             for i, comp in enumerate(parts):
                 if i >= len(pdirs):
-                    ok = False  # the pattern names something above this directory
-                    break
+                    break  # the pattern names an ancestor: anything below may be re-included
                 if any(c in pdirs[i] for c in "*?[\\"):
                     break  # a wildcard from here on: anything may match
                 if pdirs[i] != comp:

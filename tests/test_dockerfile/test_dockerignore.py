@@ -133,6 +133,13 @@ def test_walk_reincluded_children_of_an_excluded_directory(tmp_path: Path):
     assert ContextEntry(".dockerignore", False) in list(walk_context(tmp_path, kept))
 
 
+def test_walk_descends_where_an_ancestor_is_reincluded(tmp_path: Path):
+    _tree(tmp_path, ["docs/deep/x.md", "docs/deep/tmp/y", "other/z"])
+    di = DockerIgnore(["docs", "!docs", "docs/deep/tmp", "other", "!other/keep"])
+    assert [e.relpath for e in walk_context(tmp_path, di)] == ["docs", "docs/deep", "docs/deep/x.md"]
+    assert di.may_reinclude_under("docs/deep/tmp") and not di.may_reinclude_under("other/elsewhere")
+
+
 def test_walk_skips_excluded_directories_without_exclusions(tmp_path: Path):
     _tree(tmp_path, ["a/b/c", "keep"])
     os.chmod(tmp_path / "a", 0o000)  # never opened when excluded and nothing can be re-included
