@@ -554,6 +554,9 @@ def judge_oci_layout(path: str, ref: str | None = None, platform: str | None = N
         with open(blob_path(desc["digest"]), "rb") as f:
             index = _parse_json(f.read(), f"{what}: index {desc['digest']}")
         index_digest = desc["digest"]
+        for entry in index.get("manifests") or []:
+            check_blob(blob_path(entry.get("digest", "")), entry.get("digest", ""), entry.get("size"),
+                       f"{what}: index {index_digest} entry")
         desc = select_manifest(index, platform, f"{what}: index {index_digest}")
     check_blob(blob_path(desc.get("digest", "")), desc.get("digest", ""), desc.get("size"), f"{what}: manifest")
     with open(blob_path(desc["digest"]), "rb") as f:
