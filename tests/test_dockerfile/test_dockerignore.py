@@ -185,3 +185,28 @@ def test_generated_patterns_never_crash(patterns, path):
     if not any(c in path for c in "*?["):
         assert DockerIgnore(di.patterns + [path]).matches(path)
         assert not DockerIgnore(di.patterns + [path, "!" + path]).matches(path)
+
+
+_NAMES = st.sampled_from(["a", "b", "keep", "x.md", "tmp"])
+_TREE = st.lists(st.lists(_NAMES, min_size=1, max_size=3).map("/".join), min_size=1, max_size=8)
+_RULES = st.lists(st.sampled_from(["a", "b", "*", "*/tmp", "**/x.md", "a/**", "tmp", "!keep", "!a/keep", "!**/keep",
+                                   "!a", "!*/x.md", "b/*", "!b/b"]), max_size=5)
+
+
+@settings(max_examples=80, deadline=None)
+@given(_TREE, _RULES)
+def test_walk_agrees_with_matches(tmp_path_factory, files, rules):
+    root = tmp_path_factory.mktemp("ctx")
+    made: set[str] = set()
+    for f in files:
+        parts = f.split("/")
+        # a name cannot be both a file and a directory
+        if any("/".join(parts[:i]) in made for i in range(1, len(parts))) or any(m.startswith(f + "/") for m in made):
+            continue
+        made.add(f)
+        p = root / f
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("x")
+    di = DockerIgnore(rules)
+    walked = {e.relpath for e in walk_context(root, di) if not e.is_dir}
+    assert walked == {f for f in made if not di.matches(f)}
