@@ -238,6 +238,7 @@ def _prepare_and_exec(cfg: dict, err_fd: int) -> None:
         os.setgroups(cfg["groups"])
         os.setgid(cfg["gid"])
         os.setuid(cfg["uid"])
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # a credential change cleared it: die with our parent
         for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])

@@ -131,3 +131,24 @@ def test_cancellation_is_deferred_until_the_spawned_child_is_registered():
     assert steps == ["registered"]
     assert info.value.exit_code == 143
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+
+
+def test_killing_kiln_outright_ends_the_run_too(bbroot):
+    # no chance to clean up (SIGKILL): the namespace must still die with kiln, also as a non-root user
+    n = unique_number()
+    os.makedirs(os.path.join(bbroot, "tmp"), exist_ok=True)
+    os.chmod(os.path.join(bbroot, "tmp"), 0o1777)
+    proc = subprocess.Popen([sys.executable, DRIVER, bbroot, f"sleep {n} & touch /tmp/started; sleep {n}", "app"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(os.path.join(bbroot, "tmp", "started"))
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 5
+    while processes_with(f"sleep {n}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_with(f"sleep {n}") == []
