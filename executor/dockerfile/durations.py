@@ -1,8 +1,6 @@
 """Go's ``time.ParseDuration`` (HEALTHCHECK --interval=1m30s), to integer nanoseconds."""
 from __future__ import annotations
 
-import re
-
 __all__ = ["parse_duration", "format_duration"]
 
 _UNITS = {
@@ -15,7 +13,6 @@ _UNITS = {
     "m": 60_000_000_000,
     "h": 3_600_000_000_000,
 }
-_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
 _MAX = (1 << 63) - 1
 
 
@@ -33,16 +30,31 @@ def parse_duration(text: str) -> int:
         raise ValueError(f'time: invalid duration "{orig}"')
     total = 0
     pos = 0
-    while pos < len(text):
-        m = _PART.match(text, pos)
-        if not m or m.group(1) in ("", "."):
-            if m is None and re.match(r"[0-9.]+", text[pos:]):
-                raise ValueError(f'time: missing unit in duration "{orig}"')
-            if m is None:
-                raise ValueError(f'time: invalid duration "{orig}"')
+    n = len(text)
+    while pos < n:
+        if not (text[pos].isascii() and (text[pos].isdigit() or text[pos] == ".")):
             raise ValueError(f'time: invalid duration "{orig}"')
-        number, unit = m.groups()
-        whole, _, frac = number.partition(".")
+        start = pos
+        while pos < n and text[pos].isascii() and text[pos].isdigit():
+            pos += 1
+        whole = text[start:pos]
+        frac = ""
+        if pos < n and text[pos] == ".":
+            pos += 1
+            fstart = pos
+            while pos < n and text[pos].isascii() and text[pos].isdigit():
+                pos += 1
+            frac = text[fstart:pos]
+        if not whole and not frac:
+            raise ValueError(f'time: invalid duration "{orig}"')
+        ustart = pos
+        while pos < n and text[pos] != "." and not (text[pos].isascii() and text[pos].isdigit()):
+            pos += 1
+        unit = text[ustart:pos]
+        if unit == "":
+            raise ValueError(f'time: missing unit in duration "{orig}"')
+        if unit not in _UNITS:
+            raise ValueError(f'time: unknown unit "{unit}" in duration "{orig}"')
         scale = _UNITS[unit]
         value = int(whole or "0") * scale
         if frac:
@@ -50,7 +62,6 @@ def parse_duration(text: str) -> int:
         total += value
         if total > _MAX:
             raise ValueError(f'time: invalid duration "{orig}"')
-        pos = m.end()
     return -total if neg else total
 
 
