@@ -279,7 +279,10 @@ def main() -> None:
         if flags & CLONE_NEWNS:
             _make_private()
     except BaseException as err:  # noqa: BLE001
-        os.write(err_fd, f"setting up namespaces: {err}\n".encode())
+        hint = ""
+        if ctypes.get_errno() == 1:  # EPERM
+            hint = " (RUN in a root other than / needs root with CAP_SYS_ADMIN, as in kiln's container)"
+        os.write(err_fd, f"setting up namespaces: {err}{hint}\n".encode())
         os._exit(127)
 
     if "pid" not in cfg["namespaces"]:

@@ -335,6 +335,10 @@ def _spawn_helper(cfg: dict, out_w: int) -> tuple[subprocess.Popen, int, int]:
             process_group=0,
         )
         pid1.protect(proc.pid)
+    except OSError as err:
+        os.close(err_r)
+        os.close(status_r)
+        raise RunError(f"cannot start kiln's RUN helper {HELPER} with {sys.executable}: {err}") from None
     finally:
         os.close(err_w)
         os.close(status_w)
