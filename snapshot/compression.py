@@ -154,6 +154,21 @@ def compressor(compression: str, level: int | None) -> Compressor:
     raise ValueError(f"unknown compression {compression!r}: expected one of {', '.join(COMPRESSIONS)}")
 
 
+def open_compressing(raw: BinaryIO, compression: str, level: int | None) -> BinaryIO:
+    """A writable stream compressing into `raw` from a worker thread that runs without the GIL
+    (ISA-L's parallel deflate in 1 MiB blocks; zstd's own worker), so the caller's tar building
+    and hashing overlap compression. Output is deterministic (gzip header mtime 0)."""
+    if compression == "gzip":
+        return igzip_threaded.open(raw, "wb", compresslevel=isal_level(level), threads=1)  # type: ignore[return-value]
+    if compression == "zstd":
+        if level is not None and not 1 <= level <= 22:
+            raise ValueError(f"zstd compression level {level} is outside 1-22")
+        cctx = zstandard.ZstdCompressor(level=DEFAULT_ZSTD_LEVEL if level is None else level, threads=1)
+        return cctx.stream_writer(raw, closefd=False)  # type: ignore[return-value]
+    check_compression(compression)
+    return raw
+
+
 def check_compression(compression: str) -> None:
     if compression not in COMPRESSIONS:
         raise ValueError(f"unknown compression {compression!r}: expected one of {', '.join(COMPRESSIONS)}")

@@ -21,6 +21,7 @@ from .ignore import IgnoreList
 from .index import Entry, Index, hash_file, read_xattrs
 
 MODES = ("exact", "full", "redo", "time")
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 _IFMT = stat.S_IFMT
 _IFDIR = stat.S_IFDIR
@@ -105,9 +106,14 @@ def detect(root: str, ignore: IgnoreList, index: Index, mode: str = "exact") -> 
     check_mode(mode)
     root = root.rstrip("/")
     entries = index.entries
+    get = entries.get
     ignored = ignore.paths
+    exact = mode == "exact"
+    racy_limit = index.time_ns - index.granularity_ns
     ch = Changes()
-    seen: set[str] = set()
+    rels: list[str] = []
+    seen = rels.append
+    matched = 0
     replaced: set[str] = set()   # directories that are now something else, or recreated
     changed = ch.changed
     # stack of (relative dir, everything below is new)
@@ -116,71 +122,84 @@ def detect(root: str, ignore: IgnoreList, index: Index, mode: str = "exact") -> 
         rel_dir, fresh = stack.pop()
         host_dir = f"{root}/{rel_dir}" if rel_dir else (root or "/")
         prefix = f"{rel_dir}/" if rel_dir else ""
+        check_ignored = bool(ignored) and ignore.holds_ignored(rel_dir)
         try:
-            it = os.scandir(host_dir)
+            dir_fd = os.open(host_dir, _DIR_FLAGS)
         except (FileNotFoundError, NotADirectoryError):
-            continue
-        with it:
-            for e in it:
-                rel = prefix + e.name
-                if rel in ignored:
-                    continue
-                try:
-                    st = e.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                seen.add(rel)
-                is_dir = _IFMT(st.st_mode) == _IFDIR
-                old = entries.get(rel)
-                if fresh or old is None:
-                    changed.append(rel)
-                    if is_dir:
-                        stack.append((rel, fresh))
-                    continue
-                if is_dir:
-                    old_is_dir = _IFMT(old.sig[0]) == _IFDIR
-                    if old_is_dir and st.st_ino != old.sig[6] and mode != "time":
-                        ch.opaque.append(rel)
-                        replaced.add(rel)
-                        changed.append(rel)
-                        stack.append((rel, True))
+            continue  # vanished, or replaced by a symlink, since it was listed
+        try:
+            with os.scandir(dir_fd) as it:
+                for e in it:
+                    rel = prefix + e.name
+                    if check_ignored and rel in ignored:
                         continue
-                    if not old_is_dir:
-                        changed.append(rel)
-                        stack.append((rel, False))
+                    try:
+                        st = e.stat(follow_symlinks=False)  # fstatat(dir_fd, name): one lookup
+                    except FileNotFoundError:
                         continue
-                    stack.append((rel, False))
-                    if _compare(e.path, rel, st, old, mode, index, ch):
+                    seen(rel)
+                    old = get(rel)
+                    if old is not None:
+                        matched += 1
+                    if (st.st_mode & 0o170000) == 0o040000:
+                        _directory(root, rel, st, old, fresh, mode, index, ch, stack, replaced)
+                        continue
+                    if fresh or old is None:
                         changed.append(rel)
-                    elif st.st_ctime_ns != old.sig[5] or st.st_size != old.sig[3]:
-                        ch.refreshed[rel] = st
-                    continue
-                if _IFMT(old.sig[0]) == _IFDIR:
-                    replaced.add(rel)  # a directory became a file: its old children need no whiteouts
-                    changed.append(rel)
-                    continue
-                if st.st_ctime_ns == old.sig[5] and st.st_ino == old.sig[6] and mode == "exact" \
-                        and st.st_mode == old.sig[0] and not index.is_racy(old):
-                    continue  # the fast path: nothing about the inode changed
-                if _compare(e.path, rel, st, old, mode, index, ch):
-                    changed.append(rel)
-    ch.walked = len(seen)
-    gone = entries.keys() - seen
+                        continue
+                    osig = old.sig
+                    if exact and st.st_ctime_ns == osig[5] and st.st_ino == osig[6] \
+                            and osig[5] <= racy_limit:
+                        continue  # the fast path: nothing about the inode changed
+                    if (osig[0] & 0o170000) == 0o040000:
+                        replaced.add(rel)  # a directory became a file: its old children need no whiteouts
+                        changed.append(rel)
+                        continue
+                    if _compare(f"{root}/{rel}", rel, st, old, mode, index, ch):
+                        changed.append(rel)
+        finally:
+            os.close(dir_fd)
+    ch.walked = len(rels)
+    if matched == len(entries):
+        return ch  # every indexed path was seen: nothing deleted
+    gone = entries.keys() - set(rels)
     ch.gone = gone
-    if gone:
-        covered = gone | replaced
-        for rel in gone:
-            parent = rel.rpartition("/")[0]
-            hidden = False
-            while parent:
-                if parent in covered:
-                    hidden = True
-                    break
-                parent = parent.rpartition("/")[0]
-            if not hidden and not ignore.covers(rel):
-                ch.deleted.append(rel)
-        ch.deleted.sort()
+    covered = gone | replaced
+    for rel in gone:
+        parent = rel.rpartition("/")[0]
+        hidden = False
+        while parent:
+            if parent in covered:
+                hidden = True
+                break
+            parent = parent.rpartition("/")[0]
+        if not hidden and not ignore.covers(rel):
+            ch.deleted.append(rel)
+    ch.deleted.sort()
     return ch
+
+
+def _directory(root: str, rel: str, st: os.stat_result, old: Entry | None, fresh: bool, mode: str,
+               index: Index, ch: Changes, stack: list[tuple[str, bool]], replaced: set[str]) -> None:
+    if fresh or old is None:
+        ch.changed.append(rel)
+        stack.append((rel, fresh))
+        return
+    if _IFMT(old.sig[0]) != _IFDIR:
+        ch.changed.append(rel)  # was something else: everything below is new
+        stack.append((rel, True))
+        return
+    if st.st_ino != old.sig[6] and mode != "time":
+        ch.opaque.append(rel)  # deleted and made anew: lower content is hidden
+        replaced.add(rel)
+        ch.changed.append(rel)
+        stack.append((rel, True))
+        return
+    stack.append((rel, False))
+    if _compare(f"{root}/{rel}", rel, st, old, mode, index, ch):
+        ch.changed.append(rel)
+    elif st.st_ctime_ns != old.sig[5] or st.st_size != old.sig[3]:
+        ch.refreshed[rel] = st
 
 
 def walk_entries(root: str, ignore: IgnoreList, read_xattr: bool = True):

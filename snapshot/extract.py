@@ -22,7 +22,7 @@ from . import tarstream as T
 from .compression import open_decompressed
 from .errors import LayerFormatError, SnapshotError, UnsafeEntryError
 from .ignore import IgnoreList
-from .index import Entry, Index, entry_of
+from .index import Entry, Index, entry_of, image_xattrs
 from .paths import PathEscapeError, Resolver, clean, remove_tree
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ class _LayerExtractor:
             st = os.fstat(fd)
         finally:
             os.close(fd)
-        self.index.entries[real] = entry_of(st, None, dict(m.xattrs), digest)
+        self.index.entries[real] = entry_of(st, None, image_xattrs(m.xattrs), digest)
 
     def _write_data(self, fd: int, reader: T.TarReader, size: int) -> bytes:
         if size == 0:
@@ -233,7 +233,7 @@ class _LayerExtractor:
         for key, value in m.xattrs.items():
             self._set_xattr(m, real, host, key, value)
         self.dir_times.append((real, m.mtime_ns))
-        self.index.entries[real] = entry_of(os.lstat(host), None, dict(m.xattrs))
+        self.index.entries[real] = entry_of(os.lstat(host), None, image_xattrs(m.xattrs))
 
     def _symlink(self, m: T.Member, real: str, host: str) -> None:
         try:
@@ -246,7 +246,7 @@ class _LayerExtractor:
             if key.startswith(("trusted.", "security.")):
                 self._set_xattr(m, real, host, key, value)
         os.utime(host, ns=(m.mtime_ns, m.mtime_ns), follow_symlinks=False)
-        self.index.entries[real] = entry_of(os.lstat(host), m.linkname, dict(m.xattrs))
+        self.index.entries[real] = entry_of(os.lstat(host), m.linkname, image_xattrs(m.xattrs))
 
     def _hardlink(self, m: T.Member, real: str, host: str) -> None:
         try:
@@ -300,7 +300,7 @@ class _LayerExtractor:
         for key, value in m.xattrs.items():
             self._set_xattr(m, real, host, key, value)
         os.utime(host, ns=(m.mtime_ns, m.mtime_ns), follow_symlinks=False)
-        self.index.entries[real] = entry_of(os.lstat(host), None, dict(m.xattrs))
+        self.index.entries[real] = entry_of(os.lstat(host), None, image_xattrs(m.xattrs))
 
     # -- whiteouts ------------------------------------------------------------------------------
     def _whiteout(self, m: T.Member, parent: str, base: str) -> None:

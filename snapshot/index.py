@@ -84,14 +84,27 @@ def entry_of(st: os.stat_result, link: str | None = None, xattrs: dict[str, byte
                   st.st_ino), st.st_dev, st.st_nlink, link, xattrs, digest)
 
 
+def image_xattr(name: str) -> bool:
+    """The xattrs that belong in an image: file capabilities and user.* data. SELinux labels,
+    ACLs (system.*) and trusted.* (overlayfs' own) describe the build host, not the image; docker
+    and containerd archive security.capability only."""
+    return name == "security.capability" or name.startswith("user.")
+
+
+def image_xattrs(xattrs: dict[str, bytes]) -> dict[str, bytes]:
+    return {k: v for k, v in xattrs.items() if image_xattr(k)} if xattrs else {}
+
+
 def read_xattrs(host_path: str) -> dict[str, bytes]:
-    """All xattrs of a path (not following symlinks); {} where the filesystem has none."""
+    """The image xattrs of a path (not following symlinks); {} where the filesystem has none."""
     try:
         names = os.listxattr(host_path, follow_symlinks=False)
     except OSError:
         return {}
     out: dict[str, bytes] = {}
     for name in names:
+        if not image_xattr(name):
+            continue
         try:
             out[name] = os.getxattr(host_path, name, follow_symlinks=False)
         except OSError:

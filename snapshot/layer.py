@@ -10,16 +10,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import queue
 import stat
 import tempfile
-import threading
 from dataclasses import dataclass
 
 import xxhash
 
 from . import tarwrite as W
-from .compression import check_compression, compressor
+from .compression import check_compression, open_compressing
 from .errors import SnapshotError
 from .index import Entry, entry_of, read_xattrs
 
@@ -27,7 +25,6 @@ log = logging.getLogger(__name__)
 
 _FLUSH = 1 << 20
 _READ = 1 << 20
-_QUEUE_DEPTH = 4
 
 
 @dataclass(frozen=True)
@@ -54,45 +51,45 @@ class Whiteout:
         return f"{parent}/{marker}" if parent else marker
 
 
+class _HashingFile:
+    """The blob file: hashes (sha256) and counts what the compressor writes to it."""
+
+    def __init__(self, fd: int) -> None:
+        self._file = os.fdopen(fd, "wb", buffering=0)
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data) -> int:  # called from the compressor's thread
+        self.sha.update(data)
+        view = memoryview(data)
+        while view:
+            n = self._file.write(view)
+            view = view[n:]
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class _BlobSink:
-    """tar bytes in; sha256 of them, compression (in a worker thread), sha256 and file out."""
+    """tar bytes in; sha256 of them (diff_id) on the caller's thread, compression in a worker
+    thread that releases the GIL (ISA-L's parallel deflate, zstd's own worker), sha256 of the
+    compressed bytes (digest) as they reach the file."""
 
     def __init__(self, work_dir: str, compression: str, level: int | None) -> None:
         check_compression(compression)
         self.compression = compression
-        self._comp = compressor(compression, level)
         fd, self.path = tempfile.mkstemp(prefix="layer-", suffix=".blob", dir=work_dir)
-        self._file = os.fdopen(fd, "wb", buffering=0)
+        self._out = _HashingFile(fd)
         self._tar_sha = hashlib.sha256()
-        self._blob_sha = hashlib.sha256()
-        self.size = 0
         self.tar_size = 0
         self._parts: list[bytes] = []
         self._pending = 0
-        self._queue: queue.Queue[bytes | None] = queue.Queue(_QUEUE_DEPTH)
-        self._error: BaseException | None = None
-        self._worker = threading.Thread(target=self._run, name="kiln-compress", daemon=True)
-        self._worker.start()
-
-    def _run(self) -> None:
-        try:
-            while True:
-                data = self._queue.get()
-                if data is None:
-                    out = self._comp.flush()
-                    self._emit(out)
-                    return
-                self._emit(self._comp.compress(data))
-        except BaseException as e:  # reported to the producer
-            self._error = e
-            while self._queue.get() is not None:
-                pass
-
-    def _emit(self, out: bytes) -> None:
-        if out:
-            self._blob_sha.update(out)
-            self._file.write(out)
-            self.size += len(out)
+        self._stream = open_compressing(self._out, compression, level)
 
     def write(self, data: bytes) -> None:
         self._parts.append(data)
@@ -108,26 +105,25 @@ class _BlobSink:
         self._pending = 0
         self._tar_sha.update(data)
         self.tar_size += len(data)
-        if self._error is not None:
-            raise SnapshotError(f"compressing layer {self.path}: {self._error}")
-        self._queue.put(data)
+        self._stream.write(data)
 
     def close(self) -> LayerFile:
         self._flush()
-        self._queue.put(None)
-        self._worker.join()
-        self._file.close()
-        if self._error is not None:
-            raise SnapshotError(f"compressing layer {self.path}: {self._error}")
-        return LayerFile(path=self.path, digest="sha256:" + self._blob_sha.hexdigest(),
-                         diff_id="sha256:" + self._tar_sha.hexdigest(), size=self.size,
+        if self._stream is not self._out:
+            self._stream.close()
+        self._out.close()
+        return LayerFile(path=self.path, digest="sha256:" + self._out.sha.hexdigest(),
+                         diff_id="sha256:" + self._tar_sha.hexdigest(), size=self._out.size,
                          compression=self.compression)
 
     def abort(self) -> None:
         try:
-            self._queue.put(None)
-            self._worker.join()
-            self._file.close()
+            if self._stream is not self._out:
+                try:
+                    self._stream.close()
+                except Exception:  # already failing; the first error is the one to report
+                    pass
+            self._out.close()
         finally:
             try:
                 os.unlink(self.path)
