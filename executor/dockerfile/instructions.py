@@ -39,7 +39,7 @@ from .durations import parse_duration
 from .errors import DockerfileError, ExpansionError
 from .flags import FlagError, FlagKind, ParsedFlags, parse_flags
 from .mounts import Mount, MountError, parse_mount
-from .parser import Node, chomp_heredoc, parse_heredoc_word
+from .parser import Heredoc, Node, chomp_heredoc, parse_heredoc_word
 
 __all__ = [
     "AddInstruction", "ArgDef", "ArgInstruction", "CmdInstruction", "CopyInstruction",
@@ -351,19 +351,26 @@ def _duration(name: str, value: str) -> int:
     return ns
 
 
+def _heredoc_word(word: str) -> Heredoc | None:
+    try:
+        return parse_heredoc_word(word)
+    except ExpansionError as exc:
+        raise _Bad(f"bad heredoc {word}: {exc}") from None
+
+
 def _sources_and_dest(node: Node) -> tuple[list[str], str, list[SourceContent]]:
     kw = node.keyword
     if len(node.args) < 2:
         raise _Bad(f"{kw} requires at least two arguments, but only one was provided. "
                    "Destination could not be determined")
     *srcs, dest = node.args
-    if not node.json and parse_heredoc_word(dest) is not None:
+    if not node.json and _heredoc_word(dest) is not None:
         raise _Bad(f"{kw} cannot accept a heredoc as a destination")
     bodies = {h.name: h for h in node.heredocs}
     sources: list[str] = []
     contents: list[SourceContent] = []
     for src in srcs:
-        doc = parse_heredoc_word(src) if not node.json else None
+        doc = _heredoc_word(src) if not node.json else None
         if doc is None:
             sources.append(src)
             continue

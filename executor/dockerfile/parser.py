@@ -9,14 +9,11 @@ the node's line), exactly as in BuildKit.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from dataclasses import dataclass, field
 
 from .errors import DockerfileError, ExpansionError
 from .shell import Lexer, go_isspace
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "Directive",
@@ -413,26 +410,20 @@ def _node_from_line(line: str, escape: str, comments: list[str]) -> Node:
 
 
 # -- heredocs ------------------------------------------------------------------------------------
-class _NoEnv(dict):
-    pass
-
-
 _EMPTY_ENV: dict[str, str] = {}
 
 
 def parse_heredoc_word(word: str) -> Heredoc | None:
-    """The heredoc a word like ``<<EOF``, ``<<-"EOF"``, ``3<<EOF`` introduces, or None."""
+    """The heredoc a word like ``<<EOF``, ``<<-"EOF"``, ``3<<EOF`` introduces, or None.
+    Raises ExpansionError when the delimiter cannot be lexed (an unclosed quote)."""
     m = _RE_HEREDOC.match(word)
     if not m:
         return None
     fd_text, chomp, rest = m.groups()
     if not rest:
         return None
-    try:
-        plain = Lexer(skip_unset_env=True).process_words(rest, _EMPTY_ENV)
-        raw = Lexer(skip_unset_env=True, raw_quotes=True).process_words(rest, _EMPTY_ENV)
-    except ExpansionError:
-        raise
+    plain = Lexer(skip_unset_env=True).process_words(rest, _EMPTY_ENV)
+    raw = Lexer(skip_unset_env=True, raw_quotes=True).process_words(rest, _EMPTY_ENV)
     if len(plain) != 1:
         return None
     if len(raw) != len(plain):

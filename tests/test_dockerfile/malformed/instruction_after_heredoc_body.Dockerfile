@@ -1,0 +1,5 @@
+FROM a
+RUN <<EOF
+x
+EOF
+RUNX y
