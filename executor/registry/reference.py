@@ -113,7 +113,9 @@ class Reference:
     def familiar(self) -> str:
         """Short form as docker prints it: "busybox:latest", "user/app:1", "ghcr.io/x/y:1"."""
         s = str(self)
-        if self.registry == DOCKER_HUB:
+        first = self.repository.split("/", 1)[0]
+        looks_like_host = "." in first or ":" in first or first == "localhost"
+        if self.registry == DOCKER_HUB and not looks_like_host:
             s = s[len(DOCKER_HUB) + 1:]
             if s.startswith("library/") and self.repository.count("/") == 1:
                 s = s[len("library/"):]

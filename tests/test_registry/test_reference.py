@@ -34,6 +34,9 @@ def test_views():
     d = Reference.parse("ghcr.io/org/app:1@" + H)
     assert d.identifier == H and str(d) == "ghcr.io/org/app:1@" + H
     assert Reference.parse("app", default_tag=False).tag is None
+    # a Docker Hub repository whose first component looks like a host keeps its registry when shortened
+    dotted = Reference.parse("docker.io/a.b/c")
+    assert dotted.familiar() == "docker.io/a.b/c:latest" and Reference.parse(dotted.familiar()) == dotted
 
 
 @pytest.mark.parametrize("bad,why", [
