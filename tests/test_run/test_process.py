@@ -207,3 +207,17 @@ def test_umask_is_dockers_whatever_kilns_is(bbroot):
     finally:
         os.umask(old)
     assert out == ["0022", "644"]
+
+
+def test_bind_mount_under_dev_as_heredoc_scripts_use(bbroot, tmp_path):
+    scripts = tmp_path / "pipes"
+    scripts.mkdir()
+    (scripts / "EOT").write_text("#!/bin/sh\necho from heredoc script\n")
+    (scripts / "EOT").chmod(0o755)
+    before = tree_listing(bbroot)
+    lines: list[str] = []
+    run(RunSpec(root=bbroot, argv=["/dev/pipes/EOT"], env={}, output=lines.append,
+                mounts=[Mount(target="/dev/pipes", source=str(scripts), readonly=True)]))
+    assert lines == ["from heredoc script"]
+    assert tree_listing(bbroot) == before
+    assert mountinfo_mentions(bbroot) == []
