@@ -33,7 +33,7 @@ def command_argv(inst: RunInstruction, shell: list[str] | None, scripts_dir: str
     if inst.heredocs:
         first = inst.heredocs[0]
         if len(inst.heredocs) == 1 and len(args) == 1 and _LONE_HEREDOC.match(args[0].strip()):
-            data = first.text()
+            data = first.text
             if data.startswith("#!"):
                 os.makedirs(scripts_dir, exist_ok=True)
                 path = os.path.join(scripts_dir, first.name)
