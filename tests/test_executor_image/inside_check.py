@@ -29,6 +29,10 @@ def outside(paths):
     return [p for p in paths if not p.startswith(KILN + "/")]
 
 
+def kiln_files():
+    return {os.path.join(d, n) for d, _, names in os.walk(KILN) for n in names}
+
+
 def replace_root(foreign):
     """Copy every top-level entry of `foreign` over /, replacing what is there (as extraction does)."""
     copied = []
@@ -74,6 +78,7 @@ def main():
         "root_before": sorted(os.listdir("/")),
         "outside_before": outside(mapped_files()),
     }
+    files_before = kiln_files()
     report["replaced"] = replace_root(foreign)
     report["root_after"] = sorted(os.listdir("/"))
 
@@ -117,6 +122,7 @@ def main():
     report["fresh"] = {"rc": p.returncode, "stderr": p.stderr[-3000:]}
     if p.returncode == 0:
         report["fresh"].update(json.loads(p.stdout))
+    report["kiln_files_added"] = sorted(kiln_files() - files_before)
     print(json.dumps(report))
 
 

@@ -222,6 +222,7 @@ def test_runs_self_contained_as_pid1_and_survives_foreign_root(executor_image, f
     assert all(x.startswith("/kaniko/") for x in r["path"]), r["path"]
     assert r["root_before"] == ["check", "dev", "foreign", "kaniko", "proc", "sys", "workspace"]
     assert {"lib", "usr", "etc", "bin"} <= set(r["root_after"])
+    assert r["kiln_files_added"] == []  # byte code was compiled at build time: nothing written under /kaniko
     assert r["outside_before"] == [] and r["outside_after"] == [], (r["outside_before"], r["outside_after"])
     c = r["checks"]
     for name in ("zstd", "isal", "zlib", "lzma", "bz2", "xxh3", "ctypes", "sqlite3", "uuid"):
