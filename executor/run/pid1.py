@@ -8,9 +8,11 @@ own grace period). ``supervise()`` installs both behaviours for the duration of 
         build()          # raises BuildCancelled on SIGTERM/SIGINT
 
 Reaping never steals a status someone is waiting for: children spawned through ``spawn_guard()`` +
-``protect()`` (which ``executor.run.process`` does for every RUN) are left to their owner; only other
-zombie children of this process are collected, by pid, never with ``waitpid(-1)``. Other code that
-spawns and waits for its own children while supervision is active should do the same.
+``protect()`` (which ``executor.run.process`` does for every RUN) are left to their owner; zombies in
+kiln's own process group (children other kiln code started, e.g. a credential helper, waited for from
+another thread) are only collected after ``OWN_CHILD_GRACE_SECONDS``; the rest (orphans of RUN
+commands, which always run in a process group of their own) are collected at once, by pid, never
+with ``waitpid(-1)``.
 
 On the first SIGTERM/SIGINT the registered cancel hooks run (``process.run`` registers one that
 sends SIGTERM to the running command's process tree) and ``BuildCancelled`` is raised in the main
@@ -26,11 +28,13 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 log = logging.getLogger(__name__)
 
 GRACE_SECONDS = 3.0
+OWN_CHILD_GRACE_SECONDS = 5.0
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -49,6 +53,7 @@ _protected: set[int] = set()
 _spawn_depth = 0
 _reap_pending = False
 _deferred_signal: int | None = None
+_own_group_zombies: dict[int, float] = {}  # pid -> when first seen as a zombie
 _cancel_hooks: list[Callable[[bool], None]] = []
 _cancelled_by: int | None = None
 _escalations = 0
@@ -165,15 +170,29 @@ def reap_orphans() -> list[int]:
         _reap_pending = False
         protected = set(_protected)
     reaped = []
+    now = time.monotonic()
+    own_group = os.getpgrp()
+    live = set()
     for pid in child_pids():
-        if pid in protected or process_state(pid) != "Z":
+        fields = stat_fields(pid)
+        if pid in protected or not fields or fields[0] != "Z":
             continue
+        live.add(pid)
+        if fields[2] == own_group:
+            # kiln's own child (RUN commands never are in kiln's group): its owner may be about to
+            # wait for it from another thread; only collect it when nobody did for a while
+            first_seen = _own_group_zombies.setdefault(pid, now)
+            if now - first_seen < OWN_CHILD_GRACE_SECONDS:
+                continue
         try:
             got, _ = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             continue
         if got:
             reaped.append(pid)
+    for pid in list(_own_group_zombies):
+        if pid not in live or pid in reaped:
+            del _own_group_zombies[pid]
     if reaped:
         log.debug("reaped orphaned processes %s", reaped)
     return reaped

@@ -73,7 +73,7 @@ def test_reaper_leaves_protected_children_and_collects_others():
     with pid1.spawn_guard():
         owned = subprocess.Popen(["sh", "-c", "exit 5"])
         pid1.protect(owned.pid)
-    stray = subprocess.Popen(["sh", "-c", "exit 6"])
+    stray = subprocess.Popen(["sh", "-c", "exit 6"], process_group=0)  # as a RUN's orphan would be
     try:
         deadline = time.monotonic() + 5
         while {pid1.process_state(owned.pid), pid1.process_state(stray.pid)} != {"Z"}:
@@ -87,7 +87,7 @@ def test_reaper_leaves_protected_children_and_collects_others():
 
 
 def test_reaping_is_deferred_while_spawning():
-    stray = subprocess.Popen(["true"])
+    stray = subprocess.Popen(["true"], process_group=0)
     deadline = time.monotonic() + 5
     while pid1.process_state(stray.pid) != "Z":
         assert time.monotonic() < deadline
@@ -152,3 +152,22 @@ def test_killing_kiln_outright_ends_the_run_too(bbroot):
     while processes_with(f"sleep {n}") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert processes_with(f"sleep {n}") == []
+
+
+def test_kilns_own_children_get_time_for_their_owner(monkeypatch):
+    own = subprocess.Popen(["sh", "-c", "exit 4"])  # kiln's own process group, not protected
+    deadline = time.monotonic() + 5
+    while pid1.process_state(own.pid) != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert pid1.reap_orphans() == []
+    assert own.wait(timeout=5) == 4  # the owner still gets the real status
+    # nobody waits for this one: it is collected once the grace has passed
+    monkeypatch.setattr(pid1, "OWN_CHILD_GRACE_SECONDS", 0.2)
+    forgotten = subprocess.Popen(["true"])
+    while pid1.process_state(forgotten.pid) != "Z":
+        time.sleep(0.01)
+    assert pid1.reap_orphans() == []
+    time.sleep(0.3)
+    assert pid1.reap_orphans() == [forgotten.pid]
+    forgotten.returncode = 0  # reaped behind Popen's back on purpose
