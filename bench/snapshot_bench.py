@@ -31,16 +31,33 @@ from snapshot import IgnoreList, Snapshotter  # noqa: E402
 from snapshot.layer import write_layer  # noqa: E402
 
 
+class T(float):
+    """Wall seconds, with the CPU seconds (user + system, children included) in .cpu."""
+
+    cpu: float
+
+    def __new__(cls, wall: float, cpu: float) -> "T":
+        obj = super().__new__(cls, wall)
+        obj.cpu = cpu
+        return obj
+
+
+def _cpu() -> float:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def timed(fn, *args, **kw):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _cpu()
     out = fn(*args, **kw)
-    return time.perf_counter() - t, out
+    return T(time.perf_counter() - t, _cpu() - c), out
 
 
-def sh(cmd: str) -> float:
-    t = time.perf_counter()
+def sh(cmd: str) -> T:
+    t, c = time.perf_counter(), _cpu()
     subprocess.run(["bash", "-o", "pipefail", "-c", cmd], check=True)
-    return time.perf_counter() - t
+    return T(time.perf_counter() - t, _cpu() - c)
 
 
 def all_paths(root: str) -> list[str]:
@@ -73,17 +90,17 @@ def run_child(job: str, args: list[str]) -> None:
     if job == "write":
         root, work, compression = args
         paths = all_paths(root)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         w = write_layer(root, paths, [], work, compression)
         secs = time.perf_counter() - start
-        extra = {"blob": w.layer.size, "path": w.layer.path, "cpu": time.process_time()}
+        extra = {"blob": w.layer.size, "path": w.layer.path, "cpu": time.process_time() - cpu}
     elif job == "extract":
         root, work, blob = args
         snap = Snapshotter(root, IgnoreList(root), work)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         snap.extract(blob, "bench")
         secs = time.perf_counter() - start
-        extra = {"entries": len(snap.index)}
+        extra = {"entries": len(snap.index), "cpu": time.process_time() - cpu}
     else:
         raise SystemExit(f"unknown child job {job}")
     rss = peak_rss_mb()
@@ -91,10 +108,19 @@ def run_child(job: str, args: list[str]) -> None:
 
 
 def row(label: str, ours: float, base: float | None, unit: str = "s", note: str = "") -> None:
+    """One figure beside its baseline. Times show wall and CPU seconds: the machine is shared,
+    and under load the CPU figures are the steadier comparison."""
+    def fmt(x: float | None) -> str:
+        if x is None:
+            return " " * 19
+        cpu = getattr(x, "cpu", None)
+        return f"{x:8.3f}{unit:<3}" + (f" cpu {cpu:6.3f}" if cpu is not None else " " * 11)
+    ratio = ""
     if base:
-        print(f"  {label:<44} {ours:8.3f} {unit:<5} baseline {base:8.3f} {unit:<5} ratio {ours / base:5.2f}  {note}")
-    else:
-        print(f"  {label:<44} {ours:8.3f} {unit:<5} {note}")
+        ratio = f"ratio {ours / base:5.2f}"
+        if getattr(ours, "cpu", None) and getattr(base, "cpu", None):
+            ratio += f" (cpu {ours.cpu / base.cpu:5.2f})"
+    print(f"  {label:<46} {fmt(ours)} | base {fmt(base)} {ratio}  {note}")
 
 
 def main() -> None:
@@ -169,7 +195,7 @@ def bench(base: str, files: int, tree_bytes: int, mixed_bytes: int) -> None:
         note=f"{len(snap.last_changes.changed)} archived")
 
     # -- layer writing ------------------------------------------------------------------------------
-    print("layer writing, mixed content")
+    print("layer writing, mixed content (MB/s of tar input; higher is better)")
     mixed = f"{base}/mixed"
     ms = gen.make_mixed_files(mixed, mixed_bytes)
     t_base = sh(f"tar -C {mixed} --numeric-owner -cf - . | gzip -1 > {base}/baseline.tar.gz")
@@ -193,7 +219,7 @@ def bench(base: str, files: int, tree_bytes: int, mixed_bytes: int) -> None:
     shutil.rmtree(f"{base}/gnu-mixed")
     os.makedirs(f"{base}/root2")
     res_e = child("extract", [f"{base}/root2", work, mixed_blob])
-    row("extract the mixed gzip layer (child)", res_e["seconds"], t_tar_m,
+    row("extract the mixed gzip layer (child)", T(res_e["seconds"], res_e["cpu"]), t_tar_m,
         note=f"peak RSS {res_e['maxrss_mb']:.0f} MB, {res_e['entries']} entries")
     shutil.rmtree(f"{base}/root2")
     os.unlink(mixed_blob)

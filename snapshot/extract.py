@@ -332,7 +332,7 @@ class _LayerExtractor:
         return rel in self.written or self.ignore.covers(rel)
 
     def _opaque(self, real_dir: str) -> None:
-        host = f"{self.root}/{real_dir}" if real_dir else self.root
+        host = f"{self.root}/{real_dir}" if real_dir else (self.root or "/")
         try:
             children = os.listdir(host)
         except (FileNotFoundError, NotADirectoryError):

@@ -275,3 +275,14 @@ def test_wipe_keeps_ignored(root, work, tmp_path):
     left = sorted(os.path.relpath(os.path.join(d, n), root) for d, ds, fs in os.walk(root) for n in ds + fs)
     assert left == ["etc", "etc/hosts", "kaniko", "kaniko/executor"]
     assert snap.snapshot() is None
+
+
+def test_only_image_xattrs_are_archived(based, root):
+    p = f"{root}/opt/app/x"
+    open(p, "w").write("x")
+    os.setxattr(p, "user.origin", b"kiln")
+    os.setxattr(p, "trusted.overlay.opaque", b"y")  # describes the host's overlay, not the image
+    m = members(based.snapshot())
+    pax = m["opt/app/x"].pax_headers
+    assert pax.get("SCHILY.xattr.user.origin") == "kiln"
+    assert "SCHILY.xattr.trusted.overlay.opaque" not in pax

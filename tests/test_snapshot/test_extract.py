@@ -210,3 +210,22 @@ def test_truncated_layer_names_layer(snap, tmp_path):
         snap.extract(write_blob(tmp_path, "b.tar", raw[:2048]), "broken")
     with pytest.raises(LayerFormatError, match="layer garbage"):
         snap.extract(write_blob(tmp_path, "g.tar", os.urandom(4096)), "garbage")
+
+
+def test_whiteout_through_symlinked_parent_stays_inside(snap, root, tmp_path):
+    victim = tmp_path / "victim-file"
+    victim.write_text("keep me")
+    extract(snap, tmp_path, [E("out", "symlink", link="../../.."), E("hostdir", "symlink", link=str(tmp_path))], "1")
+    extract(snap, tmp_path, [E("out/.wh.victim-file"), E(f"hostdir/.wh.victim-file"),
+                             E("out/.wh..wh..opq")], "2")
+    assert victim.read_text() == "keep me"
+    assert os.path.exists(tmp_path / "work") and os.path.exists(tmp_path / "1.tar")
+
+
+def test_multi_member_gzip(snap, root, tmp_path):
+    import gzip
+    raw = make_tar([E("a", data=b"x" * 10_000), E("b", data=b"y")])
+    half = len(raw) // 2
+    blob = gzip.compress(raw[:half]) + gzip.compress(raw[half:])
+    snap.extract(write_blob(tmp_path, "mm.tar.gz", blob), "multi-member")
+    assert open(f"{root}/a", "rb").read() == b"x" * 10_000 and open(f"{root}/b", "rb").read() == b"y"
