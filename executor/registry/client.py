@@ -226,6 +226,20 @@ class RegistryClient:
             _push.put_manifest(t, ref, data, index.media_type)
         return _digest.of_bytes(data)
 
+    def check_push_permission(self, ref: Reference | str) -> None:
+        """Fail before a build that cannot be pushed (kaniko's push permission check): start a blob
+        upload in the destination repository. The session is left to the registry's purge, as
+        go-containerregistry does: cancelling it would need the `delete` action few tokens grant."""
+        ref = _as_ref(ref)
+        t = self.transport(ref.registry, push=True)
+        repo = ref.repository
+        t.request("POST", f"/v2/{repo}/blobs/uploads/", phase="upload POST", repository=repo,
+                  scopes=[f"repository:{repo}:pull,push"], expect=[202], headers={"Content-Length": "0"}).close()
+
+    def close(self) -> None:
+        for t in self._transports.values():
+            t.session.close()
+
     def blob_exists(self, ref: Reference | str, digest: str) -> bool:
         ref = _as_ref(ref)
         t = self.transport(ref.registry)

@@ -349,3 +349,12 @@ def test_multi_platform_index_push(base_images, token_registry, client_for):
     report = judge_registry_image(token_registry, ref, platform="linux/arm64")
     assert report.index_digest == index.digest and report.manifest_digest == images[1].digest
     assert client.pull(ref, Platform.parse("linux/arm64/v8")).digest == images[1].digest
+
+
+def test_push_permission_check(token_registry, client_for, no_ambient_credentials):
+    client_for(token_registry).check_push_permission(f"{token_registry.host}/perm/app:1")
+    with pytest.raises(UnauthorizedError, match=rf"upload POST {re.escape(token_registry.host)}/perm/app"):
+        client_for(token_registry, docker_config_dir=no_ambient_credentials).check_push_permission(
+            f"{token_registry.host}/perm/app:1")
+    log = token_registry.read_log()
+    assert re.search(r'"POST /v2/perm/app/blobs/uploads/ HTTP/1.1" 202', log)
