@@ -90,7 +90,6 @@ class _Running:
     namespaced: bool  # in its own PID namespace (helper forked)
     known_children: set[int]  # our children before the start: never stragglers
     ns_init: int | None = None
-    status_lines: list[str] = field(default_factory=list)
 
 
 def command_env(env: dict[str, str], user: ExecUser) -> dict[str, str]:
