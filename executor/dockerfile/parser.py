@@ -88,7 +88,11 @@ class Node:
 
     @property
     def keyword(self) -> str:
-        return self.command.upper()
+        """The instruction name upper-cased, matched as BuildKit matches it (Go's
+        strings.ToLower, under which the Kelvin sign is a "k" and dotted capital I an "i");
+        a name that stays non-ASCII is returned lower-cased and matches nothing."""
+        low = self.command.replace("\u0130", "i").lower()
+        return low.upper() if low.isascii() else low
 
     def can_contain_heredoc(self) -> bool:
         node = self.sub if self.keyword == "ONBUILD" and self.sub is not None else self
@@ -401,12 +405,12 @@ def _parse_args(keyword: str, rest: str, escape: str) -> tuple[list[str], bool]:
 
 def _node_from_line(line: str, escape: str, comments: list[str]) -> Node:
     cmd, flags, rest = _split_command(line, escape)
-    keyword = cmd.upper()
-    if keyword == "ONBUILD":
-        sub = _node_from_line(rest, escape, []) if rest else None
-        return Node(cmd, flags, [], False, line, sub=sub, comments=comments)
-    args, is_json = _parse_args(keyword, rest, escape)
-    return Node(cmd, flags, args, is_json, line, comments=comments)
+    node = Node(cmd, flags, [], False, line, comments=comments)
+    if node.keyword == "ONBUILD":
+        node.sub = _node_from_line(rest, escape, []) if rest else None
+    else:
+        node.args, node.json = _parse_args(node.keyword, rest, escape)
+    return node
 
 
 # -- heredocs ------------------------------------------------------------------------------------
