@@ -221,3 +221,18 @@ def test_bind_mount_under_dev_as_heredoc_scripts_use(bbroot, tmp_path):
     assert lines == ["from heredoc script"]
     assert tree_listing(bbroot) == before
     assert mountinfo_mentions(bbroot) == []
+
+
+def test_directories_holding_removed_mount_points_keep_their_mtime(bbroot, tmp_path):
+    # /proc, /dev, /sys, /etc/resolv.conf, /etc/hosts and /cache are created for the command and
+    # removed again: the root and /etc must look untouched to a snapshot comparing mtimes
+    os.utime(bbroot, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
+    os.utime(os.path.join(bbroot, "etc"), ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
+    src = tmp_path / "cache"
+    src.mkdir()
+    sh(bbroot, "true", mounts=[Mount(target="/cache", source=str(src))])
+    assert os.stat(bbroot).st_mtime_ns == 1_000_000_000_000_000_000
+    assert os.stat(os.path.join(bbroot, "etc")).st_mtime_ns == 1_000_000_000_000_000_000
+    # a command that does change the root keeps the new mtime
+    sh(bbroot, "touch /new-file")
+    assert os.stat(bbroot).st_mtime_ns != 1_000_000_000_000_000_000
