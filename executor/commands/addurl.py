@@ -33,6 +33,17 @@ def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
+def is_git_source(source: str) -> bool:
+    """A git repository as BuildKit's dfgitutil sees one: ``git@host:...``, ``git://``, ``ssh://``, or an
+    http(s) URL whose path ends in ``.git`` (a ``#ref:subdir`` fragment allowed)."""
+    if source.startswith(("git@", "git://", "ssh://")):
+        return True
+    if is_url(source):
+        path = urllib.parse.urlsplit(source.split("#", 1)[0]).path
+        return path.endswith(".git")
+    return False
+
+
 def parse_checksum(checksum: str) -> tuple[str, str]:
     """``"sha256:<hex>"`` -> ``("sha256", "<hex>")``, or a CopyError naming the value."""
     algo, sep, hexpart = checksum.partition(":")

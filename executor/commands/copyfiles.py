@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import requests
 
 from executor.commands.addarchive import extract_archive, is_archive
-from executor.commands.addurl import UNNAMED, fetch_url, is_url
+from executor.commands.addurl import UNNAMED, fetch_url, is_git_source, is_url
 from executor.commands.copychmod import ChmodError, ChmodSpec, parse_chmod
 from executor.commands.copyerrors import CopyError
 from executor.commands.copymatch import go_match, has_wildcards
@@ -252,6 +252,9 @@ def _copy_into_root(req: CopyRequest) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="kiln-add-") as download_dir:
         sources: list[_Source] = []
         for written in req.sources:
+            if is_git_source(written):
+                raise CopyError(f"{req.command} {written}: git repositories as sources are not supported yet "
+                                "(clone in a RUN step or a previous stage, then COPY --from)")
             if is_url(written):
                 if not req.is_add:
                     raise CopyError(f"COPY {written}: source can't be a URL for COPY (use ADD)")

@@ -136,3 +136,13 @@ def test_http_errors_name_the_url(server, dirs) -> None:
 def test_add_unpack_true_extracts_a_remote_archive(server, dirs) -> None:
     copy_into_root(req(dirs, [f"{server}/pkg.tar.gz"], "/u/", unpack=True))
     assert names(dirs.root) == {"/u", "/u/inside"}
+
+
+def test_git_sources_are_refused_clearly(dirs) -> None:
+    from executor.commands.addurl import is_git_source
+
+    assert is_git_source("https://github.com/moby/buildkit.git#v0.10.1")
+    assert is_git_source("git@github.com:moby/buildkit.git")
+    assert not is_git_source("https://example.com/file.tar.gz")
+    with pytest.raises(CopyError, match="git repositories as sources are not supported"):
+        copy_into_root(req(dirs, ["https://127.0.0.1:1/repo.git"], "/src/"))
