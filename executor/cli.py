@@ -399,9 +399,10 @@ EXECUTOR_FLAGS: tuple[FlagSpec, ...] = (
        short="b", hidden=True),
     _f("destination", "multi", "destinations", [],
        "Registry the final image should be pushed to. Repeatable.", short="d"),
-    _f("snapshot-mode", "choice", "snapshot_mode", "full",
-       "Change the file attributes inspected during snapshotting (full, redo, time)",
-       choices=("full", "redo", "time")),
+    _f("snapshot-mode", "choice", "snapshot_mode", "exact",
+       "Change the file attributes inspected during snapshotting (exact, full, redo, time). kiln's default, "
+       "exact, compares inode change times and hashes only what they cannot settle: as strict as full",
+       choices=("exact", "full", "redo", "time")),
     _f("custom-platform", "string", "custom_platform", "",
        "Specify the build platform if different from the current host"),
     _f("build-arg", "multi", "build_args", [], "ARG values at build time (KEY=VALUE, or KEY to take it "
@@ -553,7 +554,7 @@ class Options:
     # snapshotting and the filesystem
     root: str = "/"
     kaniko_dir: str = DEFAULT_KANIKO_DIR
-    snapshot_mode: str = "full"
+    snapshot_mode: str = "exact"
     single_snapshot: bool = False
     ignore_var_run: bool = True
     ignore_paths: list[str] = field(default_factory=list)
