@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from executor.dockerfile.dockerignore import (ContextEntry, DockerIgnore, DockerIgnoreError, clean_pattern,
@@ -173,7 +173,7 @@ _PAT = st.lists(st.sampled_from(list("ab/*?![]^-.\\ #") + ["**", "../", "./"]), 
 _PATH = st.lists(st.sampled_from(["a", "b", "a.b", "*", "[", "x y", "é"]), min_size=1, max_size=4).map("/".join)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(_PAT, max_size=5), _PATH)
 def test_generated_patterns_never_crash(patterns, path):
     try:
@@ -193,7 +193,7 @@ _RULES = st.lists(st.sampled_from(["a", "b", "*", "*/tmp", "**/x.md", "a/**", "t
                                    "!a", "!*/x.md", "b/*", "!b/b"]), max_size=5)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
 @given(_TREE, _RULES)
 def test_walk_agrees_with_matches(tmp_path_factory, files, rules):
     root = tmp_path_factory.mktemp("ctx")

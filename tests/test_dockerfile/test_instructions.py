@@ -4,10 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from executor.dockerfile import DockerfileError, parse
 from executor.dockerfile import instructions as ins
 from executor.dockerfile.shell import expand
+
+from .test_parser_oracle import _dockerfile
 
 CORPUS = Path(__file__).parent / "corpus"
 
@@ -185,11 +189,6 @@ def test_every_corpus_file_parses_into_typed_instructions():
 
 
 # -- generated Dockerfiles: parse() either gives typed stages or a DockerfileError -----------------
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from .test_parser_oracle import _dockerfile  # noqa: E402
-
 _FLAGGED = st.sampled_from([
     "RUN --mount=type=cache,target=/x,sharing=locked make", "RUN --mount=type=secret,id=a,mode=0400 cat",
     "RUN --mount=type=tmpfs,target=/t,size=1g ls", "RUN --mount=from=0,target=/y ls", "RUN --network=host x",
@@ -200,7 +199,7 @@ _FLAGGED = st.sampled_from([
 ])
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
 @given(_dockerfile(), st.lists(_FLAGGED, max_size=4))
 def test_generated_dockerfiles_parse_or_fail_cleanly(text, extra):
     text = text + "\n" + "\n".join(extra)

@@ -115,7 +115,7 @@ def _json_then_garbage(text: str) -> bool:
     return False
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
 @given(_dockerfile())
 def test_generated_dockerfiles_match_buildkit(text: str):
     assume(not _json_then_garbage(text))
@@ -126,7 +126,7 @@ def test_generated_dockerfiles_match_buildkit(text: str):
     assert our_view(text) == oracle_view(text)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.text(alphabet=st.sampled_from(list("FROMRUNaz \t\n\\`#=\"'[]<-$:{}")), max_size=80))
 def test_arbitrary_text_never_crashes(text: str):
     try:
@@ -140,7 +140,7 @@ _KEYWORDS = st.sampled_from(["ENV", "LABEL", "ARG", "COPY", "ADD", "RUN", "EXPOS
 _PIECES = st.sampled_from(list("ab=\"' \\`$\t[],") + ["\\\n", "`\n", "<<E", "\nE\n", "--x=1 ", "#"])
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.sampled_from(["", "# escape=`\n", "# escape=\\\n"]), _KEYWORDS, st.lists(_PIECES, max_size=15).map("".join))
 def test_quotes_escapes_and_continuations_match_buildkit(directive: str, keyword: str, rest: str):
     text = directive + "FROM a\n" + keyword + " " + rest + "\n"

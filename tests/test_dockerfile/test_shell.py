@@ -3,7 +3,7 @@ re-expressed as our own tables, plus generated words that may only fail with our
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from executor.dockerfile.errors import ExpansionError
@@ -238,7 +238,7 @@ def test_error_names_the_word():
 _ALPHABET = st.sampled_from(list("ab$ {}:-+?#%/*\\'\"`x1@!.") + ["${", "${a", "$a", "\t", "é"])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(_ALPHABET, max_size=25).map("".join), st.sampled_from(["\\", "`"]),
        st.dictionaries(st.sampled_from(["a", "b", "x"]), st.text(alphabet="ab */?\\", max_size=5), max_size=3))
 def test_generated_words_fail_only_with_our_error(word, escape, env):
