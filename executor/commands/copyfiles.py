@@ -11,8 +11,17 @@ Behaviour follows BuildKit (dockerfile2llb ``dispatchCopy`` + fsutil ``copy.Copy
   otherwise it becomes ``dest``; more than one resolved source needs a ``/``-ending (or existing
   directory) dest, with classic docker's message; nothing matched at all is an error naming the patterns;
 * the destination is resolved inside ``root``: symlinks on the way are followed within it;
-* ADD: URLs are downloaded (mode 0600, Last-Modified) and never extracted; local archives are extracted
-  into the destination directory (see ``addarchive``).
+* ADD: URLs are downloaded (mode 0600, Last-Modified) and not extracted unless ``unpack`` is True;
+  local archives are extracted into the destination directory unless ``unpack`` is False (see
+  ``addarchive``); git repository sources are refused with a message (not supported yet);
+* --exclude patterns (.dockerignore syntax) drop wildcard matches and entries below each source;
+  --parents keeps each source's path below a ``/./`` pivot (see ``copyparents``).
+
+Where docker's builders disagree, kiln takes BuildKit's side except: several sources into a dest
+without ``/`` are refused (classic docker/kaniko) unless it is an existing directory (kaniko); a
+wildcard that matches nothing is fine only when another source matched (classic docker/kaniko, BuildKit
+silently copies nothing); inside a directory copy, a symlink to a directory in the image is merged
+through (kaniko; BuildKit fails, classic docker replaces the link).
 """
 
 from __future__ import annotations
