@@ -201,7 +201,7 @@ def _place_one(req: CopyRequest, state: CopyState, src: _Source, dest: str, dir_
 
 def _extract_one(req: CopyRequest, state: CopyState, src: _Source, dest: str) -> None:
     dest_host = resolve_in_root(req.root, dest, follow_final=True)
-    mkdir_all(state, dest_host)
+    mkdir_all(state, dest_host, 0o755)  # BuildKit's unpack: 0755 whatever --chmod says
     state.record(dest_host)
     extract_archive(src.host, src.written, dest_host, req.chown, state.record)
 

@@ -103,7 +103,7 @@ def visible_children(state: CopyState, host_dir: str, rel: str) -> list[str]:
 
 # ---------------------------------------------------------------- destination side
 
-def mkdir_all(state: CopyState, host_path: str) -> None:
+def mkdir_all(state: CopyState, host_path: str, mode: int | None = None) -> None:
     """Create the missing directories of an already resolved host path under the root.
 
     BuildKit's rule: mode = the octal --chmod's permission bits or 0755, owner = --chown or root,
@@ -113,7 +113,8 @@ def mkdir_all(state: CopyState, host_path: str) -> None:
     rel = os.path.relpath(host_path, root)
     if rel == ".":
         return
-    mode = state.chmod.created_dir_mode() if state.chmod else 0o755
+    if mode is None:
+        mode = state.chmod.created_dir_mode() if state.chmod else 0o755
     current = root
     for part in rel.split("/"):
         current = os.path.join(current, part)

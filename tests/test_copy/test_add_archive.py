@@ -83,6 +83,7 @@ def test_chown_applies_to_every_entry_chmod_is_ignored(dirs) -> None:
         assert (t[p].uid, t[p].gid) == (7, 8), p
     assert t["/x/app/run.sh"].mode == 0o4755 and t["/x/app"].mode == 0o750
     assert t["/x/deep"].uid == 0  # implicit parents: root, as go-archive
+    assert t["/x"].mode == 0o755   # the destination BuildKit creates for an archive ignores --chmod
 
 
 def test_extraction_merges_and_overwrites(dirs) -> None:
