@@ -8,10 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from executor.dockerfile import DockerfileError, parse
+from executor.dockerfile.parser import parse_nodes
 from executor.dockerfile import instructions as ins
 from executor.dockerfile.shell import expand
 
-from .test_parser_oracle import _dockerfile
+from .strategies import dockerfiles
 
 CORPUS = Path(__file__).parent / "corpus"
 
@@ -200,7 +201,7 @@ _FLAGGED = st.sampled_from([
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
-@given(_dockerfile(), st.lists(_FLAGGED, max_size=4))
+@given(dockerfiles(), st.lists(_FLAGGED, max_size=4))
 def test_generated_dockerfiles_parse_or_fail_cleanly(text, extra):
     text = text + "\n" + "\n".join(extra)
     try:
@@ -213,3 +214,12 @@ def test_generated_dockerfiles_parse_or_fail_cleanly(text, extra):
     for st_ in df.stages:
         for inst in st_.instructions:
             assert isinstance(inst, ins.Instruction)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.text(alphabet=st.sampled_from(list("FROMRUNaz \t\n\\`#=\"'[]<-$:{}")), max_size=80))
+def test_arbitrary_text_never_crashes(text: str):
+    try:
+        parse_nodes(text)
+    except DockerfileError as exc:
+        assert exc.line is not None
