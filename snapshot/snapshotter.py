@@ -113,8 +113,9 @@ class Snapshotter:
                 changed.extend(below.paths)
                 prefix = rel + "/"
                 present = set(below.paths)
+                dirs = present | {rel}
                 for old in self.index.entries:
-                    if old.startswith(prefix) and old not in present and old.rpartition("/")[0] in present | {rel}:
+                    if old.startswith(prefix) and old not in present and old.rpartition("/")[0] in dirs:
                         deleted.append(old)
         if not changed and not deleted:
             return None

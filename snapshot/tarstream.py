@@ -246,12 +246,12 @@ class TarReader:
             raise LayerFormatError(f"{self._where}: not a tar header at byte {start} "
                                    f"(bad checksum field {stored!r}); is the blob a tar archive?") from None
         blanked = hdr[:148] + b"        " + hdr[156:]
-        # adler32's low half is (1 + sum of bytes) mod 65521; check the exact sum only on mismatch
-        if (zlib.adler32(blanked) & 0xFFFF) == (1 + want) % 65521:
+        # adler32's low half is (1 + byte sum) mod 65521: exact for 256 bytes (sum <= 65280)
+        unsigned = (zlib.adler32(blanked[:256]) & 0xFFFF) + (zlib.adler32(blanked[256:]) & 0xFFFF) - 2
+        if want == unsigned:
             return
-        unsigned = sum(blanked)
-        signed = unsigned - 256 * sum(1 for b in blanked if b > 127)
-        if want not in (unsigned, signed):
+        signed = unsigned - 256 * sum(1 for b in blanked if b > 127)  # some old writers
+        if want != signed:
             raise LayerFormatError(f"{self._where}: tar header checksum mismatch at byte {start}")
 
     def _member(self, hdr: bytes, typ: bytes, raw_name: bytes, size: int, local: dict[str, bytes],
@@ -303,19 +303,17 @@ class TarReader:
         if typ == b"S":
             raise LayerFormatError(f"{self._where}: member {name!r} at byte {start} is a GNU "
                                    "sparse file, which layers must not contain")
-        if typ in REGULAR_TYPES or typ not in (LINK, SYMLINK, CHR, BLK, DIR, FIFO):
-            if typ not in REGULAR_TYPES:
-                raise LayerFormatError(f"{self._where}: member {name!r} at byte {start} has "
-                                       f"unsupported tar type {typ!r}")
+        if typ not in REGULAR_TYPES and typ not in (LINK, SYMLINK, CHR, BLK, DIR, FIFO):
+            raise LayerFormatError(f"{self._where}: member {name!r} at byte {start} has "
+                                   f"unsupported tar type {typ!r}")
+        if typ in REGULAR_TYPES:
             self._left = size
             self._pad = -size % BLOCK
         else:
-            # other types carry no data, whatever the size field says (hard links: GNU tar ignores it too)
+            # header-only types carry no data whatever their size field says (as Go's archive/tar
+            # and Python's tarfile read them)
             self._left = 0
             self._pad = 0
-            if size and typ not in (LINK,):
-                self._left = size
-                self._pad = -size % BLOCK
         return Member(name=name, type=typ, mode=mode & 0o7777, uid=uid, gid=gid, size=size,
                       mtime_ns=mtime_ns, linkname=linkname, devmajor=devmajor, devminor=devminor,
                       xattrs=xattrs)
