@@ -147,6 +147,8 @@ class Lexer:
             result, words = run.stop_on(None, self.raw_escapes)
         except ExpansionError as exc:
             raise ExpansionError(f"failed to process {go_quote(word)}: {exc}") from None
+        except RecursionError:
+            raise ExpansionError(f"failed to process {go_quote(word[:80])}...: substitutions nested too deeply") from None
         return WordResult(result, words, run.matched, run.unmatched)
 
     def process_word(self, word: str, env: Mapping[str, str]) -> str:

@@ -230,6 +230,12 @@ def test_heredoc_marker_kept_as_one_word():
     assert expand_words("cat <<  EOF > x", {}) == ["cat", "<<  EOF", ">", "x"]
 
 
+def test_deep_nesting_is_our_error_or_works():
+    assert expand("${a:-" * 50 + "x" + "}" * 50, {}) == "x"
+    with pytest.raises(ExpansionError, match="nested too deeply"):
+        expand("${a:-" * 5000 + "x" + "}" * 5000, {})
+
+
 def test_error_names_the_word():
     with pytest.raises(ExpansionError, match=r'failed to process "\$\{x": syntax error: missing'):
         expand("${x", {})
