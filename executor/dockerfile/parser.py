@@ -512,6 +512,8 @@ def parse_nodes(text: str | bytes, file: str = "Dockerfile") -> ParseResult:
             node = _node_from_line(line, d.escape, comments)
         except _LineError as exc:
             raise DockerfileError(file, start, str(exc), i) from None
+        except RecursionError:
+            raise DockerfileError(file, start, "instruction nested too deeply (ONBUILD ONBUILD ...)", i) from None
         if node.can_contain_heredoc() and "<<" in line:
             try:
                 docs = _heredocs_from_line(line)
