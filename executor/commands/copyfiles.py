@@ -249,7 +249,7 @@ def _copy_into_root(req: CopyRequest) -> list[str]:
     state = CopyState(
         root=req.root, source_root=req.source_root,
         owner=req.chown if req.chown is not None else ((0, 0) if req.from_context else None),
-        dir_owner=req.chown, chmod=chmod,
+        dir_owner=req.chown, chmod=chmod, sockets_as_files=req.from_context,
         excluded=req.excluded if req.from_context else None,
         may_reinclude=_reinclude_hint(req.excluded) if req.from_context else None,
         copy_excluded=_exclude_matcher(req.excludes),

@@ -32,6 +32,7 @@ class CopyState:
     owner: tuple[int, int] | None              # forced owner of copied entries; None keeps the source's
     dir_owner: tuple[int, int] | None          # owner of directories the copy creates (--chown only)
     chmod: ChmodSpec | None
+    sockets_as_files: bool = False             # the build context sends sockets as empty regular files
     excluded: Callable[[str], bool] | None = None
     may_reinclude: Callable[[str], bool] | None = None  # prunes the walk of excluded directories
     copy_excluded: Callable[[str], bool] | None = None  # --exclude, on paths relative to each source
@@ -253,7 +254,9 @@ def copy_entry(state: CopyState, src: str, rel: str, target: str, overwrite_meta
         return
     kind = _describe(st.st_mode)
     _ensure_no_file_target(state, target, target_st, f"{kind} {rel or src}")
-    if stat.S_ISREG(st.st_mode):
+    if stat.S_ISSOCK(st.st_mode) and state.sockets_as_files:
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    elif stat.S_ISREG(st.st_mode):
         link_source = None
         if st.st_nlink > 1:
             key = (st.st_dev, st.st_ino)
