@@ -54,3 +54,19 @@ def test_created_dir_mode_symbolic_is_0755() -> None:
 def test_invalid(bad: str) -> None:
     with pytest.raises(ChmodError):
         parse_chmod(bad)
+
+
+# BuildKit's testChmodNonOctal compares with chmod(1) on a 0666 file and a 0124 directory.
+@pytest.mark.parametrize("text,mode,expected", [
+    ("go-w", F | 0o666, 0o644), ("u=rw,g=r,o=r", F | 0o666, 0o644), ("a+X", F | 0o666, 0o666),
+    ("go-w", D | 0o124, 0o104), ("u+rw,g+r,o-x,o+w", D | 0o124, 0o766), ("a+X", D | 0o124, 0o135),
+])
+def test_buildkit_non_octal_cases(text: str, mode: int, expected: int, tmp_path) -> None:
+    assert parse_chmod(text).apply(mode) == expected
+    import os
+    import subprocess
+    probe = tmp_path / "probe"
+    (probe.mkdir if stat.S_ISDIR(mode) else probe.touch)()
+    os.chmod(probe, stat.S_IMODE(mode))
+    subprocess.run(["chmod", text, str(probe)], check=True)
+    assert stat.S_IMODE(os.stat(probe).st_mode) == expected  # chmod(1) agrees
