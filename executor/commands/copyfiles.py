@@ -82,7 +82,6 @@ class _Source:
     name: str        # base name it takes at a directory destination
     host: str        # the host path, symlinks followed within the source root
     is_url: bool = False
-    mtime: float | None = None
 
 
 def _dest_image_path(req: CopyRequest) -> tuple[str, bool]:
@@ -268,8 +267,8 @@ def _copy_into_root(req: CopyRequest) -> list[str]:
                 if not req.is_add:
                     raise CopyError(f"COPY {written}: source can't be a URL for COPY (use ADD)")
                 sub = tempfile.mkdtemp(dir=download_dir)
-                path, mtime = fetch_url(written, sub, req.session, req.checksum)
-                sources.append(_Source(written, os.path.basename(path), path, is_url=True, mtime=mtime))
+                path, _ = fetch_url(written, sub, req.session, req.checksum)
+                sources.append(_Source(written, os.path.basename(path), path, is_url=True))
             else:
                 sources.extend(_resolve_local(req, state, written))
         if not sources:
