@@ -39,7 +39,8 @@ from .durations import parse_duration
 from .errors import DockerfileError, ExpansionError
 from .flags import FlagError, FlagKind, ParsedFlags, parse_flags
 from .mounts import Mount, MountError, parse_mount
-from .parser import Heredoc, Node, chomp_heredoc, parse_heredoc_word
+from .heredocs import Heredoc, chomp_heredoc, parse_heredoc_word
+from .parser import Node
 
 __all__ = [
     "AddInstruction", "ArgDef", "ArgInstruction", "CmdInstruction", "CopyInstruction",

@@ -8,12 +8,12 @@ the node's line), exactly as in BuildKit.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 
 from .errors import DockerfileError, ExpansionError
-from .shell import Lexer, go_isspace
+from .heredocs import Heredoc, chomp_heredoc, heredocs_from_line, parse_heredoc_word
+from .line_parsers import LineError, lstrip_go, parse_args, split_command, strip_go
 
 __all__ = [
     "Directive",
@@ -28,13 +28,8 @@ __all__ = [
 VALID_DIRECTIVES = ("syntax", "escape", "check")
 HEREDOC_INSTRUCTIONS = frozenset({"RUN", "COPY", "ADD"})
 
-_RE_WHITESPACE = re.compile(r"[\t\v\f\r ]+")
 # Go's \s is [\t\n\f\r ] (no \v); Go's $ without (?m) is the end of the text only.
 _RE_DIRECTIVE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z")
-_RE_HEREDOC = re.compile(r"([0-9]*)<<(-?)[\t\n\f\r ]*([^<]*)\Z", re.DOTALL)
-_RE_LEADING_TABS = re.compile(r"^\t+", re.MULTILINE)
-
-_NOT_STRING_ARRAY = "when using JSON array syntax, arrays must be comprised of strings only"
 
 
 @dataclass(frozen=True)
@@ -44,22 +39,6 @@ class Directive:
     name: str
     value: str
     line: int
-
-
-@dataclass(frozen=True)
-class Heredoc:
-    """A here-document named on an instruction line.
-
-    ``content`` is the body as written (lines with their newlines, tabs *not* stripped);
-    ``chomp`` is true for ``<<-`` (strip leading tabs with :func:`chomp_heredoc`);
-    ``expand`` is false when any part of the delimiter was quoted (``<<"EOF"``, ``<<'EOF'``).
-    """
-
-    name: str
-    content: str = ""
-    file_descriptor: int = 0
-    expand: bool = True
-    chomp: bool = False
 
 
 @dataclass
@@ -124,27 +103,12 @@ def _split_lines(text: str) -> list[str]:
     return lines
 
 
-def _lstrip_go(s: str) -> str:
-    i = 0
-    while i < len(s) and go_isspace(s[i]):
-        i += 1
-    return s[i:]
-
-
-def _strip_go(s: str) -> str:
-    s = _lstrip_go(s)
-    j = len(s)
-    while j > 0 and go_isspace(s[j - 1]):
-        j -= 1
-    return s[:j]
-
-
 def _trim_newline(s: str) -> str:
     return s.rstrip("\r\n")
 
 
 def _is_comment(s: str) -> bool:
-    return _lstrip_go(s).startswith("#")
+    return lstrip_go(s).startswith("#")
 
 
 class _Directives:
@@ -170,7 +134,7 @@ class _Directives:
         if not line.startswith("#"):
             self.done = True
             return False
-        m = _RE_DIRECTIVE.match(_lstrip_go(line[1:]))
+        m = _RE_DIRECTIVE.match(lstrip_go(line[1:]))
         if not m or m.group(1).lower() not in VALID_DIRECTIVES:
             self.done = True
             return False
@@ -195,267 +159,14 @@ class _Directives:
         return line, True
 
 
-# -- the line parsers ----------------------------------------------------------------------------
-def _split_command(line: str, escape: str) -> tuple[str, list[str], str]:
-    parts = _RE_WHITESPACE.split(_strip_go(line), maxsplit=1)
-    flags: list[str] = []
-    rest = ""
-    if len(parts) == 2:
-        rest, flags = _extract_flags(parts[1], escape)
-    return parts[0], flags, _strip_go(rest)
-
-
-def _extract_flags(line: str, escape: str) -> tuple[str, list[str]]:
-    """Leading ``--flag`` words (quotes and escapes processed); returns (rest, flags)."""
-    words: list[str] = []
-    word: list[str] = []
-    blank_ok = False
-    n = len(line)
-    pos = 0
-    while pos < n and go_isspace(line[pos]):
-        pos += 1
-    while pos < n:
-        # at the start of a word
-        if not line.startswith("--", pos):
-            return line[pos:], words
-        quote = ""
-        while pos < n:
-            ch = line[pos]
-            if quote:
-                if ch == quote:
-                    quote = ""
-                elif ch == escape:
-                    if pos + 1 == n:
-                        quote = ""
-                    else:
-                        pos += 1
-                        word.append(line[pos])
-                else:
-                    word.append(ch)
-                pos += 1
-                continue
-            if go_isspace(ch):
-                break
-            if ch in ("'", '"'):
-                quote = ch
-                blank_ok = True
-            elif ch == escape:
-                if pos + 1 < n:
-                    pos += 1
-                    word.append(line[pos])
-            else:
-                word.append(ch)
-            pos += 1
-        text = "".join(word)
-        if pos >= n:
-            if text != "--" and (blank_ok or text):
-                words.append(text)
-            return "", words
-        if text == "--":
-            return line[pos:], words
-        if blank_ok or text:
-            words.append(text)
-        word = []
-        blank_ok = False
-        while pos < n and go_isspace(line[pos]):
-            pos += 1
-    return "", words
-
-
-def _parse_words(rest: str, escape: str) -> list[str]:
-    """Split on white space, keeping quotes and escapes in the words (ENV/LABEL/ARG)."""
-    words: list[str] = []
-    buf: list[str] = []
-    blank_ok = False
-    in_word = False
-    quote = ""
-    n = len(rest)
-    pos = 0
-    while pos < n:
-        ch = rest[pos]
-        if not in_word:
-            if go_isspace(ch):
-                pos += 1
-                continue
-            in_word = True
-        if quote:
-            if ch == quote:
-                quote = ""
-            elif ch == escape and quote != "'":
-                if pos + 1 == n:
-                    quote = ""
-                    pos += 1
-                    continue
-                buf.append(ch)
-                pos += 1
-                ch = rest[pos]
-            buf.append(ch)
-            pos += 1
-            continue
-        if go_isspace(ch):
-            if blank_ok or buf:
-                words.append("".join(buf))
-            buf = []
-            blank_ok = False
-            in_word = False
-            pos += 1
-            continue
-        if ch in ("'", '"'):
-            quote = ch
-            blank_ok = True
-        if ch == escape:
-            if pos + 1 == n:
-                pos += 1
-                continue
-            buf.append(ch)
-            pos += 1
-            ch = rest[pos]
-        buf.append(ch)
-        pos += 1
-    if in_word and (blank_ok or buf):
-        words.append("".join(buf))
-    return words
-
-
-class _LineError(Exception):
-    """A line parser's complaint; the caller adds file and line."""
-
-
-def _parse_name_val(rest: str, key: str, escape: str) -> list[str]:
-    words = _parse_words(rest, escape)
-    if not words:
-        return []
-    if "=" not in words[0]:
-        parts = _RE_WHITESPACE.split(rest, maxsplit=1)
-        if len(parts) < 2:
-            raise _LineError(f"{key} must have two arguments")
-        return [parts[0], parts[1], ""]
-    out: list[str] = []
-    for word in words:
-        if "=" not in word:
-            raise _LineError(
-                f"Syntax error - can't find = in {json.dumps(word)}. Must be of the form: name=value")
-        k, v = word.split("=", 1)
-        out += [k, v, "="]
-    return out
-
-
-def _parse_whitespace_delimited(rest: str) -> list[str]:
-    if rest == "":
-        return []
-    return _RE_WHITESPACE.split(rest)
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(name)
-
-
-def _parse_json(rest: str) -> list[str] | None:
-    """The JSON (exec) form, or None when ``rest`` is not a JSON array."""
-    rest = _lstrip_go(rest)
-    if not rest.startswith("["):
-        return None
-    try:
-        value = json.loads(rest, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(value, list):
-        return None
-    if not all(isinstance(v, str) for v in value):
-        raise _LineError(_NOT_STRING_ARRAY)
-    return value
-
-
-def _parse_args(keyword: str, rest: str, escape: str) -> tuple[list[str], bool]:
-    """Dispatch on the instruction name: (args, json)."""
-    if keyword in ("RUN", "CMD", "ENTRYPOINT", "SHELL"):
-        if rest == "":
-            return [], False
-        parsed = _parse_json(rest)
-        return (parsed, True) if parsed is not None else ([rest], False)
-    if keyword in ("ADD", "COPY", "VOLUME"):
-        parsed = _parse_json(rest)
-        return (parsed, True) if parsed is not None else (_parse_whitespace_delimited(rest), False)
-    if keyword in ("ENV", "LABEL"):
-        return _parse_name_val(rest, keyword, escape), False
-    if keyword == "ARG":
-        return _parse_words(rest, escape), False
-    if keyword in ("EXPOSE", "FROM"):
-        return _parse_whitespace_delimited(rest), False
-    if keyword in ("MAINTAINER", "STOPSIGNAL", "USER", "WORKDIR"):
-        return ([rest] if rest else []), False
-    if keyword == "HEALTHCHECK":
-        sep = 0
-        while sep < len(rest) and not go_isspace(rest[sep]):
-            sep += 1
-        if sep == 0:
-            return [], False
-        nxt = sep
-        while nxt < len(rest) and go_isspace(rest[nxt]):
-            nxt += 1
-        cmd = rest[nxt:]
-        if cmd == "":
-            return [rest[:sep]], False
-        parsed = _parse_json(cmd)
-        if parsed is not None:
-            return [rest[:sep], *parsed], True
-        return [rest[:sep], cmd], False
-    return [], False  # unknown instruction: reported by the instruction layer
-
-
 def _node_from_line(line: str, escape: str, comments: list[str]) -> Node:
-    cmd, flags, rest = _split_command(line, escape)
+    cmd, flags, rest = split_command(line, escape)
     node = Node(cmd, flags, [], False, line, comments=comments)
     if node.keyword == "ONBUILD":
         node.sub = _node_from_line(rest, escape, []) if rest else None
     else:
-        node.args, node.json = _parse_args(node.keyword, rest, escape)
+        node.args, node.json = parse_args(node.keyword, rest, escape)
     return node
-
-
-# -- heredocs ------------------------------------------------------------------------------------
-_EMPTY_ENV: dict[str, str] = {}
-
-
-def parse_heredoc_word(word: str) -> Heredoc | None:
-    """The heredoc a word like ``<<EOF``, ``<<-"EOF"``, ``3<<EOF`` introduces, or None.
-    Raises ExpansionError when the delimiter cannot be lexed (an unclosed quote)."""
-    m = _RE_HEREDOC.match(word)
-    if not m:
-        return None
-    fd_text, chomp, rest = m.groups()
-    if not rest:
-        return None
-    plain = Lexer(skip_unset_env=True).process_words(rest, _EMPTY_ENV)
-    raw = Lexer(skip_unset_env=True, raw_quotes=True).process_words(rest, _EMPTY_ENV)
-    if len(plain) != 1:
-        return None
-    if len(raw) != len(plain):
-        raise ExpansionError(f"internal lexing of heredoc produced inconsistent results: {rest}")
-    name = plain[0]
-    quotes = name.count("'") + name.count('"')
-    raw_quotes = raw[0].count("'") + raw[0].count('"')
-    fd = int(fd_text) if fd_text else 0
-    return Heredoc(name=name, file_descriptor=fd, expand=quotes == raw_quotes, chomp=chomp == "-")
-
-
-def _heredocs_from_line(line: str) -> list[Heredoc]:
-    lexer = Lexer(raw_quotes=True, raw_escapes=True, skip_unset_env=True)
-    try:
-        words = lexer.process_words(line, _EMPTY_ENV)
-    except ExpansionError:
-        words = []
-    docs = []
-    for word in words:
-        doc = parse_heredoc_word(word)
-        if doc is not None:
-            docs.append(doc)
-    return docs
-
-
-def chomp_heredoc(content: str) -> str:
-    """Remove leading tabs from every line (what ``<<-`` asks for)."""
-    return _RE_LEADING_TABS.sub("", content)
 
 
 # -- the parse loop ------------------------------------------------------------------------------
@@ -477,12 +188,12 @@ def parse_nodes(text: str | bytes, file: str = "Dockerfile") -> ParseResult:
         i += 1
         lineno = i
         if _is_comment(raw):
-            comment = _strip_go(_lstrip_go(raw)[1:])
+            comment = strip_go(lstrip_go(raw)[1:])
             if comment:
                 comments.append(comment)
             else:
                 comments = []
-        token = _lstrip_go(_trim_newline(raw))
+        token = lstrip_go(_trim_newline(raw))
         if d.offer(token, lineno) and comments:
             comments.pop()
         if _is_comment(token):
@@ -500,7 +211,7 @@ def parse_nodes(text: str | bytes, file: str = "Dockerfile") -> ParseResult:
             d.offer(token, i)
             if _is_comment(raw):
                 continue
-            if _lstrip_go(token) == "":
+            if lstrip_go(token) == "":
                 empty_continuation = True
                 continue
             token, end_of_line = d.trim_continuation(token)
@@ -510,13 +221,13 @@ def parse_nodes(text: str | bytes, file: str = "Dockerfile") -> ParseResult:
             warnings.append(f"{file}:{i}: empty continuation line found in: {line}")
         try:
             node = _node_from_line(line, d.escape, comments)
-        except _LineError as exc:
+        except LineError as exc:
             raise DockerfileError(file, start, str(exc), i) from None
         except RecursionError:
             raise DockerfileError(file, start, "instruction nested too deeply (ONBUILD ONBUILD ...)", i) from None
         if node.can_contain_heredoc() and "<<" in line:
             try:
-                docs = _heredocs_from_line(line)
+                docs = heredocs_from_line(line)
             except ExpansionError as exc:
                 raise DockerfileError(file, start, str(exc), i) from None
             bodies = []
