@@ -183,5 +183,11 @@ class _HashingReader:
     def closed(self) -> bool:
         return False
 
+    def __enter__(self) -> "_HashingReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
     def close(self) -> None:
         pass

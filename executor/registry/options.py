@@ -46,7 +46,8 @@ class RegistryOptions:
     jobs: int = 3
     #: directory holding config.json; None: $DOCKER_CONFIG, /kaniko/.docker, ~/.docker
     docker_config_dir: str | None = None
-    #: connect/read timeout of one request, seconds
+    #: seconds to wait for a connection, and for each read of an answer
+    connect_timeout: float = 30.0
     timeout: float = 300.0
     user_agent: str = "kiln/0.1 (go-containerregistry compatible)"
 

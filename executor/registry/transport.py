@@ -279,7 +279,7 @@ class Transport:
             try:
                 resp = self.session.request(method, url, headers=headers, data=payload, stream=stream,
                                             allow_redirects=allow_redirects, params=params,
-                                            timeout=self.options.timeout,
+                                            timeout=(self.options.connect_timeout, self.options.timeout),
                                             # explicit: a session-level value loses to $REQUESTS_CA_BUNDLE
                                             verify=self.session.verify)
             except (requests.ConnectionError, requests.Timeout) as e:

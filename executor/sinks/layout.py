@@ -135,3 +135,53 @@ def _atomic_write(path: str, data: bytes) -> None:
 
 def remove_layout(layout: str) -> None:
     shutil.rmtree(layout)
+
+
+def read_image(layout: str, ref_name: str | None = None, platform=None) -> Image:
+    """The image index.json names `ref_name` (or its only entry), an index resolved to `platform`
+    (default: the host's). Layers are the layout's blob files; the config is checked against its digest."""
+    from executor.image import ImageConfig, Layer, Manifest, host_platform
+
+    index = read_index(layout)
+    entries = list(index.manifests)
+    if ref_name is not None:
+        entries = [e for e in entries if e.annotations.get(REF_NAME) == ref_name]
+        if not entries:
+            names = [e.annotations.get(REF_NAME) for e in index.manifests]
+            raise LayoutError(f"OCI layout {layout}: no entry named {ref_name!r} in index.json (names: {names})")
+    elif len(entries) != 1:
+        raise LayoutError(f"OCI layout {layout}: index.json has {len(entries)} entries; name one")
+    desc = entries[-1]
+    while mt.is_index(desc.media_type):
+        nested = Index.from_bytes(_read_blob(layout, desc), desc.media_type, where=f"{layout} index {desc.digest}")
+        desc = nested.select(platform or host_platform(), where=f"{layout} index {desc.digest}")
+    manifest = Manifest.from_bytes(_read_blob(layout, desc), desc.media_type, where=f"{layout} manifest {desc.digest}")
+    config = ImageConfig.from_bytes(_read_blob(layout, manifest.config),
+                                    where=f"{layout} config {manifest.config.digest}")
+    diff_ids = config.diff_ids
+    if len(diff_ids) != len(manifest.layers):
+        raise LayoutError(f"OCI layout {layout}: config {manifest.config.digest} lists {len(diff_ids)} diff_ids for "
+                          f"{len(manifest.layers)} layers")
+    layers = []
+    for ld, diff_id in zip(manifest.layers, diff_ids):
+        path = blob_path(layout, ld.digest)
+        if not os.path.isfile(path) and not mt.is_foreign(ld.media_type):
+            raise LayoutError(f"OCI layout {layout}: layer blob {ld.digest} is missing ({path})")
+        if os.path.isfile(path) and os.path.getsize(path) != ld.size:
+            raise LayoutError(f"OCI layout {layout}: layer blob {ld.digest} is {os.path.getsize(path)} bytes, "
+                              f"the manifest says {ld.size}")
+        layers.append(Layer(ld, diff_id, (lambda p=path: open(p, "rb")), path=path))
+    return Image.from_parts(manifest, config, layers)
+
+
+def _read_blob(layout: str, desc: Descriptor) -> bytes:
+    path = blob_path(layout, desc.digest)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise LayoutError(f"OCI layout {layout}: blob {desc.digest} cannot be read: {e.strerror}") from None
+    if len(data) != desc.size or _digest.of_bytes(data) != desc.digest:
+        raise LayoutError(f"OCI layout {layout}: blob {desc.digest} does not match its descriptor "
+                          f"({len(data)} bytes, hashes to {_digest.of_bytes(data)})")
+    return data

@@ -93,3 +93,52 @@ class _Exact:
             raise OSError(f"layer blob {self.digest} ended {self.left} bytes early")
         self.left -= len(data)
         return data
+
+
+def read_image(path: str, tag: str | None = None, work_dir: str | None = None) -> Image:
+    """An image from a `docker load` tarball (ours, ggcr's or `docker save`'s), by RepoTag or the only one.
+
+    Layer blobs are extracted to `work_dir` (default: next to the tarball); a Docker schema 2 manifest is
+    made for them (media types from the blobs' magic bytes), so the digest is the one a push would give.
+    """
+    import tempfile
+
+    from executor.image import ImageConfig
+    from executor.image import compression as comp
+    from executor.image import mediatypes as mt
+
+    with tarfile.open(path, "r:*") as tar:
+        try:
+            entries = json.load(tar.extractfile("manifest.json"))
+        except KeyError:
+            raise ValueError(f"docker tarball {path} has no manifest.json") from None
+        if tag is not None:
+            want = repo_tag(tag)
+            chosen = [e for e in entries if want in [repo_tag(t) for t in e.get("RepoTags") or []]]
+            if not chosen:
+                raise ValueError(f"docker tarball {path} has no image tagged {want}")
+            entry = chosen[0]
+        elif len(entries) == 1:
+            entry = entries[0]
+        else:
+            raise ValueError(f"docker tarball {path} holds {len(entries)} images; name a tag")
+        config_bytes = tar.extractfile(entry["Config"]).read()
+        config = ImageConfig.from_bytes(config_bytes, where=f"{path} config {entry['Config']}")
+        out_dir = work_dir or tempfile.mkdtemp(prefix="kiln-tar-", dir=os.path.dirname(os.path.abspath(path)))
+        os.makedirs(out_dir, exist_ok=True)
+        layers = []
+        diff_ids = config.diff_ids
+        if len(diff_ids) != len(entry.get("Layers") or []):
+            raise ValueError(f"docker tarball {path}: config lists {len(diff_ids)} diff_ids for "
+                             f"{len(entry.get('Layers') or [])} layers")
+        for i, (name, diff_id) in enumerate(zip(entry["Layers"], diff_ids)):
+            member = tar.extractfile(name)
+            if member is None:
+                raise ValueError(f"docker tarball {path}: layer {name} is not a file in the tarball")
+            dest = os.path.join(out_dir, f"{i}-{os.path.basename(name)}")  # docker save: <id>/layer.tar
+            with open(dest, "wb") as out:
+                while chunk := member.read(1 << 20):
+                    out.write(chunk)
+            media_type = mt.layer_media_type(comp.detect_file(dest), mt.DOCKER)
+            layers.append(Layer.from_file(dest, media_type=media_type, diff_id=diff_id))
+    return Image(config, layers, mt.DOCKER_MANIFEST)

@@ -49,17 +49,19 @@ def test_compress_round_trip_judged_by_real_tools(tmp_path, tar_path, kind):
         assert r.read() == raw
 
 
-def test_layer_from_file_and_verify(tmp_path, tar_path):
+@pytest.mark.parametrize("kind,media_type", [("gzip", mt.OCI_LAYER_GZIP), ("zstd", mt.OCI_LAYER_ZSTD),
+                                              ("none", mt.OCI_LAYER)])
+def test_layer_from_file_and_verify(tmp_path, tar_path, kind, media_type):
     blob = str(tmp_path / "blob")
-    res = compression.compress_file(tar_path, blob, "gzip")
+    res = compression.compress_file(tar_path, blob, kind)
     layer = Layer.from_file(blob)
-    assert layer.media_type == mt.OCI_LAYER_GZIP
+    assert layer.media_type == media_type
     assert (layer.digest, layer.diff_id, layer.size) == (res.digest, res.diff_id, res.size)
     layer.verify()
     with layer.open_tar() as t:
         assert t.read() == open(tar_path, "rb").read()
     docker = Layer.from_file(blob, fmt=mt.DOCKER)
-    assert docker.media_type == mt.DOCKER_LAYER
+    assert docker.media_type == mt.to_docker(media_type)
 
 
 def test_layer_from_layer_file(tmp_path, tar_path):

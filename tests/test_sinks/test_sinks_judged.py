@@ -120,3 +120,48 @@ def test_the_judge_catches_a_lying_tarball(built_image, tmp_path):
     write_tarball(tar, bad, ["x/y:1"])
     with pytest.raises(JudgeError):
         judge_docker_tar(tar, unpack=False)
+
+
+def test_read_back_what_other_tools_wrote(base_images, tmp_path):
+    """The rig's layout (skopeo/umoci) read by kiln gives the registry's digests; a skopeo docker-archive
+    and our own tarball read back give images whose layers verify."""
+    from executor.sinks.layout import read_image as read_layout
+    from executor.sinks.tarball import read_image as read_tar
+    from executor.image import Platform
+
+    client = RegistryClient(RegistryOptions(), blob_dir=str(tmp_path / "blobs"))
+    for name, platform in (("amd64", None), ("latest", Platform.parse("linux/arm64"))):
+        image = read_layout(base_images.layout_path, name, platform)
+        ref = base_images.busybox_amd64 if name == "amd64" else base_images.busybox_arm64
+        assert image.digest == client.pull(ref).digest
+        for layer in image.layers:
+            layer.verify()
+    archive = tmp_path / "skopeo.tar"
+    subprocess.run(["skopeo", "copy", "-q", f"oci:{base_images.layout_path}:amd64",
+                    f"docker-archive:{archive}:kiln/test:1"], check=True)
+    from_skopeo = read_tar(str(archive), "kiln/test:1", work_dir=str(tmp_path / "x"))
+    pulled = client.pull(base_images.busybox_amd64)
+    assert from_skopeo.config_bytes() == pulled.config_bytes()
+    for layer in from_skopeo.layers:
+        layer.verify()
+    ours = tmp_path / "ours.tar"
+    write_tarball(str(ours), pulled, ["kiln/ours:2"])
+    again = read_tar(str(ours), "kiln/ours:2", work_dir=str(tmp_path / "y"))
+    assert [l.digest for l in again.layers] == [l.digest for l in pulled.layers]
+    assert again.config_bytes() == pulled.config_bytes()
+
+
+def test_layout_round_trip_and_damage_is_named(built_image, tmp_path):
+    from executor.sinks.layout import LayoutError, read_image as read_layout
+
+    layout = str(tmp_path / "layout")
+    write_oci_layout(layout, built_image, ref_name="x")
+    back = read_layout(layout, "x")
+    assert back.manifest_bytes() == built_image.manifest_bytes()
+    victim = back.layers[-1]
+    with open(victim.path, "ab") as f:
+        f.write(b"junk")
+    with pytest.raises(LayoutError, match=victim.digest):
+        read_layout(layout, "x")
+    with pytest.raises(LayoutError, match="no entry named 'y'"):
+        read_layout(layout, "y")
