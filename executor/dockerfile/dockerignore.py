@@ -18,8 +18,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["DockerIgnore", "DockerIgnoreError", "ContextEntry", "clean_pattern", "ignore_file_for",
-           "read_dockerignore", "walk_context"]
+__all__ = ["DockerIgnore", "DockerIgnoreError", "ContextEntry", "clean_path", "clean_pattern", "ignore_file_for",
+           "read_dockerignore", "read_patterns", "walk_context"]
 
 log = logging.getLogger(__name__)
 
