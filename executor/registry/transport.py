@@ -56,6 +56,21 @@ def repository_scope(repository: str, actions: str) -> str:
     return f"repository:{repository}:{actions}"
 
 
+def parse_token_answer(data: Any) -> tuple[str, float]:
+    """(token, lifetime in seconds) from a token server's JSON: `token` or `access_token`, `expires_in`
+    (60 when absent or unusable, as the token spec says)."""
+    if not isinstance(data, dict):
+        return "", float(_DEFAULT_TOKEN_LIFETIME)
+    value = data.get("token") or data.get("access_token") or ""
+    try:
+        expires_in = float(data.get("expires_in") or _DEFAULT_TOKEN_LIFETIME)
+    except (TypeError, ValueError):
+        expires_in = float(_DEFAULT_TOKEN_LIFETIME)
+    if expires_in <= 0:
+        expires_in = float(_DEFAULT_TOKEN_LIFETIME)
+    return str(value), expires_in
+
+
 def retry_after_seconds(value: str | None) -> float | None:
     if not value:
         return None
@@ -211,14 +226,10 @@ class Transport:
         except ValueError:
             raise RegistryError(self.registry, repository, "token", f"token server {realm} answered non-JSON",
                                 resp.status_code) from None
-        value = data.get("token") or data.get("access_token")
+        value, expires_in = parse_token_answer(data)
         if not value:
             raise RegistryError(self.registry, repository, "token",
                                 f"token server {realm} answered without 'token' or 'access_token'", resp.status_code)
-        try:
-            expires_in = float(data.get("expires_in") or _DEFAULT_TOKEN_LIFETIME)
-        except (TypeError, ValueError):
-            expires_in = float(_DEFAULT_TOKEN_LIFETIME)
         log.debug("token for %s scopes %s, expires in %ss", self.registry, scope_list, expires_in)
         return _Token(value, time.monotonic() + expires_in - min(_TOKEN_MARGIN, expires_in / 10))
 

@@ -1,7 +1,7 @@
 import time
 
 from executor.registry.options import RegistryOptions, is_local
-from executor.registry.transport import parse_challenge, retry_after_seconds
+from executor.registry.transport import parse_challenge, parse_token_answer, retry_after_seconds
 
 
 def test_parse_challenge():
@@ -44,3 +44,11 @@ def test_mirrors():
 def test_is_local():
     assert is_local("localhost:5000") and is_local("127.0.0.1:1") and is_local("10.1.2.3")
     assert not is_local("ghcr.io") and not is_local("8.8.8.8:443")
+
+
+def test_token_answers():
+    assert parse_token_answer({"token": "a", "expires_in": 300}) == ("a", 300.0)
+    assert parse_token_answer({"access_token": "b"}) == ("b", 60.0)
+    assert parse_token_answer({"token": "c", "access_token": "d", "expires_in": "x"}) == ("c", 60.0)
+    assert parse_token_answer({"token": "e", "expires_in": 0}) == ("e", 60.0)
+    assert parse_token_answer([]) == ("", 60.0)
