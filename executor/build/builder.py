@@ -105,6 +105,8 @@ class Builder:
                                        compression=settings.compression, level=settings.compression_level,
                                        epoch=settings.epoch, mode=settings.snapshot_mode)
         self.root_state: int | None = None     # index of the stage whose files are on the root now
+        self.cache = None                      # executor.cache.LayerCache with --cache
+        self.base_cache = None                 # executor.cache.BaseImageCache with --cache-dir
 
     # ---- planning ----------------------------------------------------------------------------------
     def _expand_global(self, word: str, where: Instruction) -> str:
@@ -176,7 +178,8 @@ class Builder:
         if key not in self.images_pulled:
             log.info("Retrieving image %s (%s)", name, platform)
             try:
-                self.images_pulled[key] = self.client.pull(name, platform)
+                cached = self.base_cache.pull(name, platform) if self.base_cache is not None else None
+                self.images_pulled[key] = cached or self.client.pull(name, platform)
             except Exception as e:
                 raise where.error(f"FROM {name}: {e}") from None
         return self.images_pulled[key]
@@ -232,10 +235,15 @@ class Builder:
         os.makedirs(ctx.cache_mount_dir, exist_ok=True)
         instructions = self._onbuild_triggers(image, stage) + list(stage.instructions)
         single = self.settings.single_snapshot
+        steps = self.cache.begin_stage(self, stage, image, continues) if self.cache is not None else None
         for inst in instructions:
             log.info("%s", inst.original.splitlines()[0] if inst.original else inst.keyword)
+            if steps is not None and steps.replay(inst, ctx):    # applied from the layer cache
+                continue
             outcome: Outcome = commands.execute(inst, ctx)
             self._commit(ctx, inst, outcome, defer=single)
+            if steps is not None:
+                steps.ran(inst, ctx)
         if single and is_last:
             layer_file = self.snapshotter.snapshot()
             if layer_file is not None:

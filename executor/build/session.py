@@ -107,7 +107,13 @@ def _run(opts: Any, work_dir: str) -> int:
             secrets=dict(opts.secrets), labels=dict(opts.labels))
         builder = Builder(dockerfile, settings, client, context.directory,
                           _dockerignore(context.directory, dockerfile_path), work_dir)
-        image = builder.build()
+        from executor.cache import attach
+        cache = attach(opts, builder, client)
+        try:
+            image = builder.build()
+        finally:
+            if cache is not None:
+                cache.finish()        # background cache uploads done: the push below mounts them
         from executor.build.output import write_outputs
         write_outputs(image, opts, client)
     except (ContextError, DockerfileError) as e:
@@ -120,4 +126,6 @@ def _run(opts: Any, work_dir: str) -> int:
 
 
 def warm(opts: Any) -> int:
-    raise BuildError("the warmer is not implemented yet in kiln (see issue: layer cache and warmer)")
+    """The warmer: base images into --cache-dir (executor.cache.warmer)."""
+    from executor.cache.warmer import warm as warm_images
+    return warm_images(opts, lambda blob_dir: RegistryClient(registry_options(opts), blob_dir=blob_dir))
