@@ -149,6 +149,23 @@ def test_walk_skips_excluded_directories_without_exclusions(tmp_path: Path):
         os.chmod(tmp_path / "a", 0o755)
 
 
+def test_walk_handles_deep_trees(tmp_path: Path):
+    deep = str(tmp_path)
+    for _ in range(1200):  # deeper than Python's recursion limit (Path.mkdir(parents=True) recurses)
+        deep = os.path.join(deep, "d")
+        os.mkdir(deep)
+    Path(deep, "f").write_text("x")
+    try:
+        entries = list(walk_context(tmp_path, DockerIgnore(["d", "!**/f"])))
+        assert len(entries) == 1201 and entries[-1].relpath.endswith("d/f") and entries[0].parent_only
+    finally:
+        # pytest's own clean-up (shutil.rmtree) recurses once per level and would fail on this tree.
+        os.unlink(os.path.join(deep, "f"))
+        while deep != str(tmp_path):
+            os.rmdir(deep)
+            deep = os.path.dirname(deep)
+
+
 def test_walk_yields_symlinks_without_following(tmp_path: Path):
     _tree(tmp_path, ["real/file"])
     os.symlink("real", tmp_path / "link")
