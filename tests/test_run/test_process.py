@@ -236,3 +236,19 @@ def test_directories_holding_removed_mount_points_keep_their_mtime(bbroot, tmp_p
     # a command that does change the root keeps the new mtime
     sh(bbroot, "touch /new-file")
     assert os.stat(bbroot).st_mtime_ns != 1_000_000_000_000_000_000
+
+
+def test_command_killed_from_outside_is_reported_as_a_signal(bbroot):
+    # as the OOM killer would: SIGKILL to the command (PID 1 of its namespace) from outside
+    n = unique_number()
+
+    def kill_when_ready(line: str) -> None:
+        if line == "ready":
+            for entry in processes_with(f"/bin/sh -c echo ready; sleep {n}"):
+                os.kill(int(entry.split(":")[0]), 9)
+
+    with pytest.raises(RunError) as info:
+        run(RunSpec(root=bbroot, argv=["/bin/sh", "-c", f"echo ready; sleep {n}"], env={}, output=kill_when_ready))
+    assert str(info.value) == f"The command '/bin/sh -c echo ready; sleep {n}' was killed by signal 9 (SIGKILL)"
+    assert info.value.signal == 9 and info.value.exit_code is None
+    assert processes_with(f"sleep {n}") == []
