@@ -206,11 +206,12 @@ class DockerIgnore:
                 raise DockerIgnoreError(f"{where}{exc}") from None
             self._compiled.append(pat)
         self.always_include = frozenset(clean_path(p).lstrip("/") for p in self.always_include)
+        self._has_exclusions = any(p.exclusion for p in self._compiled)
 
     @property
     def has_exclusions(self) -> bool:
         """True when some pattern starts with ``!`` (excluded directories must be walked)."""
-        return any(p.exclusion for p in self._compiled)
+        return self._has_exclusions
 
     def with_always_included(self, paths: Iterable[str]) -> DockerIgnore:
         return DockerIgnore(self.patterns, self.always_include | frozenset(paths), self.source, self.lines)
@@ -232,6 +233,27 @@ class DockerIgnore:
                     if pat.match("/".join(parent_dirs[: i + 1])):
                         hit = True
                         break
+            if hit:
+                matched = not pat.exclusion
+        return matched
+
+    def match_vector(self, relpath: str, parent: tuple[bool, ...] | None = None) -> tuple[bool, ...]:
+        """Which patterns match ``relpath`` or one of its ancestors, given the vector of its
+        parent directory (None for a top-level path): what BuildKit's walker carries down
+        so that each path costs one test per pattern."""
+        path = clean_path(relpath).lstrip("/")
+        if parent is None:
+            parent = (False,) * len(self._compiled)
+        return tuple(p or pat.match(path) for p, pat in zip(parent, self._compiled))
+
+    def decide(self, relpath: str, vector: tuple[bool, ...]) -> bool:
+        """Excluded? from a :meth:`match_vector` (last matching pattern wins)."""
+        if clean_path(relpath).lstrip("/") in self.always_include:
+            return False
+        matched = False
+        for hit, pat in zip(vector, self._compiled):
+            if pat.exclusion != matched:
+                continue
             if hit:
                 matched = not pat.exclusion
         return matched
@@ -305,31 +327,40 @@ class ContextEntry:
 
 def walk_context(context_dir: str | os.PathLike[str], ignore: DockerIgnore) -> Iterator[ContextEntry]:
     """Yield the included entries of a context, parents before children, sorted by name.
-    Symbolic links are yielded, never followed."""
+    Symbolic links are yielded, never followed. An excluded directory is entered only when
+    a ``!`` pattern may re-include something below it, and yielded (``parent_only``) only
+    when something below it is."""
     root = os.fspath(context_dir)
-    yield from _walk(root, "", ignore)
+    Frame = tuple[str, tuple[bool, ...] | None, Iterator[str]]
+    stack: list[Frame] = [("", None, iter(_list(root, "")))]
+    pending: list[ContextEntry] = []  # excluded directories entered but not yielded yet
+    while stack:
+        rel, vector, names = stack[-1]
+        name = next(names, None)
+        if name is None:
+            stack.pop()
+            if pending and pending[-1].relpath == rel:
+                pending.pop()  # nothing below it was included
+            continue
+        child = f"{rel}/{name}" if rel else name
+        path = os.path.join(root, child)
+        is_dir = os.path.isdir(path) and not os.path.islink(path)
+        child_vector = ignore.match_vector(child, vector)
+        excluded = ignore.decide(child, child_vector)
+        if not excluded:
+            yield from pending
+            pending.clear()
+            yield ContextEntry(child, is_dir)
+            if is_dir:
+                stack.append((child, child_vector, iter(_list(root, child))))
+        elif is_dir and ignore.has_exclusions and ignore.may_reinclude_under(child):
+            pending.append(ContextEntry(child, True, parent_only=True))
+            stack.append((child, child_vector, iter(_list(root, child))))
 
 
-def _walk(root: str, rel: str, ignore: DockerIgnore) -> Iterator[ContextEntry]:
+def _list(root: str, rel: str) -> list[str]:
     full = os.path.join(root, rel) if rel else root
     try:
-        names = sorted(os.listdir(full))
+        return sorted(os.listdir(full))
     except OSError as exc:
         raise OSError(exc.errno, f"cannot read build context directory {full}: {exc.strerror}") from None
-    for name in names:
-        child = f"{rel}/{name}" if rel else name
-        path = os.path.join(full, name)
-        is_dir = os.path.isdir(path) and not os.path.islink(path)
-        excluded = ignore.matches(child)
-        if not is_dir:
-            if not excluded:
-                yield ContextEntry(child, False)
-            continue
-        if not excluded:
-            yield ContextEntry(child, True)
-            yield from _walk(root, child, ignore)
-        elif ignore.has_exclusions and ignore.may_reinclude_under(child):
-            below = list(_walk(root, child, ignore))
-            if below:
-                yield ContextEntry(child, True, parent_only=True)
-                yield from below
