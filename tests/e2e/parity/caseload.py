@@ -1,0 +1,105 @@
+"""The parity cases: `cases/<name>/` holds a Dockerfile and its context, an optional `case.yaml` (how to
+build: args, target, secrets, generated tars, capabilities) and an optional `expect.yaml` (differences
+accepted, each with its reason, or `pending:` naming a known kiln bug)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+from dataclasses import dataclass, field
+
+import yaml
+
+CASES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
+CONTEXT_MTIME = 1_600_000_000      # every context file gets this mtime, so COPY'd mtimes are comparable
+SIDECARS = ("case.yaml", "expect.yaml")
+
+
+@dataclass(frozen=True)
+class Accepted:
+    subject: str          # a path (no leading '/') or config.<Field> / layers / history
+    attribute: str | None  # None: any attribute of the subject
+    reason: str
+
+
+@dataclass
+class Case:
+    name: str
+    directory: str
+    args: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    secrets: dict[str, str] = field(default_factory=dict)
+    tars: dict[str, str] = field(default_factory=dict)        # output name -> directory of the context
+    caps: dict[str, str] = field(default_factory=dict)        # context path -> setcap text
+    accepted: list[Accepted] = field(default_factory=list)
+    pending: str | None = None
+    debian: bool = False
+
+    def build_args(self, base: str, debian: str | None) -> dict[str, str]:
+        out = {"BASE": base, **self.args}
+        if debian:
+            out["DEBIAN"] = debian
+        return out
+
+    def make_context(self, dest: str) -> str:
+        """A copy of the case's context with generated files and fixed mtimes."""
+        shutil.copytree(self.directory, dest, symlinks=True,
+                        ignore=lambda d, names: [n for n in names if d == self.directory and n in SIDECARS])
+        for out, src in self.tars.items():
+            _make_tar(os.path.join(dest, src), os.path.join(dest, out))
+        for path, text in self.caps.items():
+            subprocess.run(["setcap", text, os.path.join(dest, path)], check=True, capture_output=True)
+        for dirpath, dirnames, filenames in os.walk(dest):
+            for n in dirnames + filenames:
+                os.utime(os.path.join(dirpath, n), (CONTEXT_MTIME, CONTEXT_MTIME), follow_symlinks=False)
+        os.utime(dest, (CONTEXT_MTIME, CONTEXT_MTIME))
+        return dest
+
+
+def _make_tar(src: str, out: str) -> None:
+    mode = {".gz": "w:gz", ".tgz": "w:gz", ".bz2": "w:bz2", ".xz": "w:xz"}.get(os.path.splitext(out)[1], "w")
+
+    def fixed(ti: tarfile.TarInfo) -> tarfile.TarInfo:
+        ti.mtime, ti.uname, ti.gname = CONTEXT_MTIME - 86400, "", ""
+        ti.uid = ti.gid = 0
+        if ti.name.endswith("owned"):
+            ti.uid, ti.gid = 1000, 50
+        return ti
+
+    with tarfile.open(out, mode, format=tarfile.PAX_FORMAT) as tf:
+        for name in sorted(os.listdir(src)):
+            tf.add(os.path.join(src, name), arcname=name, filter=fixed)
+
+
+def load_cases() -> list[Case]:
+    cases = []
+    for name in sorted(os.listdir(CASES_DIR)):
+        directory = os.path.join(CASES_DIR, name)
+        if not os.path.isfile(os.path.join(directory, "Dockerfile")):
+            continue
+        case = Case(name, directory)
+        spec = _yaml(os.path.join(directory, "case.yaml"))
+        case.args = {k: str(v) for k, v in (spec.get("args") or {}).items()}
+        case.target = spec.get("target")
+        case.secrets = dict(spec.get("secrets") or {})
+        case.tars = dict(spec.get("tars") or {})
+        case.caps = dict(spec.get("caps") or {})
+        expect = _yaml(os.path.join(directory, "expect.yaml"))
+        case.pending = expect.get("pending")
+        for item in expect.get("accept") or []:
+            if not item.get("reason"):
+                raise ValueError(f"{name}/expect.yaml: an accepted difference without a reason: {item}")
+            case.accepted.append(Accepted(item["subject"].lstrip("/"), item.get("attribute"), item["reason"]))
+        with open(os.path.join(directory, "Dockerfile")) as f:
+            case.debian = "DEBIAN" in f.read()
+        cases.append(case)
+    return cases
+
+
+def _yaml(path: str) -> dict:
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return yaml.safe_load(f) or {}
+CASES: list[Case] = load_cases()

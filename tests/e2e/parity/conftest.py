@@ -1,0 +1,101 @@
+"""Fixtures of the parity suite: a private dockerd (BuildKit) and docker builds of every selected case,
+run in the background while kiln builds the same cases in the tests."""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pytest
+
+from tests.e2e.parity.caseload import CASES, Case
+from tests.e2e.parity.dockerd import Dockerd, start_dockerd
+from tests.rig.judge import ImageReport, judge_docker_tar
+
+log = logging.getLogger("kiln.parity")
+
+
+DOCKER_WORKERS = 2
+
+
+@dataclass
+class Bases:
+    busybox: str
+    debian: str | None
+
+
+@dataclass
+class DockerBuild:
+    report: ImageReport | None
+    error: str | None
+
+
+@pytest.fixture(scope="session")
+def dockerd() -> Dockerd:
+    daemon = start_dockerd()
+    yield daemon
+    daemon.stop()
+
+
+def _selected(request: pytest.FixtureRequest) -> list[Case]:
+    names = set()
+    for item in request.session.items:
+        callspec = getattr(item, "callspec", None)
+        if callspec and isinstance(callspec.params.get("case"), Case):
+            names.add(callspec.params["case"].name)
+    return [c for c in CASES if c.name in names]
+
+
+@pytest.fixture(scope="session")
+def parity_bases(request: pytest.FixtureRequest, base_images) -> Bases:
+    debian = request.getfixturevalue("debian_base") if any(c.debian for c in _selected(request)) else None
+    return Bases(base_images.busybox_index, debian)
+
+
+def write_secrets(case: Case, directory: str) -> dict[str, str]:
+    """id -> path of a file holding the secret's text."""
+    out = {}
+    for sid, text in case.secrets.items():
+        path = os.path.join(directory, f"secret-{sid}")
+        with open(path, "w") as f:
+            f.write(text)
+        out[sid] = path
+    return out
+
+
+def _docker_build(daemon: Dockerd, case: Case, bases: Bases, work: str) -> DockerBuild:
+    ctx = case.make_context(os.path.join(work, "context"))
+    tag = f"parity/{case.name}:latest"
+    argv = ["build", "--network", "host", "--progress", "plain", "-t", tag]
+    for k, v in case.build_args(bases.busybox, bases.debian).items():
+        argv += ["--build-arg", f"{k}={v}"]
+    if case.target:
+        argv += ["--target", case.target]
+    for sid, path in write_secrets(case, work).items():
+        argv += ["--secret", f"id={sid},src={path}"]
+    proc = daemon.docker(*argv, ctx)
+    if proc.returncode != 0:
+        return DockerBuild(None, f"docker build failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    out = os.path.join(work, "docker.tar")
+    proc = daemon.docker("save", "-o", out, tag)
+    if proc.returncode != 0:
+        return DockerBuild(None, f"docker save failed: {proc.stderr[-2000:]}")
+    try:
+        return DockerBuild(judge_docker_tar(out, unpack=False, workdir=work), None)
+    except Exception as e:      # the judge's verdict is reported by the test
+        return DockerBuild(None, f"judging docker's image failed: {e}")
+
+
+@pytest.fixture(scope="session")
+def docker_builds(request: pytest.FixtureRequest, dockerd: Dockerd, parity_bases: Bases,
+                  tmp_path_factory: pytest.TempPathFactory) -> dict[str, Future]:
+    """case name -> Future[DockerBuild]; every selected case is submitted at once."""
+    pool = ThreadPoolExecutor(max_workers=DOCKER_WORKERS, thread_name_prefix="docker-build")
+    futures = {}
+    for case in _selected(request):
+        work = str(tmp_path_factory.mktemp(f"docker-{case.name}"))
+        futures[case.name] = pool.submit(_docker_build, dockerd, case, parity_bases, work)
+    yield futures
+    pool.shutdown(wait=True, cancel_futures=True)
