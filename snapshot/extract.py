@@ -410,14 +410,17 @@ def current_umask() -> int:
 def _remove_unwritten(root: str, rel: str, keep) -> list[str]:
     """Inside a directory this layer wrote, remove what lower layers left (opaque parent)."""
     removed: list[str] = []
-    for name in os.listdir(f"{root}/{rel}"):
-        child = f"{rel}/{name}"
-        if keep(child):
-            host = f"{root}/{child}"
-            if os.path.isdir(host) and not os.path.islink(host):
-                removed += _remove_unwritten(root, child, keep)
-            continue
-        removed += remove_tree(root, child, keep)
+    stack = [rel]
+    while stack:
+        d = stack.pop()
+        for name in os.listdir(f"{root}/{d}"):
+            child = f"{d}/{name}"
+            if keep(child):
+                host = f"{root}/{child}"
+                if os.path.isdir(host) and not os.path.islink(host):
+                    stack.append(child)
+                continue
+            removed += remove_tree(root, child, keep)
     return removed
 
 

@@ -91,12 +91,25 @@ class IgnoreList:
         if rel in self.paths:
             return True
         parent = rel.rpartition("/")[0]
-        if not parent:
-            return False
         hit = self._dir_cache.get(parent)
-        if hit is None:
-            hit = self.covers(parent)
-            self._dir_cache[parent] = hit
+        if hit is not None:
+            return hit
+        # climb to the first listed or already-known ancestor, then remember the answer
+        climbed: list[str] = []
+        p = parent
+        hit = False
+        while p:
+            if p in self.paths:
+                hit = True
+                break
+            known = self._dir_cache.get(p)
+            if known is not None:
+                hit = known
+                break
+            climbed.append(p)
+            p = p.rpartition("/")[0]
+        for c in climbed:
+            self._dir_cache[c] = hit
         return hit
 
     def holds_ignored(self, rel: str) -> bool:

@@ -74,21 +74,27 @@ class Resolver:
         hit = self._cache.get(rel)
         if hit is not None:
             return hit
-        real: list[str] = []
-        todo = rel.split("/")
-        todo.reverse()
+        # start below the longest ancestor already known to be a real directory at its own path
+        base = rel
+        rest: list[str] = []
+        while base:
+            base, _, comp = base.rpartition("/")
+            rest.append(comp)
+            if self._cache.get(base) == base:
+                break
+        cur = base
+        todo = rest  # reversed: pop() yields the next component
         hops = 0
         while todo:
             comp = todo.pop()
             if comp in ("", "."):
                 continue
             if comp == "..":
-                if real:
-                    real.pop()
+                cur = cur.rpartition("/")[0]
                 continue
-            real.append(comp)
-            cand = "/".join(real)
-            if cand in self._cache and self._cache[cand] == cand:
+            cand = f"{cur}/{comp}" if cur else comp
+            if self._cache.get(cand) == cand:
+                cur = cand
                 continue
             host = f"{self.root}/{cand}"
             try:
@@ -101,26 +107,26 @@ class Resolver:
                 if self._on_create:
                     self._on_create(cand)
                 self._cache[cand] = cand
+                cur = cand
                 continue
             if stat.S_ISDIR(st.st_mode):
                 self._cache[cand] = cand
+                cur = cand
                 continue
             if stat.S_ISLNK(st.st_mode):
                 hops += 1
                 if hops > MAX_SYMLINK_HOPS:
                     raise SnapshotError(f"too many levels of symbolic links resolving /{rel} (at /{cand})")
                 target = os.readlink(host)
-                real.pop()
                 if target.startswith("/"):
-                    real.clear()
+                    cur = ""
                 parts = target.split("/")
                 parts.reverse()
                 todo.extend(parts)
                 continue
             raise SnapshotError(f"/{cand} is not a directory (needed as a parent of /{rel})")
-        result = "/".join(real)
-        self._cache[rel] = result
-        return result
+        self._cache[rel] = cur
+        return cur
 
 
 def remove_tree(root: str, rel: str, keep: Callable[[str], bool]) -> list[str]:
@@ -146,24 +152,34 @@ def remove_tree(root: str, rel: str, keep: Callable[[str], bool]) -> list[str]:
 
 
 def _remove_dir(root: str, rel: str, keep: Callable[[str], bool], removed: list[str]) -> bool:
-    """Empty and remove directory `rel`; False when something kept stays inside."""
-    kept = False
-    host = join(root, rel)
-    with os.scandir(host) as it:
-        entries = list(it)
-    for e in entries:
-        child = f"{rel}/{e.name}" if rel else e.name
-        if keep(child):
-            kept = True
+    """Empty and remove directory `rel` (iteratively: trees can be deeper than Python's recursion
+    limit); False when something kept stays inside."""
+    # post-order walk: (dir, listed?) pairs; a directory is removed once its children are
+    holds_kept: set[str] = set()
+    stack: list[tuple[str, bool]] = [(rel, False)]
+    while stack:
+        d, listed = stack.pop()
+        host = join(root, d)
+        if listed:
+            if d in holds_kept or not d:
+                parent = d.rpartition("/")[0]
+                if d != rel:
+                    holds_kept.add(parent)
+                continue
+            os.rmdir(host)
+            removed.append(d)
             continue
-        if e.is_dir(follow_symlinks=False):
-            if not _remove_dir(root, child, keep, removed):
-                kept = True
-        else:
-            os.unlink(e.path)
-            removed.append(child)
-    if kept or not rel:
-        return False
-    os.rmdir(host)
-    removed.append(rel)
-    return True
+        stack.append((d, True))
+        with os.scandir(host) as it:
+            entries = list(it)
+        for e in entries:
+            child = f"{d}/{e.name}" if d else e.name
+            if keep(child):
+                holds_kept.add(d)
+                continue
+            if e.is_dir(follow_symlinks=False):
+                stack.append((child, False))
+            else:
+                os.unlink(e.path)
+                removed.append(child)
+    return rel not in holds_kept

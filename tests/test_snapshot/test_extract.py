@@ -229,3 +229,24 @@ def test_multi_member_gzip(snap, root, tmp_path):
     blob = gzip.compress(raw[:half]) + gzip.compress(raw[half:])
     snap.extract(write_blob(tmp_path, "mm.tar.gz", blob), "multi-member")
     assert open(f"{root}/a", "rb").read() == b"x" * 10_000 and open(f"{root}/b", "rb").read() == b"y"
+
+
+def test_deep_tree_extract_snapshot_wipe(snap, root, tmp_path):
+    """Deeper than Python's recursion limit: nothing in the engine may recurse per level."""
+    depth = 1050  # above the default recursion limit of 1000
+    deep = "/".join(["d"] * depth)
+    extract(snap, tmp_path, [E(deep + "/leaf", data=b"bottom")])
+    assert len(snap.index) == depth + 1
+    fd = os.open(root, os.O_RDONLY)
+    for _ in range(depth):
+        nfd = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = nfd
+    with open(os.open("new", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as f:
+        f.write("x")
+    os.close(fd)
+    from .helpers import read_layer
+    names = [m.name for m in read_layer(snap.snapshot().path)]
+    assert names[-1] == deep + "/new" and len(names) == depth + 1
+    snap.wipe()
+    assert os.listdir(root) == []
