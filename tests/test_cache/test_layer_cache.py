@@ -51,3 +51,126 @@ def test_second_build_runs_nothing_and_is_reproducible(kiln, base_images, plain_
     assert "bin/.wh.ls" in report2.layers[-4].names(), "the whiteout comes back as a whiteout"
     fs = report2.filesystem()
     assert "bin/ls" not in fs and "app/one.txt" in fs
+
+
+def _pushed_stats(run, repo: str) -> tuple[int, int, int]:
+    """(uploaded, mounted, already there) of the final push to `repo` (not the cache images)."""
+    for line in (run.stdout + run.stderr).splitlines():
+        if f"/{repo}@sha256:" in line and "blobs uploaded" in line:
+            text = line.split("(", 1)[1]
+            nums = [int(w) for w in text.replace(",", " ").split() if w.isdigit()]
+            return nums[0], nums[1], nums[2]
+    raise AssertionError(f"no push line for {repo}")
+
+
+def test_cached_layers_are_mounted_not_uploaded_again(kiln, base_images, plain_registry):
+    repo = f"cache/mount-{uuid.uuid4().hex[:8]}"
+    ctx = kiln.context({"Dockerfile": _dockerfile(base_images.busybox_index), "a.txt": "A\n", "b.txt": "B\n"})
+    first, _ = _build(kiln, plain_registry, ctx, repo)
+    uploaded, mounted, existed = _pushed_stats(first, repo)
+    # WORKDIR, COPY, COPY are not cached by default; the three RUN layers were uploaded to the cache
+    # repository in the background and are mounted from there (the base layer from its own repository).
+    assert mounted == 1 + 3, first.stderr[-3000:]
+    assert uploaded == 3 + 1, first.stderr[-3000:]         # WORKDIR/COPY/COPY, config
+    assert first.stderr.count(f"to {plain_registry.host}/{repo}/cache\"") == 2 * 3   # layer + config each
+    assert "Using caching version" not in first.stderr
+    second, ref = _build(kiln, plain_registry, ctx, repo)
+    assert _ran(second) == set()
+    assert second.stderr.count("Using caching version of cmd: RUN") == 3
+    uploaded, mounted, existed = _pushed_stats(second, repo)
+    assert mounted == 0 and uploaded <= 1 + 3 + 1
+    judge_registry_image(plain_registry, ref)
+
+
+def test_changed_renamed_and_unrelated_sources(kiln, base_images, plain_registry):
+    repo = f"cache/keys-{uuid.uuid4().hex[:8]}"
+    files = {"Dockerfile": _dockerfile(base_images.busybox_index), "a.txt": "A\n", "b.txt": "B\n",
+             ".dockerignore": "ignored/\n", "ignored/x": "1\n"}
+    ctx = kiln.context(files)
+    args = ("--cache-copy-layers",)
+    assert _ran(_build(kiln, plain_registry, ctx, repo, *args)[0]) == {"ONE", "TWO", "THREE"}
+
+    # an unrelated context file, and a change under an ignored directory: nothing runs
+    with open(os.path.join(ctx, "README.md"), "w") as f:
+        f.write("unrelated\n")
+    with open(os.path.join(ctx, "ignored", "x"), "w") as f:
+        f.write("2\n")
+    assert _ran(_build(kiln, plain_registry, ctx, repo, *args)[0]) == set()
+
+    # one COPY'd file changes: exactly the steps from that COPY on run again
+    with open(os.path.join(ctx, "b.txt"), "w") as f:
+        f.write("B2\n")
+    run, ref = _build(kiln, plain_registry, ctx, repo, *args)
+    assert _ran(run) == {"TWO", "THREE"}
+    assert "Using caching version of cmd: COPY a.txt" in run.stderr
+    assert "Using caching version of cmd: COPY b.txt" not in run.stderr
+    report = judge_registry_image(plain_registry, ref)
+    assert report.read("app/two.txt") == b"B2\n" and report.read("app/one.txt") == b"A\n"
+
+    # a build arg the first RUN sees changes: everything from that RUN on runs
+    run, _ = _build(kiln, plain_registry, ctx, repo, *args, "--build-arg", "FLAVOUR=spicy")
+    assert _ran(run) == {"ONE", "TWO", "THREE"}
+
+
+def test_renamed_or_chmodded_directory_source_invalidates(kiln, base_images, plain_registry):
+    repo = f"cache/rename-{uuid.uuid4().hex[:8]}"
+    dockerfile = f"""\
+FROM {base_images.busybox_index}
+COPY src/ /src/
+RUN echo RAN-$(echo STEP)-ONE && ls -l /src > /listing
+"""
+    ctx = kiln.context({"Dockerfile": dockerfile, "src/x.py": "print(1)\n", "src/sub/y.py": "y\n"})
+    assert _ran(_build(kiln, plain_registry, ctx, repo)[0]) == {"ONE"}
+    assert _ran(_build(kiln, plain_registry, ctx, repo)[0]) == set()
+    os.rename(os.path.join(ctx, "src", "x.py"), os.path.join(ctx, "src", "z.py"))
+    run, ref = _build(kiln, plain_registry, ctx, repo)
+    assert _ran(run) == {"ONE"}, "a renamed source invalidates the steps after its COPY"
+    assert b"z.py" in judge_registry_image(plain_registry, ref).read("listing")
+    assert _ran(_build(kiln, plain_registry, ctx, repo)[0]) == set()
+    os.chmod(os.path.join(ctx, "src", "z.py"), 0o755)
+    assert _ran(_build(kiln, plain_registry, ctx, repo)[0]) == {"ONE"}, "a chmodded source invalidates"
+
+
+def _blob_file(registry, digest: str) -> str:
+    hexd = digest.split(":", 1)[1]
+    return os.path.join(registry.storage_dir, "docker", "registry", "v2", "blobs", "sha256", hexd[:2], hexd, "data")
+
+
+def test_corrupt_cache_blob_falls_back_to_running_the_step(kiln, base_images, plain_registry):
+    repo = f"cache/corrupt-{uuid.uuid4().hex[:8]}"
+    dockerfile = f"FROM {base_images.busybox_index}\nRUN echo RAN-$(echo STEP)-ONE && echo {uuid.uuid4().hex} > /id\n"
+    ctx = kiln.context({"Dockerfile": dockerfile})
+    assert _ran(_build(kiln, plain_registry, ctx, repo)[0]) == {"ONE"}
+    tags = skopeo_tags(plain_registry, f"{repo}/cache")
+    assert len(tags) == 1
+    raw = subprocess.run(["skopeo", "inspect", "--raw", *plain_registry.skopeo_args(""),
+                          f"docker://{plain_registry.host}/{repo}/cache:{tags[0]}"],
+                         capture_output=True, text=True, check=True).stdout
+    import json
+    layer = json.loads(raw)["layers"][0]["digest"]
+    path = _blob_file(plain_registry, layer)
+    with open(path, "r+b") as f:
+        f.seek(20)
+        f.write(b"corrupted!")
+    run, _ = _build(kiln, plain_registry, ctx, repo)
+    assert _ran(run) == {"ONE"}
+    assert "unusable" in run.stderr and layer in run.stderr, run.stderr[-3000:]
+
+
+def test_cache_repo_behind_bearer_auth(kiln, base_images, token_registry):
+    repo = f"private/cache-{uuid.uuid4().hex[:8]}"
+    ctx = kiln.context({"Dockerfile": _dockerfile(base_images.busybox_index), "a.txt": "A\n", "b.txt": "B\n"})
+    ref = token_registry.ref(f"{repo}:v1")
+    args = ("--destination", ref, "--registry-certificate", f"{token_registry.host}={token_registry.ca_path}",
+            "--insecure-registry", base_images.busybox_index.split("/")[0], "--cache")
+    first = kiln.build(ctx, *args, docker_config=token_registry.docker_config_dir).check()
+    assert _ran(first) == {"ONE", "TWO", "THREE"}
+    assert len(skopeo_tags(token_registry, f"{repo}/cache")) == 3
+    second = kiln.build(ctx, *args, docker_config=token_registry.docker_config_dir).check()
+    assert _ran(second) == set(), second.stderr[-3000:]
+    scopes = [s for entry in token_registry.token_log() if entry.get("granted") for s in entry.get("scopes", [])]
+    assert any(f"repository:{repo}/cache:" in s for s in scopes), scopes[-10:]
+    # without credentials the cache cannot be read: every step runs (and the push fails)
+    empty = os.path.join(kiln.context({"config.json": "{}"}))
+    third = kiln.build(ctx, *args, docker_config=empty)
+    assert third.returncode != 0 and _ran(third) == {"ONE", "TWO", "THREE"}
