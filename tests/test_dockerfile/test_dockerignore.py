@@ -150,20 +150,23 @@ def test_walk_skips_excluded_directories_without_exclusions(tmp_path: Path):
 
 
 def test_walk_handles_deep_trees(tmp_path: Path):
+    # deeper than Python's recursion limit; built and removed without recursion (pytest's own
+    # clean-up of old temporary directories would hit the limit on it)
+    dirs = []
     deep = str(tmp_path)
-    for _ in range(1200):  # deeper than Python's recursion limit (Path.mkdir(parents=True) recurses)
-        deep = os.path.join(deep, "d")
-        os.mkdir(deep)
-    Path(deep, "f").write_text("x")
     try:
+        for _ in range(1200):
+            deep = os.path.join(deep, "d")
+            os.mkdir(deep)
+            dirs.append(deep)
+        Path(deep, "f").write_text("x")
         entries = list(walk_context(tmp_path, DockerIgnore(["d", "!**/f"])))
         assert len(entries) == 1201 and entries[-1].relpath.endswith("d/f") and entries[0].parent_only
     finally:
-        # pytest's own clean-up (shutil.rmtree) recurses once per level and would fail on this tree.
-        os.unlink(os.path.join(deep, "f"))
-        while deep != str(tmp_path):
-            os.rmdir(deep)
-            deep = os.path.dirname(deep)
+        if dirs and os.path.exists(os.path.join(dirs[-1], "f")):
+            os.unlink(os.path.join(dirs[-1], "f"))
+        for d in reversed(dirs):
+            os.rmdir(d)
 
 
 def test_walk_yields_symlinks_without_following(tmp_path: Path):
