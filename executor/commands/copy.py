@@ -47,6 +47,8 @@ def copy_files(inst: CopyInstruction | AddInstruction, ctx: CommandContext, is_a
                 sources=sources, dest=dest, source_root=source_root, root=ctx.root,
                 workdir=ctx.image.config.working_dir or "/", chown=chown, chmod=chmod_text or None, is_add=is_add,
                 excluded=excluded, from_context=from_context,
+                excludes=[ctx.expand(e) for e in inst.excludes], parents=getattr(inst, "parents", False),
+                unpack=getattr(inst, "unpack", None),
                 checksum=(ctx.expand(inst.checksum) or None) if isinstance(inst, _Add) and inst.checksum else None,
                 session=ctx.http_session_factory() if ctx.http_session_factory else None))
         if inst.contents:
