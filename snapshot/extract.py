@@ -125,6 +125,13 @@ class _LayerExtractor:
             return
         host = f"{self.root}/{real}"
         typ = m.type
+        if typ != T.DIR and self.ignore.holds_ignored(real):
+            # e.g. Debian's var/run -> /run symlink while /var/run/secrets is a mount: the
+            # directory must stay for the mount; later layers' var/run/... entries land in it
+            log.warning("layer %s: entry %s would replace /%s, which holds mounted or ignored "
+                        "paths; kept as a directory", self.layer, m.name, real)
+            self.skipped += 1
+            return
         try:
             if typ in T.REGULAR_TYPES:
                 self._regular(m, reader, real, host)

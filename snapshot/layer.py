@@ -213,6 +213,7 @@ def _archive_one(root: str, rel: str, sink: _BlobSink, entries: dict[str, Entry]
         entries[rel] = entry_of(st, None, xattrs)
     else:
         log.warning("/%s is a socket or of unknown type; not archived", rel)
+        entries[rel] = entry_of(st)  # known to the index all the same, so it is not new next time
 
 
 def _archive_file(host: str, rel: str, bname: bytes, sink: _BlobSink, xattrs: dict[str, bytes],

@@ -286,3 +286,28 @@ def test_only_image_xattrs_are_archived(based, root):
     pax = m["opt/app/x"].pax_headers
     assert pax.get("SCHILY.xattr.user.origin") == "kiln"
     assert "SCHILY.xattr.trusted.overlay.opaque" not in pax
+
+
+def test_sockets_are_skipped_once(based, root):
+    import socket
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.bind(f"{root}/opt/app/ctl.sock")
+        layer = based.snapshot()
+        assert layer is None or "opt/app/ctl.sock" not in members(layer)
+        assert based.snapshot() is None, "a socket must not make every later snapshot non-empty"
+    finally:
+        s.close()
+
+
+def test_symlink_over_directory_holding_a_mount(root, work, tmp_path):
+    """Debian bases have var/run -> /run; in Kubernetes /var/run/secrets is mounted."""
+    snap = make_snap(root, work, extra=["/var/run/secrets"])
+    os.makedirs(f"{root}/var/run/secrets")
+    open(f"{root}/var/run/secrets/token", "w").write("t")
+    snap.extract(write_blob(tmp_path, "deb.tar", make_tar([E("run", "dir"), E("var", "dir"),
+                                                           E("var/run", "symlink", link="/run"),
+                                                           E("var/lib", "dir")])), "debian")
+    assert os.path.isdir(f"{root}/var/run") and not os.path.islink(f"{root}/var/run")
+    assert open(f"{root}/var/run/secrets/token").read() == "t"
+    assert os.path.isdir(f"{root}/var/lib")
