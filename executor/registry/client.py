@@ -10,7 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 import time
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO, Iterable
 
 from executor.image import Descriptor, Image, ImageConfig, Index, Layer, Manifest, Platform, host_platform
 from executor.image import digest as _digest

@@ -3,7 +3,6 @@ with exactly the bytes that were hashed. A manifest goes up only when every blob
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +13,7 @@ from urllib.parse import quote
 from executor.image import Descriptor
 from executor.image import digest as _digest
 
-from .errors import NotFoundError, RegistryError, UnauthorizedError
+from .errors import RegistryError, UnauthorizedError
 from .reference import Reference
 from .transport import Transport, repository_scope
 
@@ -217,4 +216,4 @@ def push_blobs_and_manifest(t: Transport, ref: Reference, blobs: list[Blob], man
 
 
 __all__ = ["Blob", "PushStats", "blob_exists", "ensure_blob", "upload_monolithic", "upload_chunked",
-           "upload_status", "put_manifest", "push_blobs_and_manifest", "NotFoundError"]
+           "upload_status", "put_manifest", "push_blobs_and_manifest"]

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from executor.image import HistoryEntry, Image, Layer, compression
+from executor.image import HistoryEntry, Layer, compression
 from executor.image import mediatypes as mt
 from executor.registry import RegistryClient, RegistryOptions
 from executor.sinks import push, write_oci_layout, write_tarball
