@@ -132,7 +132,13 @@ class BaseImageCache:
                 return entry["manifest"]
             except (OSError, ValueError, KeyError, BaseCacheError) as e:
                 log.warning("cached %s is damaged (%s); pulling it again", ref, e)
-        image = client.pull(ref, platform, fetch_layers=True)
+        image = client.pull(ref, platform)
+        for layer in image.layers:                # a damaged blob left by an earlier run goes first
+            path = self.blob_path(layer.digest)
+            if os.path.exists(path) and _digest.of_file(path) != (layer.digest, layer.size):
+                log.warning("cached layer %s is damaged; downloading it again", layer.digest)
+                os.unlink(path)
+        client.fetch_layers(image)
         for layer in image.layers:                # already here when the client shares our blob dir
             path = self.blob_path(layer.digest)
             if not os.path.exists(path):

@@ -40,8 +40,9 @@ def dockerfile_images(path: str, build_args: dict[str, str]) -> list[tuple[str, 
         if name.lower() != "scratch" and name.lower() not in seen_stages:
             platform = shell.expand(st.platform, env, dockerfile.escape) if st.platform else ""
             out.append((name, platform))
-        if st.stage_name:
-            seen_stages.add(st.stage_name.lower())
+        if st.name:
+            seen_stages.add(st.name.lower())
+        seen_stages.add(str(st.index))
     return out
 
 
