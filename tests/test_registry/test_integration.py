@@ -358,3 +358,20 @@ def test_push_permission_check(token_registry, client_for, no_ambient_credential
             f"{token_registry.host}/perm/app:1")
     log = token_registry.read_log()
     assert re.search(r'"POST /v2/perm/app/blobs/uploads/ HTTP/1.1" 202', log)
+
+
+def test_plain_http_needs_insecure_for_non_local_names(base_images, plain_registry, tmp_path):
+    """'127.1' reaches the loopback registry but is not a local name to kiln: HTTP must be allowed."""
+    port = plain_registry.host.rsplit(":", 1)[1]
+    src = base_images.busybox_amd64.replace(plain_registry.host, f"127.1:{port}")
+    strict = RegistryClient(RegistryOptions(transport_retries=0), blob_dir=str(tmp_path / "a"))
+    with pytest.raises(RegistryError, match="--insecure-pull"):
+        strict.pull(src)
+    assert RegistryClient(RegistryOptions(insecure_pull=True), blob_dir=str(tmp_path / "b")).pull(src).layers
+    per_registry = RegistryClient(RegistryOptions(insecure_registries=[f"127.1:{port}"]), blob_dir=str(tmp_path / "c"))
+    image = per_registry.pull(src)
+    with pytest.raises(RegistryError, match="--insecure"):
+        RegistryClient(RegistryOptions(insecure_pull=True, transport_retries=0)).push(
+            image, [f"127.1:{port}/insecure/app:1"])
+    per_registry.push(image, [f"127.1:{port}/insecure/app:1"])
+    judge_registry_image(plain_registry, f"{plain_registry.host}/insecure/app:1")
