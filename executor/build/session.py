@@ -68,6 +68,22 @@ def _dockerignore(context_dir: str, dockerfile_path: str):
     return matcher.with_always_included(protected).matches
 
 
+def _inside_root(root: str, paths: list[str]) -> list[str]:
+    """Image paths of those `paths` that lie under the root: kiln's own inputs (the context, the
+    Dockerfile's directory) must survive extraction and wiping, and never show up in a layer."""
+    real_root = os.path.realpath(root)
+    found = []
+    for path in paths:
+        real = os.path.realpath(path)
+        if real == real_root:
+            continue
+        if real_root == "/":
+            found.append(real)
+        elif real.startswith(real_root + "/"):
+            found.append(real[len(real_root):])
+    return found
+
+
 def run(opts: Any) -> int:
     """The executor: build, then write the image wherever the options say. Returns the exit code."""
     if not opts.destinations and not opts.no_push and not opts.tar_path and not opts.oci_layout_path:
@@ -102,7 +118,8 @@ def _run(opts: Any, work_dir: str) -> int:
             snapshot_mode=opts.snapshot_mode, single_snapshot=opts.single_snapshot,
             compression=opts.compression,
             compression_level=opts.compression_level if opts.compression_level >= 0 else None,
-            epoch=source_date_epoch(opts), ignore_paths=list(opts.ignore_paths),
+            epoch=source_date_epoch(opts), ignore_paths=list(opts.ignore_paths) + _inside_root(
+                opts.root, [context.directory, os.path.dirname(dockerfile_path)]),
             image_format={"oci": mt.OCI, "docker": mt.DOCKER}.get(opts.image_format, ""),
             secrets=dict(opts.secrets), labels=dict(opts.labels))
         builder = Builder(dockerfile, settings, client, context.directory,
