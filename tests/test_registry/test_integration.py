@@ -334,17 +334,19 @@ def test_expires_in_is_honoured(base_images, make_registry, client_for, tmp_path
     assert not re.search(r'"[A-Z]+ /v2/short/app/[^"]*" 401', registry.read_log())
 
 
-def test_multi_platform_index_push(base_images, token_registry, client_for):
+@pytest.mark.parametrize("fmt", [mt.OCI, mt.DOCKER])
+def test_multi_platform_index_push(base_images, token_registry, client_for, fmt):
     from executor.image import Index
     src = client_for(base_images.registry)
-    images = [src.pull(base_images.busybox_index, Platform.parse(p)) for p in ("linux/amd64", "linux/arm64")]
+    images = [src.pull(base_images.busybox_index, Platform.parse(p)).converted(fmt)
+              for p in ("linux/amd64", "linux/arm64")]
     client = client_for(token_registry)
     descriptors = []
     for image in images:
-        client.push(image, [f"{token_registry.host}/multi/app@{image.digest}"])
+        client.push(image, [f"{token_registry.host}/multi/{fmt}@{image.digest}"])
         descriptors.append(image.descriptor(platform=True))
-    index = Index(mt.OCI_INDEX, tuple(descriptors))
-    ref = f"{token_registry.host}/multi/app:1"
+    index = Index(mt.to_format(mt.OCI_INDEX, fmt), tuple(descriptors))
+    ref = f"{token_registry.host}/multi/{fmt}:1"
     assert client.push_index(index, [ref]) == index.digest
     report = judge_registry_image(token_registry, ref, platform="linux/arm64")
     assert report.index_digest == index.digest and report.manifest_digest == images[1].digest
