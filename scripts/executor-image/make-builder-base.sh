@@ -18,7 +18,8 @@ esac
 case "${ref##*/}" in *:*) ;; *) ref=$ref:bookworm ;; esac
 
 suite=bookworm
-packages=python3,python3-pip,python3-venv,patchelf,ca-certificates,busybox-static,binutils
+# KILN_BUILDER_BASE_PACKAGES overrides the list ("" = a bare minbase, to try the Containerfile's apt path).
+packages=${KILN_BUILDER_BASE_PACKAGES-python3,python3-pip,python3-venv,patchelf,ca-certificates,busybox-static,binutils}
 work=$(mktemp -d /tmp/kiln-builder-base.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 # Certificates this machine trusts beyond Debian's Mozilla set (a TLS-inspecting proxy's CA, say): the
@@ -55,11 +56,11 @@ if [ ! -f "$layout/index.json" ]; then
   # --skip=output/dev: no device nodes in the layer (extracting them needs CAP_MKNOD; a container runtime
   # mounts its own /dev anyway). The archive's Release files may be older than Valid-Until on snapshots.
   SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000} \
-  mmdebstrap --quiet --variant=minbase --include="$packages" \
+  mmdebstrap --quiet --variant=minbase ${packages:+--include="$packages"} \
     --aptopt='Acquire::Check-Valid-Until "false"' \
     --skip=output/dev \
-    --customize-hook="cp $work/extra-ca/*.crt \"\$1/usr/local/share/ca-certificates/\" 2>/dev/null || true" \
-    --customize-hook='chroot "$1" update-ca-certificates --fresh >/dev/null' \
+    --customize-hook="mkdir -p \"\$1/usr/local/share/ca-certificates\"; cp $work/extra-ca/*.crt \"\$1/usr/local/share/ca-certificates/\" 2>/dev/null || true" \
+    --customize-hook='if [ -x "$1/usr/sbin/update-ca-certificates" ]; then chroot "$1" update-ca-certificates --fresh >/dev/null; fi' \
     "$suite" "$work/rootfs.tar" >&2
   umoci init --layout "$work/layout" >&2
   umoci new --image "$work/layout:$tag" >&2

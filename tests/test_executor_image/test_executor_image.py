@@ -77,7 +77,10 @@ def registry(work):
 
 @pytest.fixture(scope="module")
 def builder_base(registry):
-    return run([MAKE_BASE, registry]).stdout.strip().splitlines()[-1]
+    ref = run([MAKE_BASE, registry]).stdout.strip().splitlines()[-1]
+    yield ref
+    # buildah keeps what it pulled (tagged with this run's registry port): drop it.
+    subprocess.run(["buildah", "rmi", "--storage-driver", "vfs", ref], capture_output=True)
 
 
 def build_and_unpack(registry, builder_base, work, target):
@@ -198,6 +201,7 @@ def test_image_config_is_kanikos(executor_image):
     root = bundle / "rootfs"
     assert sorted(os.listdir(root)) == ["kaniko", "workspace"]
     assert (root / "kaniko/.docker").is_dir()
+    assert oct((root / "kaniko").stat().st_mode & 0o7777) == "0o777"  # as kaniko, for a non-root executor
     assert (root / "kaniko/ssl/certs/ca-certificates.crt").stat().st_size > 100_000
     for ep in ("executor", "warmer"):
         with open(root / "kaniko" / ep) as f:
