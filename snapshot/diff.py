@@ -149,7 +149,7 @@ def detect(root: str, ignore: IgnoreList, index: Index, mode: str = "exact") -> 
                         continue
                     osig = old.sig
                     if exact and st.st_ctime_ns == osig[5] and st.st_ino == osig[6] \
-                            and osig[5] <= racy_limit:
+                            and osig[5] <= racy_limit and not old.racy:
                         continue  # the fast path: nothing about the inode changed
                     if (osig[0] & 0o170000) == 0o040000:
                         replaced.add(rel)  # a directory became a file: its old children need no whiteouts

@@ -394,7 +394,7 @@ class _LayerExtractor:
         if old is not None and old.sig[6] == st.st_ino:
             entries[real] = Entry((st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns,
                                    st.st_ctime_ns, st.st_ino), st.st_dev, st.st_nlink, old.link,
-                                  old.xattrs, old.digest)
+                                  old.xattrs, old.digest, old.racy)
         else:
             link = os.readlink(f"{self.root}/{real}") if stat.S_ISLNK(st.st_mode) else None
             entries[real] = entry_of(st, link)

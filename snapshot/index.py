@@ -36,6 +36,7 @@ class Entry:
     link: str | None = None            # symlink target
     xattrs: dict[str, bytes] | None = None  # None: not read
     digest: bytes | None = None         # xxh3-128 of a regular file's content
+    racy: bool = False                  # still to be judged by content (see Index.stamp)
 
     @property
     def mode(self) -> int:
@@ -148,15 +149,31 @@ class Index:
         return self.entries.get(rel)
 
     def is_racy(self, entry: Entry) -> bool:
-        return entry.sig[5] > self.time_ns - self.granularity_ns
+        return entry.racy or entry.sig[5] > self.time_ns - self.granularity_ns
 
-    def stamp(self, root: str) -> None:
+    def racy_entries(self) -> list[Entry]:
+        """Entries racily clean now; call before a partial update (see `stamp`)."""
+        limit = self.time_ns - self.granularity_ns
+        return [e for e in self.entries.values() if e.racy or e.sig[5] > limit]
+
+    def stamp(self, root: str, still_racy: list[Entry] | None = None) -> None:
         """Mark the index as matching the tree now; give racily clean regular files a digest, so
-        the next comparison has something to compare their content against."""
+        the next comparison has something to compare their content against.
+
+        After a full comparison (`still_racy` None) every entry has just been judged. After a
+        partial update (an extraction, a snapshot of some paths) only what it wrote is new:
+        the entries in `still_racy` (from `racy_entries()` before the update) that the update
+        did not replace stay racy however far the index time moves."""
         self.time_ns = time.time_ns()
         limit = self.time_ns - self.granularity_ns
+        if still_racy is None:
+            for e in self.entries.values():
+                e.racy = False
+        else:
+            for e in still_racy:
+                e.racy = True  # a replaced entry is no longer referenced: harmless
         for rel, e in self.entries.items():
-            if e.digest is None and e.sig[5] > limit and S_IFMT(e.sig[0]) == S_IFREG:
+            if e.digest is None and (e.racy or e.sig[5] > limit) and S_IFMT(e.sig[0]) == S_IFREG:
                 try:
                     e.digest = hash_file(f"{root}/{rel}")
                 except OSError:

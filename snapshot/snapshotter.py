@@ -45,9 +45,10 @@ class Snapshotter:
     # -- extraction ---------------------------------------------------------------------------
     def extract(self, blob_path: str, name: str = "") -> ExtractStats:
         """Apply one layer blob (gzip, zstd or plain tar) onto the root; the index follows."""
+        racy = self.index.racy_entries()
         stats = extract_layer(self.root, blob_path, name or os.path.basename(blob_path), self.ignore,
                               self.index)
-        self.index.stamp(self.root)
+        self.index.stamp(self.root, racy)
         log.info("extracted layer %s: %d entries (%d whiteouts, %d skipped) in %.2fs",
                  stats.layer, stats.entries, stats.whiteouts, stats.skipped, stats.seconds)
         return stats
@@ -119,7 +120,7 @@ class Snapshotter:
                         deleted.append(old)
         if not changed and not deleted:
             return None
-        return self._write(sorted(set(changed)), sorted(set(deleted)), []).layer
+        return self._write(sorted(set(changed)), sorted(set(deleted)), [], full=False).layer
 
     # -- wiping -------------------------------------------------------------------------------
     def wipe(self) -> None:
@@ -128,7 +129,10 @@ class Snapshotter:
         self.reindex()
 
     # -- internals ----------------------------------------------------------------------------
-    def _write(self, changed: list[str], deleted: list[str], opaque: list[str]) -> WrittenLayer:
+    def _write(self, changed: list[str], deleted: list[str], opaque: list[str],
+               full: bool = True) -> WrittenLayer:
+        """Archive, then update the index. `full`: the whole tree was just compared."""
+        racy = None if full else self.index.racy_entries()
         archive = set(changed)
         for rel in [*changed, *deleted, *opaque]:
             parent = rel.rpartition("/")[0]
@@ -140,7 +144,7 @@ class Snapshotter:
                               self.compression, self.level, self.epoch)
         _drop_below(self.index.entries, set(deleted), set(opaque), written.entries)
         self.index.entries.update(written.entries)
-        self.index.stamp(self.root)
+        self.index.stamp(self.root, racy)
         return written
 
     def _refresh(self, rel: str, st: os.stat_result, digest: bytes | None) -> None:

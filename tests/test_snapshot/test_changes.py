@@ -311,3 +311,21 @@ def test_symlink_over_directory_holding_a_mount(root, work, tmp_path):
     assert os.path.isdir(f"{root}/var/run") and not os.path.islink(f"{root}/var/run")
     assert open(f"{root}/var/run/secrets/token").read() == "t"
     assert os.path.isdir(f"{root}/var/lib")
+
+
+def test_racy_entry_stays_racy_across_partial_updates(based, root, tmp_path):
+    """A COPY (snapshot_paths) or an extraction moves the index time on, but must not vouch for
+    entries it did not look at."""
+    path = f"{root}/usr/lib/a.so"
+    with open(path, "r+b") as f:
+        f.write(b"R" * 100)
+    based.reindex()
+    entry = based.index.get("usr/lib/a.so")
+    entry.digest = b"\0" * 16  # content "before a same-tick rewrite"
+    based.index.time_ns = entry.ctime_ns
+    time.sleep(0.06)
+    open(f"{root}/copied", "w").write("c")
+    assert set(members(based.snapshot_paths(["/copied"]))) == {"copied"}
+    based.extract(write_blob(tmp_path, "more.tar", make_tar([E("more", data=b"m")])), "more")
+    layer = based.snapshot()
+    assert layer is not None and "usr/lib/a.so" in members(layer)
