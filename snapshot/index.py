@@ -11,7 +11,8 @@ import os
 import stat
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from types import MappingProxyType
+from typing import Iterator, Mapping
 
 import xxhash
 
@@ -34,7 +35,7 @@ class Entry:
     dev: int
     nlink: int
     link: str | None = None            # symlink target
-    xattrs: dict[str, bytes] | None = None  # None: not read
+    xattrs: Mapping[str, bytes] | None = None  # None: not read
     digest: bytes | None = None         # xxh3-128 of a regular file's content
     racy: bool = False                  # still to be judged by content (see Index.stamp)
 
@@ -79,7 +80,7 @@ def sig_of(st: os.stat_result) -> Sig:
     return (st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-def entry_of(st: os.stat_result, link: str | None = None, xattrs: dict[str, bytes] | None = None,
+def entry_of(st: os.stat_result, link: str | None = None, xattrs: Mapping[str, bytes] | None = None,
              digest: bytes | None = None) -> Entry:
     return Entry((st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
                   st.st_ino), st.st_dev, st.st_nlink, link, xattrs, digest)
@@ -92,16 +93,24 @@ def image_xattr(name: str) -> bool:
     return name == "security.capability" or name.startswith("user.")
 
 
-def image_xattrs(xattrs: dict[str, bytes]) -> dict[str, bytes]:
-    return {k: v for k, v in xattrs.items() if image_xattr(k)} if xattrs else {}
+NO_XATTRS: Mapping[str, bytes] = MappingProxyType({})  # shared by the many entries without any
 
 
-def read_xattrs(host_path: str) -> dict[str, bytes]:
-    """The image xattrs of a path (not following symlinks); {} where the filesystem has none."""
+def image_xattrs(xattrs: Mapping[str, bytes]) -> Mapping[str, bytes]:
+    if not xattrs:
+        return NO_XATTRS
+    kept = {k: v for k, v in xattrs.items() if image_xattr(k)}
+    return kept if kept else NO_XATTRS
+
+
+def read_xattrs(host_path: str) -> Mapping[str, bytes]:
+    """The image xattrs of a path (not following symlinks); empty where the filesystem has none."""
     try:
         names = os.listxattr(host_path, follow_symlinks=False)
     except OSError:
-        return {}
+        return NO_XATTRS
+    if not names:
+        return NO_XATTRS
     out: dict[str, bytes] = {}
     for name in names:
         if not image_xattr(name):
@@ -110,7 +119,7 @@ def read_xattrs(host_path: str) -> dict[str, bytes]:
             out[name] = os.getxattr(host_path, name, follow_symlinks=False)
         except OSError:
             continue
-    return out
+    return out if out else NO_XATTRS
 
 
 def hash_file(host_path: str) -> bytes:

@@ -13,6 +13,7 @@ import os
 import stat
 import tempfile
 from dataclasses import dataclass
+from typing import Mapping
 
 import xxhash
 
@@ -216,7 +217,7 @@ def _archive_one(root: str, rel: str, sink: _BlobSink, entries: dict[str, Entry]
         entries[rel] = entry_of(st)  # known to the index all the same, so it is not new next time
 
 
-def _archive_file(host: str, rel: str, bname: bytes, sink: _BlobSink, xattrs: dict[str, bytes],
+def _archive_file(host: str, rel: str, bname: bytes, sink: _BlobSink, xattrs: Mapping[str, bytes],
                   epoch: int | None) -> tuple[bytes, os.stat_result]:
     fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
