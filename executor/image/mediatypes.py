@@ -38,8 +38,9 @@ _LAYER_COMPRESSION = {
     OCI_LAYER_NONDIST: "none",
     OCI_LAYER_NONDIST_GZIP: "gzip",
     OCI_LAYER_NONDIST_ZSTD: "zstd",
-    # Docker used to push uncompressed layers with this type (docker save / buildkit); accept it.
+    # Unofficial Docker-style names seen in the wild for plain and zstd layers; read, never written.
     "application/vnd.docker.image.rootfs.diff.tar": "none",
+    "application/vnd.docker.image.rootfs.diff.tar.zstd": "zstd",
 }
 
 _FOREIGN = {DOCKER_FOREIGN_LAYER, OCI_LAYER_NONDIST, OCI_LAYER_NONDIST_GZIP, OCI_LAYER_NONDIST_ZSTD}

@@ -134,6 +134,11 @@ class RegistryClient:
                                 f"{pulled.manifest_digest} has {len(manifest.layers)} layers")
         if platform and not platform.matches(config.platform):
             log.warning("%s is %s, not the %s asked for", where, config.platform, platform)
+        for desc in manifest.layers:
+            if not mt.is_layer(desc.media_type):
+                raise RegistryError(where.registry, repo, "manifest GET",
+                                    f"manifest {pulled.manifest_digest} names blob {desc.digest} of media type "
+                                    f"{desc.media_type!r}, which is not a container image layer")
         layers = [self._remote_layer(where, desc, diff_id) for desc, diff_id in zip(manifest.layers, diff_ids)]
         image = Image.from_parts(manifest, config, layers)
         if fetch_layers:
