@@ -52,6 +52,7 @@ _DOCKER_TO_OCI = {
     DOCKER_LAYER: OCI_LAYER_GZIP,
     DOCKER_FOREIGN_LAYER: OCI_LAYER_NONDIST_GZIP,
     "application/vnd.docker.image.rootfs.diff.tar": OCI_LAYER,
+    "application/vnd.docker.image.rootfs.diff.tar.zstd": OCI_LAYER_ZSTD,
 }
 _OCI_TO_DOCKER = {
     OCI_MANIFEST: DOCKER_MANIFEST,
