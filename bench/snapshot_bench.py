@@ -133,6 +133,14 @@ def main() -> None:
         run_child(a.child[0], a.child[1:])
         return
     files, tree_bytes, mixed_bytes = (10_000, 40 << 20, 100 << 20) if a.small else (100_000, 400 << 20, 1 << 30)
+    need = 3 * tree_bytes + 3 * mixed_bytes
+    free = shutil.disk_usage(a.dir).free
+    if free < need:
+        raise SystemExit(f"{a.dir} has {free >> 20} MiB free; the benchmark needs about {need >> 20} MiB "
+                         "(use --small, or --dir on a larger tmpfs)")
+    fstype = subprocess.run(["stat", "-f", "-c", "%T", a.dir], capture_output=True, text=True).stdout.strip()
+    if fstype != "tmpfs":
+        print(f"note: {a.dir} is {fstype}, not tmpfs: disk write-back makes these timings unsteady")
     base = tempfile.mkdtemp(prefix="kiln-bench-", dir=a.dir)
     print(f"kiln snapshot benchmark: {files} files / {tree_bytes >> 20} MiB tree, "
           f"{mixed_bytes >> 20} MiB mixed layer, under {base} ({os.cpu_count()} cores, load "
