@@ -101,14 +101,16 @@ class RegistryStore:
         self.push = push
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="kiln-cache-push")
         self._pending: list[Future] = []
-        self._uploaded: set[str] = set()
         self._lock = threading.Lock()
+        self._unreachable = False
 
     def _ref(self, key: str) -> Reference:
         return Reference(self.repo.registry, self.repo.repository, key, None)
 
     def lookup(self, key: str) -> CacheEntry | None:
         ref = self._ref(key)
+        if self._unreachable:
+            return None
         try:
             image = self.client.pull(ref)
         except NotFoundError:
@@ -117,6 +119,11 @@ class RegistryStore:
         except RegistryError as e:
             if e.status == 404:
                 log.info("cache miss: %s", ref)
+            elif e.status is None:
+                # no answer at all (after the client's retries): asking again per step only costs time
+                self._unreachable = True
+                log.warning("cache repository %s is unreachable (%s); no more lookups in this build",
+                            self.name, e)
             else:
                 log.warning("cache lookup of %s failed (%s); running the step", ref, e)
             return None
@@ -150,9 +157,6 @@ class RegistryStore:
         def upload() -> None:
             try:
                 self.client.push(image, [ref])
-                if layer is not None:
-                    with self._lock:
-                        self._uploaded.add(layer.digest)
                 log.info("pushed cache layer %s", ref)
             except Exception as e:
                 log.warning("pushing cache layer %s failed: %s", ref, e)

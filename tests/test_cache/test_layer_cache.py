@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -19,7 +20,7 @@ WORKDIR /app
 COPY a.txt ./
 RUN echo "RAN-$(echo STEP)-ONE $FLAVOUR" && cat /app/a.txt > /app/one.txt && rm /bin/ls
 COPY b.txt ./
-RUN echo RAN-$(echo STEP)-TWO && cat /app/b.txt > /app/two.txt
+RUN echo RAN-$(echo STEP)-TWO && test ! -e /bin/ls && cat /app/b.txt > /app/two.txt
 RUN echo RAN-$(echo STEP)-THREE && date +%N > /app/three.txt
 """
 
@@ -174,3 +175,44 @@ def test_cache_repo_behind_bearer_auth(kiln, base_images, token_registry):
     empty = os.path.join(kiln.context({"config.json": "{}"}))
     third = kiln.build(ctx, *args, docker_config=empty)
     assert third.returncode != 0 and _ran(third) == {"ONE", "TWO", "THREE"}
+
+
+def test_copy_from_a_stage_follows_that_stage(kiln, base_images, plain_registry):
+    repo = f"cache/from-{uuid.uuid4().hex[:8]}"
+    dockerfile = f"""\
+FROM {base_images.busybox_index} AS build
+COPY in.txt /in.txt
+RUN echo RAN-$(echo STEP)-ONE && tr a-z A-Z < /in.txt > /out.txt
+FROM {base_images.busybox_index}
+COPY --from=build /out.txt /app/out.txt
+RUN echo RAN-$(echo STEP)-TWO && cat /app/out.txt > /app/copy.txt
+"""
+    ctx = kiln.context({"Dockerfile": dockerfile, "in.txt": "hello\n", "other.txt": "o\n"})
+    args = ("--cache-copy-layers",)
+    assert _ran(_build(kiln, plain_registry, ctx, repo, *args)[0]) == {"ONE", "TWO"}
+    assert _ran(_build(kiln, plain_registry, ctx, repo, *args)[0]) == set()
+    with open(os.path.join(ctx, "in.txt"), "w") as f:
+        f.write("changed\n")
+    run, ref = _build(kiln, plain_registry, ctx, repo, *args)
+    assert _ran(run) == {"ONE", "TWO"}, "COPY --from must not reuse a layer of the old stage (kaniko #1348)"
+    assert judge_registry_image(plain_registry, ref).read("app/copy.txt") == b"CHANGED\n"
+
+
+def test_oci_layout_cache_repo_and_ttl(kiln, base_images, plain_registry, tmp_path):
+    repo = f"cache/layout-{uuid.uuid4().hex[:8]}"
+    layout = str(tmp_path / "cache-layout")
+    os.makedirs(layout)
+    ctx = kiln.context({"Dockerfile": _dockerfile(base_images.busybox_index), "a.txt": "A\n", "b.txt": "B\n"})
+    ref = plain_registry.ref(f"{repo}:v1")
+
+    def build(*extra):
+        return kiln.build(ctx, "--destination", ref, "--insecure-registry", plain_registry.host, "--cache",
+                          f"--cache-repo=oci:{layout}", *extra).check()
+
+    assert _ran(build()) == {"ONE", "TWO", "THREE"}
+    assert os.path.exists(os.path.join(layout, "index.json"))
+    assert skopeo_tags(plain_registry, f"{repo}/cache") == [], "the layout is the cache, not the registry"
+    assert _ran(build()) == set()
+    time.sleep(1.1)
+    expired = build("--cache-ttl=1s")
+    assert _ran(expired) == {"ONE", "TWO", "THREE"} and "expired" in expired.stderr
