@@ -146,12 +146,12 @@ def main() -> None:
           f"{mixed_bytes >> 20} MiB mixed layer, under {base} ({os.cpu_count()} cores, load "
           f"{os.getloadavg()[0]:.1f})")
     try:
-        bench(base, files, tree_bytes, mixed_bytes)
+        bench(base, files, tree_bytes, mixed_bytes, fstype)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def bench(base: str, files: int, tree_bytes: int, mixed_bytes: int) -> None:
+def bench(base: str, files: int, tree_bytes: int, mixed_bytes: int, fstype: str) -> None:
     src = f"{base}/src"
     stats = gen.make_tree(src, files, tree_bytes)
     blob = f"{base}/base.tar.gz"
@@ -163,7 +163,7 @@ def bench(base: str, files: int, tree_bytes: int, mixed_bytes: int) -> None:
     os.makedirs(work)
 
     # -- extraction -------------------------------------------------------------------------------
-    print("extraction of the one-layer base (tmpfs)")
+    print(f"extraction of the one-layer base ({fstype})")
     os.makedirs(f"{base}/gnu")
     t_tar = sh(f"tar -C {base}/gnu -xzf {blob}")
     shutil.rmtree(f"{base}/gnu")
