@@ -11,12 +11,11 @@ from __future__ import annotations
 import io
 import queue
 import threading
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 import zstandard
-from isal import igzip, igzip_threaded, isal_zlib
+from isal import igzip_threaded
 
-from .errors import LayerFormatError
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -116,44 +115,6 @@ def isal_level(level: int | None) -> int:
     return 3
 
 
-class Compressor(Protocol):
-    def compress(self, data: bytes) -> bytes: ...
-    def flush(self) -> bytes: ...
-
-
-class _Identity:
-    def compress(self, data: bytes) -> bytes:
-        return data
-
-    def flush(self) -> bytes:
-        return b""
-
-
-class _Zstd:
-    def __init__(self, level: int) -> None:
-        self._c = zstandard.ZstdCompressor(level=level).compressobj()
-
-    def compress(self, data: bytes) -> bytes:
-        return self._c.compress(data)
-
-    def flush(self) -> bytes:
-        return self._c.flush()
-
-
-def compressor(compression: str, level: int | None) -> Compressor:
-    """A streaming compressor producing a standard gzip member, a zstd frame, or the bytes as is."""
-    if compression == "gzip":
-        # wbits 16+15: gzip wrapper; mtime 0 and no file name, so output is reproducible
-        return isal_zlib.compressobj(isal_level(level), isal_zlib.DEFLATED, 16 + 15)
-    if compression == "zstd":
-        if level is not None and not 1 <= level <= 22:
-            raise ValueError(f"zstd compression level {level} is outside 1-22")
-        return _Zstd(DEFAULT_ZSTD_LEVEL if level is None else level)
-    if compression == "none":
-        return _Identity()
-    raise ValueError(f"unknown compression {compression!r}: expected one of {', '.join(COMPRESSIONS)}")
-
-
 def open_compressing(raw: BinaryIO, compression: str, level: int | None) -> BinaryIO:
     """A writable stream compressing into `raw` from a worker thread that runs without the GIL
     (ISA-L's parallel deflate in 1 MiB blocks; zstd's own worker), so the caller's tar building
@@ -174,5 +135,4 @@ def check_compression(compression: str) -> None:
         raise ValueError(f"unknown compression {compression!r}: expected one of {', '.join(COMPRESSIONS)}")
 
 
-__all__ = ["detect", "open_decompressed", "compressor", "isal_level", "check_compression",
-           "LayerFormatError"]
+__all__ = ["detect", "open_decompressed", "open_compressing", "isal_level", "check_compression"]

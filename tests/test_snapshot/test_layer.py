@@ -156,3 +156,24 @@ def test_umoci_unpacks_a_layout_with_the_layer(full_layer, tmp_path):
     assert os.lstat(rootfs / "usr/bin/tool").st_mode & 0o7777 == 0o4755
     assert os.readlink(rootfs / "srv/link") == "../usr/bin/tool"
     assert (rootfs / LONG).read_text() == "long name"
+
+
+@pytest.mark.parametrize("compression,level", [("gzip", 0), ("gzip", 9), ("zstd", 19)])
+def test_levels(tmp_path, compression, level):
+    r = tmp_path / "src"
+    r.mkdir()
+    (r / "f").write_bytes(b"abc" * 100_000)
+    layer = Snapshotter(str(r), IgnoreList(str(r)), str(tmp_path), compression=compression,
+                        level=level).snapshot()
+    assert layer.diff_id == "sha256:" + hashlib.sha256(_tar_bytes(layer.path)).hexdigest()
+
+
+def test_bad_settings_are_refused(tmp_path):
+    from snapshot.compression import isal_level
+    assert [isal_level(x) for x in (None, 0, 1, 2, 3, 6, 7, 9)] == [1, 0, 1, 1, 2, 2, 3, 3]
+    with pytest.raises(ValueError, match="brotli"):
+        Snapshotter(str(tmp_path), IgnoreList(str(tmp_path)), str(tmp_path), compression="brotli")
+    with pytest.raises(ValueError, match="snapshot mode"):
+        Snapshotter(str(tmp_path), IgnoreList(str(tmp_path)), str(tmp_path), mode="fast")
+    with pytest.raises(ValueError, match="outside 0-9"):
+        isal_level(12)
