@@ -35,6 +35,8 @@ class Case:
     accepted: list[Accepted] = field(default_factory=list)
     pending: str | None = None
     debian: bool = False
+    docker_replace: dict[str, str] = field(default_factory=dict)   # Dockerfile edits for docker 20.10
+    fail: bool = False          # both builders must refuse the Dockerfile (a RUN's exit status)
 
     def build_args(self, base: str, debian: str | None) -> dict[str, str]:
         out = {"BASE": base, **self.args}
@@ -42,10 +44,21 @@ class Case:
             out["DEBIAN"] = debian
         return out
 
-    def make_context(self, dest: str) -> str:
-        """A copy of the case's context with generated files and fixed mtimes."""
+    def make_context(self, dest: str, for_docker: bool = False) -> str:
+        """A copy of the case's context with generated files and fixed mtimes; docker's copy gets the
+        case's `docker_replace` edits of its Dockerfile (flags dockerd 20.10's frontend lacks)."""
         shutil.copytree(self.directory, dest, symlinks=True,
                         ignore=lambda d, names: [n for n in names if d == self.directory and n in SIDECARS])
+        if for_docker and self.docker_replace:
+            path = os.path.join(dest, "Dockerfile")
+            with open(path) as f:
+                text = f.read()
+            for old, new in self.docker_replace.items():
+                if old not in text:
+                    raise ValueError(f"{self.name}: docker_replace {old!r} is not in the Dockerfile")
+                text = text.replace(old, new)
+            with open(path, "w") as f:
+                f.write(text)
         for out, src in self.tars.items():
             _make_tar(os.path.join(dest, src), os.path.join(dest, out))
         for path, text in self.caps.items():
@@ -85,6 +98,8 @@ def load_cases() -> list[Case]:
         case.secrets = dict(spec.get("secrets") or {})
         case.tars = dict(spec.get("tars") or {})
         case.caps = dict(spec.get("caps") or {})
+        case.fail = bool(spec.get("fail"))
+        case.docker_replace = {str(k): str(v) for k, v in (spec.get("docker_replace") or {}).items()}
         expect = _yaml(os.path.join(directory, "expect.yaml"))
         case.pending = expect.get("pending")
         for item in expect.get("accept") or []:

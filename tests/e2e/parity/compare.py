@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tests.rig.judge import ImageReport, LayerReport, TarMember, normalise
@@ -115,8 +116,10 @@ def _member(layer: LayerReport, path: str) -> TarMember | None:
     return found[-1] if found else None
 
 
-def compare(kiln: ImageReport, docker: ImageReport, since: float) -> list[Difference]:
-    """Every difference between the two images; `since` is when the builds started."""
+def compare(kiln: ImageReport, docker: ImageReport, since: float,
+            hollow: Callable[[LayerReport], bool] = lambda layer: False) -> list[Difference]:
+    """Every difference between the two images; `since` is when the builds started. A docker layer
+    `hollow` says holds only builder artifacts counts as an empty layer (see test_parity)."""
     diffs: list[Difference] = []
     kc, dc = kiln.config.get("config") or {}, docker.config.get("config") or {}
     for name in CONFIG_FIELDS:
@@ -125,10 +128,16 @@ def compare(kiln: ImageReport, docker: ImageReport, since: float) -> list[Differ
     for name in ("architecture", "os", "variant"):
         if kiln.config.get(name) != docker.config.get(name):
             diffs.append(Difference(name, "value", kiln.config.get(name), docker.config.get(name)))
-    if len(kiln.layers) != len(docker.layers):
-        diffs.append(Difference("layers", "count", len(kiln.layers), len(docker.layers)))
+    hollow_layers = {layer.index for layer in docker.layers if hollow(layer)}
+    if len(kiln.layers) != len(docker.layers) - len(hollow_layers):
+        diffs.append(Difference("layers", "count", len(kiln.layers), len(docker.layers) - len(hollow_layers)))
+        diffs.append(Difference("layers", "contents", _layer_summary(kiln), _layer_summary(docker)))
     kh = [(h.get("created_by"), bool(h.get("empty_layer"))) for h in kiln.config.get("history") or []]
     dh = [(h.get("created_by"), bool(h.get("empty_layer"))) for h in docker.config.get("history") or []]
+    made = [i for i, (_, empty) in enumerate(dh) if not empty]
+    if len(made) == len(docker.layers):
+        for layer_index in hollow_layers:
+            dh[made[layer_index]] = (dh[made[layer_index]][0], True)
     if len(kh) != len(dh):
         diffs.append(Difference("history", "count", len(kh), len(dh)))
     for i, (a, b) in enumerate(zip(kh, dh)):
@@ -154,3 +163,8 @@ def compare(kiln: ImageReport, docker: ImageReport, since: float) -> list[Differ
         if a.mtime is not None and b.mtime is not None and a.mtime != b.mtime and min(a.mtime, b.mtime) < since:
             diffs.append(Difference(path, "mtime", a.mtime, b.mtime))
     return diffs
+
+
+def _layer_summary(report: ImageReport) -> list[str]:
+    """For a message: each layer after the first, as its first few entries."""
+    return [",".join(layer.names()[:6]) + ("..." if len(layer.members) > 6 else "") for layer in report.layers[1:]]

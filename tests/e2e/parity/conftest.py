@@ -30,6 +30,7 @@ class Bases:
 class DockerBuild:
     report: ImageReport | None
     error: str | None
+    failed_build: str | None = None     # the stderr of a build that failed, for cases that must fail
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +67,7 @@ def write_secrets(case: Case, directory: str) -> dict[str, str]:
 
 
 def _docker_build(daemon: Dockerd, case: Case, bases: Bases, work: str) -> DockerBuild:
-    ctx = case.make_context(os.path.join(work, "context"))
+    ctx = case.make_context(os.path.join(work, "context"), for_docker=True)
     tag = f"parity/{case.name}:latest"
     argv = ["build", "--network", "host", "--progress", "plain", "-t", tag]
     for k, v in case.build_args(bases.busybox, bases.debian).items():
@@ -76,6 +77,8 @@ def _docker_build(daemon: Dockerd, case: Case, bases: Bases, work: str) -> Docke
     for sid, path in write_secrets(case, work).items():
         argv += ["--secret", f"id={sid},src={path}"]
     proc = daemon.docker(*argv, ctx)
+    if proc.returncode != 0 and case.fail:
+        return DockerBuild(None, None, proc.stderr)
     if proc.returncode != 0:
         return DockerBuild(None, f"docker build failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     out = os.path.join(work, "docker.tar")
