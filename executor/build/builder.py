@@ -29,6 +29,7 @@ from executor.image import mediatypes as mt
 from executor.registry import RegistryClient
 from snapshot import IgnoreList, Snapshotter
 
+SCRATCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"   # BuildKit's default for linux
 log = logging.getLogger(__name__)
 
 
@@ -170,7 +171,11 @@ class Builder:
         platform = self._platform_for(stage)
         if name.lower() == "scratch":
             fmt = self.settings.image_format or mt.OCI
-            return Image.empty(platform, fmt=fmt, created=_now(self.settings.epoch)), None
+            image = Image.empty(platform, fmt=fmt, created=_now(self.settings.epoch))
+            # BuildKit's emptyImage: WorkingDir "/" and the default PATH (docker build gives both)
+            image.config.working_dir = "/"
+            image.config.env = [f"PATH={SCRATCH_PATH}"]
+            return image, None
         return self.pull(name, platform, stage.from_).copy(), None
 
     def pull(self, name: str, platform: Platform, where: Instruction) -> Image:
