@@ -15,8 +15,10 @@ class ChownError(ValueError):
 def resolve_chown(root: str, spec: str) -> tuple[int, int]:
     user, _, group = spec.partition(":")
     if not user:
-        raise ChownError(f"--chown={spec}: no user given")
-    if user.isdigit():
+        if not group:
+            raise ChownError(f"--chown={spec}: no user given")
+        uid = gid = 0       # BuildKit: `--chown=:group` is root with that group
+    elif user.isdigit():
         uid = gid = int(user)
     else:
         entries = [e for e in parse_passwd(_read_in_root(root, "/etc/passwd") or "") if e.name == user]
