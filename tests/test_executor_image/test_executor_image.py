@@ -146,8 +146,15 @@ def foreign_root(builder_base, work):
     return root
 
 
-def runc_run(bundle, args, mounts=(), env=None, timeout=300):
-    """Runs ARGS as PID 1 in the unpacked image (config.json from umoci: the image's env, cwd, user)."""
+# The capabilities Docker and containerd give a container by default (what kaniko runs with in a pod).
+DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+                "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+                "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+
+
+def runc_run(bundle, args, mounts=(), env=None, timeout=300, pod_like=False):
+    """Runs ARGS as PID 1 in the unpacked image (config.json from umoci: the image's env, cwd, user).
+    pod_like: the default container capabilities and the host's network (to reach the loopback registry)."""
     cfg_path = bundle / "config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["process"]["args"] = list(args)
@@ -155,6 +162,14 @@ def runc_run(bundle, args, mounts=(), env=None, timeout=300):
     if env is not None:
         cfg["process"]["env"] = env
     cfg["root"]["readonly"] = False
+    if not hasattr(runc_run, "_orig"):
+        runc_run._orig = {}
+    orig = runc_run._orig.setdefault(str(bundle), (cfg["process"]["capabilities"], cfg["linux"]["namespaces"]))
+    caps, namespaces = json.loads(json.dumps(orig))
+    if pod_like:
+        caps = {k: list(DEFAULT_CAPS) for k in caps}
+        namespaces = [n for n in namespaces if n["type"] != "network"]
+    cfg["process"]["capabilities"], cfg["linux"]["namespaces"] = caps, namespaces
     base_mounts = [m for m in cfg["mounts"] if not m.get("_kiln")]
     # umoci turns an image VOLUME into an empty noexec tmpfs; Docker and containerd (Kubernetes) fill a new
     # volume with the image's content at that path. Do as they do: a bind mount of a copy of the content.
@@ -164,10 +179,11 @@ def runc_run(bundle, args, mounts=(), env=None, timeout=300):
             if not content.exists():
                 shutil.copytree(bundle / "rootfs" / m["destination"].lstrip("/"), content, symlinks=True)
             m.update({"type": "bind", "source": str(content), "options": ["rbind", "rw"]})
-    for src, dst in mounts:
+    for mount in mounts:
+        src, dst, mode = (*mount, "ro")[:3]
         base_mounts.append({"destination": dst, "type": "bind", "source": str(src),
-                            "options": ["rbind", "ro"], "_kiln": True})
-    cfg["mounts"] = [{k: v for k, v in m.items() if k != "_kiln"} for m in base_mounts]
+                            "options": ["rbind", mode], "_kiln": True})
+    cfg["mounts"] = base_mounts
     cfg_path.write_text(json.dumps(cfg))
     state = bundle.parent / "runc-state"
     cid = "kiln-exe-" + uuid.uuid4().hex[:10]
@@ -256,6 +272,35 @@ def test_entrypoint_script_runs_through_the_shebang(executor_image):
     else:
         # executor/main.py has not landed yet: the interpreter ran and got as far as importing it.
         assert "No module named 'executor.main'" in p.stderr, p.stderr[-3000:]
+
+
+def test_executor_builds_in_its_own_root(executor_image, registry, builder_base, work):
+    """The real thing: /kaniko/executor as PID 1 pulls a Debian base, extracts it over its own root (/lib,
+    /usr, /etc replaced while it runs), runs a RUN with the base's own python, snapshots and pushes."""
+    _, bundle = executor_image
+    ws = work / "workspace"
+    ws.mkdir()
+    (ws / "Dockerfile").write_text(
+        f"FROM {builder_base}\n"
+        'RUN echo hello > /hello && python3 -c "import sys; print(sys.prefix)" > /prefix && ls /kaniko > /seen\n'
+    )
+    dest = f"{registry}/kiln/built-by-image:1"
+    p = runc_run(bundle, ["/kaniko/executor", "--context", "dir:///workspace", "--dockerfile",
+                          "/workspace/Dockerfile", "--destination", dest, "--insecure", "--insecure-pull"],
+                 mounts=[(ws, "/workspace", "rw")], pod_like=True)
+    assert p.returncode == 0, (p.stdout[-3000:], p.stderr[-3000:])
+    layout, out = work / "oci-built", work / "bundle-built"
+    run(["skopeo", "copy", "--src-tls-verify=false", f"docker://{dest}", f"oci:{layout}:b"])
+    run(["umoci", "unpack", "--image", f"{layout}:b", str(out)])
+    root = out / "rootfs"
+    assert (root / "hello").read_text() == "hello\n"
+    assert (root / "prefix").read_text() == "/usr\n"  # the base's python, not kiln's
+    assert "executor" in (root / "seen").read_text().split()  # /kaniko was there during the RUN...
+    assert not (root / "kaniko").exists()  # ...and is in no layer
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads((layout / "blobs/sha256" / index["manifests"][0]["digest"].split(":")[1]).read_text())
+    with tarfile.open(layout / "blobs/sha256" / manifest["layers"][-1]["digest"].split(":")[1]) as t:
+        assert sorted(n.lstrip("./") for n in t.getnames()) == ["hello", "prefix", "seen"]
 
 
 def test_debug_image_has_a_busybox_shell(debug_image):
