@@ -6,6 +6,8 @@ import os
 import tempfile
 from typing import BinaryIO
 
+import urllib3
+
 from executor.image import Descriptor, LayerError, verify_blob
 from executor.image import digest as _digest
 from executor.image import mediatypes as mt
@@ -65,9 +67,29 @@ def download_layer(t: Transport, repo: str, desc: Descriptor, diff_id: str | Non
     """Stream a layer blob to `dest`, verifying digest, size, compression and diff_id on the way.
 
     The file appears under `dest` only when every check passed; a mismatch raises RegistryError naming
-    the blob.
+    the blob. A body that breaks off mid-layer (connection reset, read timeout) restarts the layer from
+    its first byte, up to the transport's retry budget.
     """
     os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+    retries = max(0, t.options.transport_retries)
+    for attempt in range(retries + 1):
+        try:
+            _download_once(t, repo, desc, diff_id, dest)
+            return
+        except _BrokenOff as e:
+            if attempt >= retries:
+                raise RegistryError(t.registry, repo, "blob GET",
+                                    f"blob {desc.digest}: download broke off after {e.count} of {desc.size} "
+                                    f"bytes, {attempt + 1} times: {e.cause}") from None
+            t._sleep(attempt, None, "blob GET", f"blob {desc.digest} broke off after {e.count} bytes ({e.cause})")
+
+
+class _BrokenOff(Exception):
+    def __init__(self, count: int, cause: Exception, status: int):
+        self.count, self.cause, self.status = count, cause, status
+
+
+def _download_once(t: Transport, repo: str, desc: Descriptor, diff_id: str | None, dest: str) -> None:
     resp = t.request("GET", f"/v2/{repo}/blobs/{desc.digest}", phase="blob GET", repository=repo,
                      scopes=[repository_scope(repo, "pull")], expect=[200], stream=True)
     fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=os.path.dirname(dest) or ".")
@@ -77,10 +99,11 @@ def download_layer(t: Transport, repo: str, desc: Descriptor, diff_id: str | Non
             try:
                 verify_blob(tee, desc, diff_id)
             except LayerError as e:
+                if tee.error is not None:   # the transport failed, not the blob
+                    raise _BrokenOff(tee.count, tee.error, resp.status_code) from None
                 raise RegistryError(t.registry, repo, "blob GET", str(e), resp.status_code) from None
             except OSError as e:  # connection dropped mid-body
-                raise RegistryError(t.registry, repo, "blob GET",
-                                    f"blob {desc.digest}: download broke off after {tee.count} bytes: {e}") from None
+                raise _BrokenOff(tee.count, e, resp.status_code) from None
         os.replace(tmp, dest)
         tmp = ""
     finally:
@@ -97,13 +120,18 @@ class _Tee:
         self.out = out
         self.count = 0
         self.limit = size + 1  # one byte more is enough to notice an oversized blob
+        self.error: Exception | None = None  # what broke the connection, when it broke
 
     def read(self, n: int = -1) -> bytes:
         left = self.limit - self.count
         if left <= 0:
             return b""
         n = left if n is None or n < 0 else min(n, left)
-        data = self.raw.read(n, decode_content=False)
+        try:
+            data = self.raw.read(n, decode_content=False)
+        except (OSError, urllib3.exceptions.HTTPError) as e:   # reset, timeout, incomplete read
+            self.error = e
+            raise
         self.count += len(data)
         self.out.write(data)
         return data
