@@ -12,7 +12,7 @@ from .diff import Changes, check_mode, detect, walk_entries
 from .errors import SnapshotError
 from .extract import ExtractStats, extract_layer
 from .ignore import IgnoreList
-from .index import Entry, Index, entry_of, hash_file, read_xattrs
+from .index import Entry, Index, entry_of, hash_file, read_xattrs, sig_of
 from .layer import LayerFile, Whiteout, WrittenLayer, write_layer
 from .paths import PathEscapeError, clean
 from .wipe import wipe as wipe_root
@@ -54,18 +54,27 @@ class Snapshotter:
         return stats
 
     def reindex(self) -> None:
-        """Rebuild the index from a full walk of the root (content digests only where needed)."""
+        """Rebuild the index from a full walk of the root. Entries whose inode signature is
+        unchanged keep their digest and xattrs (nothing about the inode changed, the ctime says
+        so), so a reindex right after extraction costs about one walk."""
+        old_entries = self.index.entries
         index = Index(self.index.granularity_ns)
         entries = index.entries
+        full = self.mode == "full"
         for rel, host, st in walk_entries(self.root, self.ignore):
+            sig = sig_of(st)
+            old = old_entries.get(rel)
+            if old is not None and old.sig == sig and old.xattrs is not None and not old.racy:
+                entries[rel] = Entry(sig, st.st_dev, st.st_nlink, old.link, old.xattrs, old.digest)
+                continue
             kind = stat.S_IFMT(st.st_mode)
             link = os.readlink(host) if kind == stat.S_IFLNK else None
-            digest = None
-            if self.mode == "full" and kind == stat.S_IFREG:
-                digest = hash_file(host)
+            digest = hash_file(host) if full and kind == stat.S_IFREG else None
             entries[rel] = entry_of(st, link, read_xattrs(host), digest)
-        index.stamp(self.root)
+        racy = [e for rel, e in entries.items() if (o := old_entries.get(rel)) is not None
+                and o.sig == e.sig and self.index.is_racy(o)]
         self.index = index
+        index.stamp(self.root, racy)
 
     # -- snapshots ----------------------------------------------------------------------------
     def snapshot(self) -> LayerFile | None:

@@ -329,3 +329,17 @@ def test_racy_entry_stays_racy_across_partial_updates(based, root, tmp_path):
     based.extract(write_blob(tmp_path, "more.tar", make_tar([E("more", data=b"m")])), "more")
     layer = based.snapshot()
     assert layer is not None and "usr/lib/a.so" in members(layer)
+
+
+def test_reindex_after_extraction_keeps_digests(based, root):
+    time.sleep(0.06)
+    with open(f"{root}/usr/lib/b.so", "ab") as f:
+        f.write(b"more")
+    based.reindex()
+    assert based.index.get("usr/lib/a.so").digest is not None, "unchanged inode: digest kept"
+    assert based.index.get("usr/lib/b.so").size == 104
+    time.sleep(0.06)
+    assert based.snapshot() is None
+    os.chmod(f"{root}/usr/lib/a.so", 0o600)
+    os.chmod(f"{root}/usr/lib/a.so", 0o644)
+    assert based.snapshot() is None, "ctime-only noise settled by the kept digest"
