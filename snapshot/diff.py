@@ -109,6 +109,8 @@ def detect(root: str, ignore: IgnoreList, index: Index, mode: str = "exact") -> 
     get = entries.get
     ignored = ignore.paths
     exact = mode == "exact"
+    redo = mode == "redo"
+    timeonly = mode == "time"
     racy_limit = index.time_ns - index.granularity_ns
     ch = Changes()
     rels: list[str] = []
@@ -148,9 +150,17 @@ def detect(root: str, ignore: IgnoreList, index: Index, mode: str = "exact") -> 
                         changed.append(rel)
                         continue
                     osig = old.sig
-                    if exact and st.st_ctime_ns == osig[5] and st.st_ino == osig[6] \
-                            and osig[5] <= racy_limit and not old.racy:
-                        continue  # the fast path: nothing about the inode changed
+                    if exact:
+                        if st.st_ctime_ns == osig[5] and st.st_ino == osig[6] \
+                                and osig[5] <= racy_limit and not old.racy:
+                            continue  # the fast path: nothing about the inode changed
+                    elif redo:
+                        if st.st_mtime_ns == osig[4] and st.st_size == osig[3] \
+                                and st.st_mode == osig[0] and st.st_uid == osig[1] and st.st_gid == osig[2]:
+                            continue
+                    elif timeonly:
+                        if st.st_mtime_ns == osig[4] and (st.st_mode ^ osig[0]) & 0o170000 == 0:
+                            continue
                     if (osig[0] & 0o170000) == 0o040000:
                         replaced.add(rel)  # a directory became a file: its old children need no whiteouts
                         changed.append(rel)
