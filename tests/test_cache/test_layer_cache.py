@@ -89,7 +89,9 @@ def test_changed_renamed_and_unrelated_sources(kiln, base_images, plain_registry
              ".dockerignore": "ignored/\n", "ignored/x": "1\n"}
     ctx = kiln.context(files)
     args = ("--cache-copy-layers",)
-    assert _ran(_build(kiln, plain_registry, ctx, repo, *args)[0]) == {"ONE", "TWO", "THREE"}
+    first, ref = _build(kiln, plain_registry, ctx, repo, *args)
+    assert _ran(first) == {"ONE", "TWO", "THREE"}
+    first_names = [sorted(l.names()) for l in judge_registry_image(plain_registry, ref).layers]
 
     # an unrelated context file, and a change under an ignored directory: nothing runs
     with open(os.path.join(ctx, "README.md"), "w") as f:
@@ -107,6 +109,9 @@ def test_changed_renamed_and_unrelated_sources(kiln, base_images, plain_registry
     assert "Using caching version of cmd: COPY b.txt" not in run.stderr
     report = judge_registry_image(plain_registry, ref)
     assert report.read("app/two.txt") == b"B2\n" and report.read("app/one.txt") == b"A\n"
+    # the steps that ran after cache hits snapshot exactly what they changed: the index followed the
+    # extracted layers
+    assert [sorted(l.names()) for l in report.layers] == first_names
 
     # a build arg the first RUN sees changes: everything from that RUN on runs
     run, _ = _build(kiln, plain_registry, ctx, repo, *args, "--build-arg", "FLAVOUR=spicy")
@@ -216,3 +221,14 @@ def test_oci_layout_cache_repo_and_ttl(kiln, base_images, plain_registry, tmp_pa
     time.sleep(1.1)
     expired = build("--cache-ttl=1s")
     assert _ran(expired) == {"ONE", "TWO", "THREE"} and "expired" in expired.stderr
+
+
+def test_run_layers_off_and_no_push_cache(kiln, base_images, plain_registry):
+    repo = f"cache/flags-{uuid.uuid4().hex[:8]}"
+    ctx = kiln.context({"Dockerfile": _dockerfile(base_images.busybox_index), "a.txt": "A\n", "b.txt": "B\n"})
+    _build(kiln, plain_registry, ctx, repo, "--no-push-cache")
+    assert skopeo_tags(plain_registry, f"{repo}/cache") == []
+    _build(kiln, plain_registry, ctx, repo, "--cache-run-layers=false", "--cache-copy-layers")
+    assert len(skopeo_tags(plain_registry, f"{repo}/cache")) == 2, "only the two COPY steps are cached"
+    run, _ = _build(kiln, plain_registry, ctx, repo, "--cache-run-layers=false", "--cache-copy-layers")
+    assert _ran(run) == {"ONE", "TWO", "THREE"} and run.stderr.count("Using caching version of cmd: COPY") == 2
