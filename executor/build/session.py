@@ -128,9 +128,13 @@ def _run(opts: Any, work_dir: str) -> int:
         cache = attach(opts, builder, client)
         try:
             image = builder.build()
+        except BuildCancelled:
+            if cache is not None:
+                cache.finish(cancel=True)     # queued cache uploads dropped
+            raise
         finally:
             if cache is not None:
-                cache.finish()        # background cache uploads done: the push below mounts them
+                cache.finish()        # uploads done (a failed build keeps what it cached); the push mounts them
         from executor.build.output import write_outputs
         write_outputs(image, opts, client)
     except (ContextError, DockerfileError) as e:

@@ -43,6 +43,7 @@ class LayerCache:
         self.stage_keys: dict[int, str] = {}
         self.files = _keys.FileDigests()
         self.stats = CacheStats()
+        self._finished = False
 
     def lookup(self, key: str):
         return self.store.lookup(key)
@@ -64,9 +65,13 @@ class LayerCache:
         self.stage_keys[stage.index] = key
         return StageSteps(self, builder, stage, key, platform)
 
-    def finish(self) -> None:
-        """Wait for background uploads; log what the cache did."""
-        self.store.finish()
+    def finish(self, cancel: bool = False) -> None:
+        """Wait for background uploads (`cancel`: drop those not started); log what the cache did.
+        Safe to call more than once."""
+        if self._finished:
+            return
+        self._finished = True
+        self.store.finish(cancel)
         log.info("cache: %d hits, %d misses, %d entries stored in %s", self.stats.hits, self.stats.misses,
                  self.stats.stored, self.store.name)
 

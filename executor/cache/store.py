@@ -44,7 +44,7 @@ class Store(Protocol):
 
     def lookup(self, key: str) -> CacheEntry | None: ...
     def store(self, key: str, layer: Layer | None, created_by: str) -> None: ...
-    def finish(self) -> None: ...
+    def finish(self, cancel: bool = False) -> None: ...
     def source_of(self, layer: Layer) -> Layer: ...
 
 
@@ -163,10 +163,15 @@ class RegistryStore:
 
         self._pending.append(self._pool.submit(upload))
 
-    def finish(self) -> None:
-        """Wait for the background uploads (their failures were warnings)."""
+    def finish(self, cancel: bool = False) -> None:
+        """Wait for the background uploads (their failures were warnings); `cancel` drops queued ones."""
+        if cancel:
+            dropped = sum(f.cancel() for f in self._pending)
+            if dropped:
+                log.info("build cancelled: %d cache uploads dropped", dropped)
         for f in self._pending:
-            f.result()
+            if not f.cancelled():
+                f.result()
         self._pending.clear()
         self._pool.shutdown(wait=True)
 
@@ -274,7 +279,7 @@ class LayoutStore:
             os.replace(tmp, os.path.join(self.path, "index.json"))
         log.info("stored cache layer %s:%s", self.name, key)
 
-    def finish(self) -> None:
+    def finish(self, cancel: bool = False) -> None:
         pass
 
     def source_of(self, layer: Layer) -> Layer:

@@ -232,3 +232,18 @@ def test_run_layers_off_and_no_push_cache(kiln, base_images, plain_registry):
     assert len(skopeo_tags(plain_registry, f"{repo}/cache")) == 2, "only the two COPY steps are cached"
     run, _ = _build(kiln, plain_registry, ctx, repo, "--cache-run-layers=false", "--cache-copy-layers")
     assert _ran(run) == {"ONE", "TWO", "THREE"} and run.stderr.count("Using caching version of cmd: COPY") == 2
+
+
+def test_a_failed_build_keeps_what_it_cached(kiln, base_images, plain_registry):
+    repo = f"cache/failed-{uuid.uuid4().hex[:8]}"
+    ok = f"FROM {base_images.busybox_index}\nRUN echo RAN-$(echo STEP)-ONE && echo 1 > /one\n"
+    ctx = kiln.context({"Dockerfile": ok + "RUN exit 3\n"})
+    ref = plain_registry.ref(f"{repo}:v1")
+    failed = kiln.build(ctx, "--destination", ref, "--insecure-registry", plain_registry.host, "--cache")
+    assert failed.returncode != 0 and _ran(failed) == {"ONE"}
+    assert skopeo_tags(plain_registry, repo) == [], "a failed build pushes no image"
+    assert len(skopeo_tags(plain_registry, f"{repo}/cache")) == 1
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write(ok + "RUN echo RAN-$(echo STEP)-TWO\n")
+    run, _ = _build(kiln, plain_registry, ctx, repo)
+    assert _ran(run) == {"TWO"}
