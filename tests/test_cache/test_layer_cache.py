@@ -249,5 +249,12 @@ def test_a_failed_build_keeps_what_it_cached(kiln, base_images, plain_registry):
     assert len(skopeo_tags(plain_registry, f"{repo}/cache")) == 1
     with open(os.path.join(ctx, "Dockerfile"), "w") as f:
         f.write(ok + "RUN echo RAN-$(echo STEP)-TWO\n")
-    run, _ = _build(kiln, plain_registry, ctx, repo)
+    run, ref = _build(kiln, plain_registry, ctx, repo)
     assert _ran(run) == {"TWO"}
+    first = judge_registry_image(plain_registry, ref).config["history"]
+    assert first[-1]["empty_layer"] is True, "RUN TWO changes no file"
+    again, _ = _build(kiln, plain_registry, ctx, repo)
+    assert _ran(again) == set(), "a step without a layer is cached too (a zero-layer cache image)"
+    history = judge_registry_image(plain_registry, ref).config["history"]
+    assert [(h["created_by"], h.get("empty_layer", False)) for h in history] == \
+        [(h["created_by"], h.get("empty_layer", False)) for h in first]
