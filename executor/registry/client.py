@@ -7,7 +7,6 @@ import logging
 import os
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
 import time
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable
@@ -20,6 +19,7 @@ from . import pull as _pull
 from . import push as _push
 from .errors import NotFoundError, RegistryError
 from .options import RegistryOptions
+from .parallel import run_parallel
 from .reference import Reference
 from .transport import Transport
 
@@ -172,10 +172,7 @@ class RegistryClient:
             with layer.open_blob() as f:
                 return f.name if hasattr(f, "name") else ""
 
-        if self.options.jobs <= 1 or len(image.layers) <= 1:
-            return [fetch(l) for l in image.layers]
-        with ThreadPoolExecutor(self.options.jobs) as pool:
-            return list(pool.map(fetch, image.layers))
+        return run_parallel(fetch, image.layers, self.options.jobs, name="kiln-pull")
 
     # ---- push --------------------------------------------------------------------------------
     def push(self, image: Image, refs: Iterable[Reference | str]) -> str:

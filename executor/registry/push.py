@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
 from urllib.parse import quote
@@ -14,6 +13,7 @@ from executor.image import Descriptor
 from executor.image import digest as _digest
 
 from .errors import RegistryError, UnauthorizedError
+from .parallel import run_parallel
 from .reference import Reference
 from .transport import Transport, repository_scope
 
@@ -204,14 +204,9 @@ def push_blobs_and_manifest(t: Transport, ref: Reference, blobs: list[Blob], man
     unique: dict[str, Blob] = {}
     for blob in blobs:
         unique.setdefault(blob.descriptor.digest, blob)
-    if jobs <= 1 or len(unique) <= 1:
-        for blob in unique.values():
-            ensure_blob(t, ref.repository, blob, chunk_size, stats)
-    else:
-        with ThreadPoolExecutor(jobs) as pool:
-            futures = [pool.submit(ensure_blob, t, ref.repository, b, chunk_size, stats) for b in unique.values()]
-            for f in futures:
-                f.result()   # the first failure is raised; the manifest is never PUT then
+    # the first failure is raised; the manifest is never PUT then. A signal stops waiting at once.
+    run_parallel(lambda b: ensure_blob(t, ref.repository, b, chunk_size, stats), unique.values(), jobs,
+                 name="kiln-push")
     return put_manifest(t, ref, manifest, media_type), stats
 
 
