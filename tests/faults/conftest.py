@@ -8,9 +8,12 @@ import io
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import tarfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -110,11 +113,70 @@ def kiln_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def popen_sandboxed(argv: list[str], writable: list[str], env: dict[str, str],
-                    pid_namespace: bool = False) -> subprocess.Popen:
-    """tests.rig.sandbox's command, started without waiting (for signals sent mid-build)."""
-    config = json.dumps({"writable": [os.path.realpath(p) for p in writable], "cwd": REPO})
-    pid = ["--pid", "--fork", "--mount-proc"] if pid_namespace else []
-    cmd = ["unshare", "--mount", "--propagation", "private", *pid, "--", sys.executable, SANDBOX, config, "--", *argv]
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            errors="replace", start_new_session=True)
+class Running:
+    """kiln started in the sandbox as PID 1 of a fresh PID namespace (as in a container), not waited for.
+
+    ``unshare --kill-child`` SIGKILLs the namespace's PID 1, and so every process in it, when unshare dies;
+    ``signal()`` sends a signal to kiln itself (PID 1 inside), found as unshare's child.
+    """
+
+    def __init__(self, argv: list[str], writable: list[str], env: dict[str, str]):
+        config = json.dumps({"writable": [os.path.realpath(p) for p in writable], "cwd": REPO})
+        cmd = ["unshare", "--mount", "--propagation", "private", "--pid", "--mount-proc", "--kill-child", "--",
+               sys.executable, SANDBOX, config, "--", *argv]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     errors="replace", start_new_session=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"kiln ended ({self.proc.returncode}) before {what}:\n{self.output[-4000:]}")
+            time.sleep(0.05)
+        raise AssertionError(f"no {what} within {timeout}s:\n{self.output[-4000:]}")
+
+    def saw(self, text: str) -> bool:
+        return any(text in line for line in list(self.lines))
+
+    def kiln_pid(self) -> int:
+        """kiln's host pid: unshare's child (retried briefly while unshare forks)."""
+        for _ in range(100):
+            try:
+                with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+                    children = f.read().split()
+            except FileNotFoundError:
+                children = []
+            if children:
+                return int(children[0])
+            time.sleep(0.05)
+        raise AssertionError("kiln's process not found under unshare")
+
+    def signal(self, signum: int) -> None:
+        if signum == signal.SIGKILL:
+            os.kill(self.proc.pid, signal.SIGKILL)   # unshare dies; --kill-child takes the namespace with it
+        else:
+            os.kill(self.kiln_pid(), signum)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            code = self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._reader.join(5)
+        return code

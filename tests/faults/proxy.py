@@ -141,6 +141,8 @@ class FaultProxy:
 
 
 class _Server(ThreadingHTTPServer):
+    block_on_close = False   # a stalled handler must not hold up stop()
+
     def handle_error(self, request, client_address) -> None:
         # a client that gave up (timeout, reset on purpose) is expected here: no traceback on stderr
         log.debug("fault proxy: request from %s ended with an error", client_address, exc_info=True)

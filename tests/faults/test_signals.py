@@ -1,0 +1,144 @@
+"""Process faults: SIGTERM/SIGINT at each phase (pull, extract, RUN, snapshot, push) end the build within
+10 s with nothing tagged; SIGKILL at a phase leaves nothing that breaks the next build in the same --root
+and --kaniko-dir. kiln runs as PID 1 of its own PID namespace in the sandbox, as in a container."""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import signal
+import subprocess
+import tarfile
+import time
+
+import pytest
+
+from executor.image import Layer
+from executor.image.config import HistoryEntry
+from executor.registry import RegistryClient, RegistryOptions
+from tests.faults.conftest import Running, kiln_argv, kiln_env
+from tests.faults.proxy import FaultProxy
+from tests.rig.judge import judge_registry_image
+
+PHASE_DEADLINE = 10.0
+MANY_FILES = 15000
+
+
+@pytest.fixture(scope="module")
+def many_files_base(base_images, plain_registry, tmp_path_factory) -> tuple[str, str]:
+    """busybox plus a layer of MANY_FILES small files (extraction takes a few seconds): (ref, layer digest)."""
+    tmp = tmp_path_factory.mktemp("manyfiles")
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for d in range(MANY_FILES // 500):
+            info = tarfile.TarInfo(f"many/{d:03d}")
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 1704067200
+            tar.addfile(info)
+            for i in range(500):
+                data = f"{d}-{i}\n".encode()
+                info = tarfile.TarInfo(f"many/{d:03d}/f{i:04d}")
+                info.size, info.mode, info.mtime = len(data), 0o644, 1704067200
+                tar.addfile(info, io.BytesIO(data))
+    path = str(tmp / "many.tar.gz")
+    with open(path, "wb") as f:
+        f.write(gzip.compress(raw.getvalue(), compresslevel=1, mtime=0))
+    client = RegistryClient(RegistryOptions(insecure_registries=[plain_registry.host]), blob_dir=str(tmp / "blobs"))
+    image = client.pull(base_images.busybox_amd64, fetch_layers=True).copy()
+    image.raw_manifest = None
+    layer = Layer.from_file(path)
+    image.append_layer(layer, HistoryEntry(created_by="many files"))
+    ref = plain_registry.ref("faults/manyfiles:v1")
+    client.push(image, [ref])
+    client.close()
+    return ref, layer.digest
+
+
+def _tags(proxy: FaultProxy, repo: str) -> list[str]:
+    proc = subprocess.run(["skopeo", "list-tags", "--tls-verify=false", f"docker://{proxy.upstream.host}/{repo}"],
+                          capture_output=True, text=True)
+    return json.loads(proc.stdout).get("Tags") or [] if proc.returncode == 0 else []
+
+
+class Scenario:
+    """One build, with what starts the phase under test and how to see it has started."""
+
+    def __init__(self, phase: str, proxy: FaultProxy, plain_registry, many_files: tuple[str, str], tmp_path):
+        self.phase, self.proxy = phase, proxy
+        busybox = proxy.ref("base/busybox:amd64")
+        run = "RUN echo RUN-STARTED && sleep 60" if phase == "run" else \
+            "RUN head -c 60000000 /dev/urandom > /big && echo RUN-DONE" if phase == "snapshot" else \
+            "RUN echo ok > /ok"
+        base = many_files[0] if phase == "extract" else busybox
+        self.dockerfile = f"FROM {base}\n{run}\n"
+        self.repo = f"faults/signal-{phase}"
+        self.root, self.kdir, self.ctx = (str(tmp_path / n) for n in ("root", "kaniko", "ctx"))
+        for d in (self.root, self.kdir, self.ctx):
+            os.makedirs(d, exist_ok=True)
+        with open(os.path.join(self.ctx, "Dockerfile"), "w") as f:
+            f.write(self.dockerfile)
+        self.args = ["--destination", proxy.ref(f"{self.repo}:v1"), "--insecure-registry", proxy.host,
+                     "--insecure-registry", plain_registry.host, "--compression-level", "6"]
+        if phase == "pull":
+            proxy.add("stall", "GET", r"/blobs/sha256:", skip=1, times=1, seconds=25)
+        if phase == "push":
+            proxy.add("stall", "PUT", r"/blobs/uploads/", times=1, seconds=25)
+        self.many_digest = many_files[1]
+
+    def start(self) -> Running:
+        return Running(kiln_argv(self.ctx, self.root, self.kdir, *self.args), [self.root, self.kdir, self.ctx],
+                       kiln_env())
+
+    def wait_for_phase(self, kiln: Running) -> None:
+        if self.phase in ("pull", "push"):
+            kiln.wait_for(lambda: bool(self.proxy.requests(None, "") and
+                                       any(r[2] == "stall" for r in self.proxy.log)), 60, f"{self.phase} stall")
+        elif self.phase == "extract":
+            kiln.wait_for(lambda: kiln.saw(f"Extracting layer {self.many_digest}"), 60, "extraction")
+        elif self.phase == "run":
+            kiln.wait_for(lambda: kiln.saw("RUN-STARTED"), 60, "the RUN")
+        elif self.phase == "snapshot":
+            kiln.wait_for(lambda: kiln.saw("RUN-DONE"), 60, "the end of the RUN")
+            time.sleep(0.3)
+        # the phase must still be under way: its completion line is not there yet
+        done = {"extract": f"extracted layer {self.many_digest}", "snapshot": "snapshot: ",
+                "push": "Pushed ", "run": "snapshot: ", "pull": "Extracting layer"}[self.phase]
+        assert not kiln.saw(done), f"the {self.phase} phase ended before the signal:\n{kiln.output[-3000:]}"
+
+
+PHASES = ["pull", "extract", "run", "snapshot", "push"]
+CASES = [(p, signal.SIGTERM) for p in PHASES] + [("run", signal.SIGINT), ("push", signal.SIGINT)]
+
+
+@pytest.mark.parametrize("phase,signum", CASES, ids=[f"{p}-{signal.Signals(s).name}" for p, s in CASES])
+def test_signal_ends_build_promptly_without_tag(phase, signum, plain_proxy, plain_registry, many_files_base,
+                                                 tmp_path):
+    scenario = Scenario(phase, plain_proxy, plain_registry, many_files_base, tmp_path)
+    kiln = scenario.start()
+    scenario.wait_for_phase(kiln)
+    sent = time.monotonic()
+    kiln.signal(signum)
+    code = kiln.wait(PHASE_DEADLINE + 20)
+    elapsed = time.monotonic() - sent
+    assert elapsed < PHASE_DEADLINE, f"{phase}: {elapsed:.1f}s after {signum}:\n{kiln.output[-3000:]}"
+    assert code == 128 + signum, f"exit {code}:\n{kiln.output[-3000:]}"
+    assert "Traceback" not in kiln.output, kiln.output[-3000:]
+    assert not plain_proxy.requests("PUT", r"/manifests/"), "a manifest went up after the signal"
+    assert _tags(plain_proxy, scenario.repo) == []
+
+
+@pytest.mark.parametrize("phase", ["extract", "run", "snapshot", "push"])
+def test_sigkill_then_next_build_in_same_dirs(phase, plain_proxy, plain_registry, many_files_base, tmp_path):
+    scenario = Scenario(phase, plain_proxy, plain_registry, many_files_base, tmp_path)
+    kiln = scenario.start()
+    scenario.wait_for_phase(kiln)
+    kiln.signal(signal.SIGKILL)
+    assert kiln.wait(20) != 0
+    plain_proxy.clear()
+    with open(os.path.join(scenario.ctx, "Dockerfile"), "w") as f:   # the same build, quick this time
+        f.write(scenario.dockerfile.replace("sleep 60", "true").replace("60000000", "1000"))
+    again = scenario.start()
+    code = again.wait(120)
+    assert code == 0, again.output[-4000:]
+    assert _tags(plain_proxy, scenario.repo) == ["v1"]
+    judge_registry_image(plain_registry, plain_registry.ref(f"{scenario.repo}:v1"))
