@@ -7,7 +7,9 @@
 - The proxy args are predefined: usable without a declaration, and kept out of the history unless declared.
 - The platform args (TARGETPLATFORM, BUILDARCH, ...) are predefined in the global scope, and in a stage after
   `ARG TARGETARCH` and friends.
-- ENV wins over ARG of the same name, in expansion and in RUN's environment (kaniko #3344).
+- ENV wins over an earlier ARG of the same name, in expansion and in RUN's environment (kaniko #3344);
+  an ARG declared after the ENV wins until the next ENV of that name (BuildKit's dispatchArg adds the
+  value to the stage's environment). The image config only ever holds ENV values.
 - ARGs are in RUN's environment but never in the image config.
 """
 from __future__ import annotations
@@ -99,6 +101,12 @@ class StageArgs:
     build_args: BuildArgs
     global_scope: GlobalScope
     values: dict[str, str] = field(default_factory=dict)
+    overrides: dict[str, str] = field(default_factory=dict)   # ARG values no later ENV has replaced
+    declared: list[str] = field(default_factory=list)         # every declaration, in order (repeats kept)
+
+    def env_set(self, name: str) -> None:
+        """An ENV set `name`: from now on it wins over the ARG of that name."""
+        self.overrides.pop(name, None)
 
     def declare(self, name: str, default: str | None) -> None:
         """`ARG name[=default]`; `default` is already expanded by the caller.
@@ -116,6 +124,9 @@ class StageArgs:
             self.values[name] = self.build_args.predefined[name]
         else:
             self.values.pop(name, None)
+        self.declared.append(name)
+        if name in self.values:
+            self.overrides[name] = self.values[name]
 
     def proxy_values(self) -> dict[str, str]:
         return {k: v for k, v in self.build_args.given.items() if k in PROXY_ARGS and k not in self.values}
@@ -124,6 +135,7 @@ class StageArgs:
         """What `$NAME` sees in a stage instruction: ARGs, then ENV on top (ENV wins)."""
         env = dict(self.values)
         env.update(image_env)
+        env.update(self.overrides)
         return env
 
     def run_env(self, image_env: Mapping[str, str]) -> dict[str, str]:
@@ -131,8 +143,11 @@ class StageArgs:
         env = self.proxy_values()
         env.update(self.values)
         env.update(image_env)
+        env.update(self.overrides)
         return env
 
-    def history_args(self, image_env: Mapping[str, str]) -> dict[str, str]:
-        """The ARGs BuildKit lists in a RUN's history (`RUN |2 A=1 B=2 ...`): declared, not shadowed by ENV."""
-        return {k: v for k, v in self.values.items() if k not in image_env}
+    def history_args(self, image_env: Mapping[str, str]) -> list[tuple[str, str]]:
+        """The ARGs BuildKit lists in a RUN's history (`RUN |2 A=1 B=2 ...`): every declaration in order,
+        repeats included, each with the value the stage's environment holds (an ENV's when it won)."""
+        env = self.expansion_env(image_env)
+        return [(k, env.get(k, "")) for k in self.declared]

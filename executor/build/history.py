@@ -27,10 +27,11 @@ def go_set(keys: Iterable[str]) -> str:
     return "map[" + " ".join(f"{k}:{{}}" for k in sorted(keys)) + "]"
 
 
-def run(argv: list[str], args: Mapping[str, str]) -> str:
+def run(argv: list[str], args: Mapping[str, str] | list[tuple[str, str]]) -> str:
+    pairs = list(args.items()) if isinstance(args, Mapping) else list(args)
     prefix = ""
-    if args:
-        prefix = f"|{len(args)} " + " ".join(f"{k}={v}" for k, v in args.items()) + " "
+    if pairs:
+        prefix = f"|{len(pairs)} " + " ".join(f"{k}={v}" for k, v in pairs) + " "
     return "RUN " + prefix + " ".join(argv) + SUFFIX
 
 

@@ -10,4 +10,5 @@ def execute(inst: EnvInstruction, ctx: CommandContext) -> Outcome:
     pairs = [(ctx.expand(p.key), ctx.expand(p.value)) for p in inst.pairs]
     for key, value in pairs:
         ctx.image.config.set_env(key, value)
+        ctx.args.env_set(key)
     return Outcome(created_by=history.key_values("ENV", pairs))

@@ -30,9 +30,25 @@ def test_stage_default_overridden_by_build_arg_and_env_wins():
     stage = StageArgs(ba, g)
     stage.declare("A", "default")
     stage.declare("B", "b-default")
+    stage.env_set("B")                       # ENV B=env after the ARG
     assert stage.run_env({"B": "env"}) == {"A": "cli", "B": "env"}
-    assert stage.history_args({"B": "env"}) == {"A": "cli"}
+    assert stage.history_args({"B": "env"}) == [("A", "cli"), ("B", "env")]
     assert ba.warn_unconsumed() == []
+
+
+def test_arg_declared_after_env_wins_until_the_next_env():
+    """BuildKit's dispatchArg adds the value to the stage's environment (docker build agrees)."""
+    ba, g = _scopes({"V": "cli"})
+    stage = StageArgs(ba, g)
+    stage.declare("V", "from-arg")
+    stage.env_set("V")
+    assert stage.expansion_env({"V": "from-env"})["V"] == "from-env"
+    stage.declare("V", "again")
+    assert stage.expansion_env({"V": "from-env"})["V"] == "cli"
+    assert stage.run_env({"V": "from-env"})["V"] == "cli"
+    assert stage.history_args({"V": "from-env"}) == [("V", "cli"), ("V", "cli")]
+    stage.env_set("V")
+    assert stage.run_env({"V": "newer"})["V"] == "newer"
 
 
 def test_platform_args_predefined_globally_and_declared_in_stage():
@@ -49,7 +65,7 @@ def test_proxy_args_reach_run_without_declaration_and_are_not_unused():
     ba, g = _scopes({"http_proxy": "http://p:3128", "UNUSED": "x"})
     stage = StageArgs(ba, g)
     assert stage.run_env({}) == {"http_proxy": "http://p:3128"}
-    assert stage.history_args({}) == {}
+    assert stage.history_args({}) == []
     assert ba.warn_unconsumed() == ["UNUSED"]
 
 
