@@ -3,6 +3,7 @@ build: args, target, secrets, generated tars, capabilities) and an optional `exp
 accepted, each with its reason, or `pending:` naming a known kiln bug)."""
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ class Accepted:
     subject: str          # a path (no leading '/') or config.<Field> / layers / history
     attribute: str | None  # None: any attribute of the subject
     reason: str
+    optional: bool = False  # a difference that comes and goes between runs (the reason says why)
 
 
 @dataclass
@@ -71,7 +73,9 @@ class Case:
 
 
 def _make_tar(src: str, out: str) -> None:
-    mode = {".gz": "w:gz", ".tgz": "w:gz", ".bz2": "w:bz2", ".xz": "w:xz"}.get(os.path.splitext(out)[1], "w")
+    """A tar of `src` (gzip without a header timestamp, so docker's and kiln's copies are the same bytes)."""
+    suffix = os.path.splitext(out)[1]
+    mode = {".bz2": "w:bz2", ".xz": "w:xz"}.get(suffix, "w")
 
     def fixed(ti: tarfile.TarInfo) -> tarfile.TarInfo:
         ti.mtime, ti.uname, ti.gname = CONTEXT_MTIME - 86400, "", ""
@@ -80,9 +84,14 @@ def _make_tar(src: str, out: str) -> None:
             ti.uid, ti.gid = 1000, 50
         return ti
 
-    with tarfile.open(out, mode, format=tarfile.PAX_FORMAT) as tf:
+    plain = out + ".plain" if suffix in (".gz", ".tgz") else out
+    with tarfile.open(plain, mode, format=tarfile.PAX_FORMAT) as tf:
         for name in sorted(os.listdir(src)):
             tf.add(os.path.join(src, name), arcname=name, filter=fixed)
+    if plain != out:
+        with open(plain, "rb") as f, open(out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+            shutil.copyfileobj(f, gz)
+        os.unlink(plain)
 
 
 def load_cases() -> list[Case]:
@@ -105,7 +114,8 @@ def load_cases() -> list[Case]:
         for item in expect.get("accept") or []:
             if not item.get("reason"):
                 raise ValueError(f"{name}/expect.yaml: an accepted difference without a reason: {item}")
-            case.accepted.append(Accepted(item["subject"].lstrip("/"), item.get("attribute"), item["reason"]))
+            case.accepted.append(Accepted(item["subject"].lstrip("/"), item.get("attribute"), item["reason"],
+                                          bool(item.get("optional"))))
         with open(os.path.join(directory, "Dockerfile")) as f:
             case.debian = "DEBIAN" in f.read()
         cases.append(case)
