@@ -1,12 +1,11 @@
 """The layer cache against the rig's registries, through the real executor."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
 import uuid
-
-import pytest
 
 from tests.e2e.conftest import skopeo_tags
 from tests.rig.judge import judge_registry_image
@@ -156,7 +155,6 @@ def test_corrupt_cache_blob_falls_back_to_running_the_step(kiln, base_images, pl
     raw = subprocess.run(["skopeo", "inspect", "--raw", *plain_registry.skopeo_args(""),
                           f"docker://{plain_registry.host}/{repo}/cache:{tags[0]}"],
                          capture_output=True, text=True, check=True).stdout
-    import json
     layer = json.loads(raw)["layers"][0]["digest"]
     path = _blob_file(plain_registry, layer)
     with open(path, "r+b") as f:
