@@ -15,6 +15,7 @@
 #   P/.docker/                        empty; DOCKER_CONFIG points here
 set -eu
 src=${1:?usage: assemble.sh SRC}
+here=$(cd "$(dirname "$0")" && pwd)
 P=${KILN_DIR:-/kaniko}
 say() { echo "assemble: $*" >&2; }
 
@@ -58,6 +59,12 @@ done
 # No user site-packages from the build's root: in 3.11 `site` is a frozen module (editing site.py changes
 # nothing), so the guard is -I on every entry point (implies -s and -E); kiln starts sub-interpreters with
 # `sys.executable -I` as well.
+
+# An empty (valid) python3XY.zip where getpath() looks first: it searches for this zip landmark upward from
+# the executable's directory before it looks for os.py, and a zip found in a parent of P would become the
+# prefix (seen with P=/tmp/kk and a /tmp/lib/python311.zip; for P=/kaniko 3.11 stops short of / itself).
+"$host_py" -c "import zipfile, sys; zipfile.ZipFile(sys.argv[1], 'w').close()" \
+  "$P/lib/python$(echo "$ver" | tr -d .).zip"
 
 # 3. The ELF interpreter, then the relocated python can already run (with the builder's libraries).
 cp -L "$interp" "$P/lib/$ldso_name"
@@ -109,50 +116,14 @@ while read -r f; do
   patchelf --force-rpath --set-rpath "$new" "$f"
 done < /tmp/kiln-elves
 
-# 6b. Our private ld.so must not take instructions from the root file system either: a new process (a re-exec,
-# a subprocess) would otherwise preload what the base image's /etc/ld.so.preload names, and dlopen() of a name
-# that is not in P/lib (glibc loads the NSS modules that the root's nsswitch.conf names, "myhostname", "sss",
-# ... when a lookup gets past the built-in files and dns) would search its /etc/ld.so.cache and then the
-# default directories /lib/<triplet>/, /usr/lib/<triplet>/, /lib/, /usr/lib/. All these names are compiled
-# into ld.so; they are renamed in place to names of the same length (lengths are stored beside them) that do
-# not exist: under P where they fit, /sys/ (sysfs, never a library) for the 5-byte /lib/.
-"$host_py" - "$P/lib/$ldso_name" "$P" <<'PY'
-import re, sys
-path, prefix = sys.argv[1], sys.argv[2]
-data = open(path, "rb").read()
-
-def same_length(n, stem):
-    """A directory or file name of exactly n bytes that does not exist."""
-    if stem is None:  # a directory, ending in '/'
-        if n >= len(prefix) + 2:
-            return (prefix + "/" + "-" * (n - len(prefix) - 2) + "/").encode()
-        return ("/sys" + "/" * (n - 4)).encode()
-    new = prefix + stem
-    if len(new) > n:
-        sys.exit("ld.so: prefix %s is too long to rename a %d-byte name" % (prefix, n))
-    return (new + "-" * (n - len(new))).encode()
-
-def rename(old, new, what):
-    global data
-    assert len(old) == len(new), (old, new)
-    n = data.count(old)
-    if n == 0:
-        sys.exit("ld.so: %s not found" % what)
-    data = data.replace(old, new)
-    print("assemble: ld.so: %s -> %s (%d)" % (old.decode().replace("\0", " "), new.decode().replace("\0", " "), n),
-          file=sys.stderr)
-
-for name, stem in ((b"/etc/ld.so.preload", "/no-preload"), (b"/etc/ld.so.cache", "/no-cache")):
-    if data.count(name + b"\0") != 1:
-        sys.exit("ld.so: %s found %d times" % (name.decode(), data.count(name + b"\0")))
-    rename(name + b"\0", same_length(len(name), stem) + b"\0", name.decode())
-m = re.search(rb"/lib/([a-z0-9_]+-linux-gnu[a-z0-9_]*)/\0/usr/lib/\1/\0/lib/\0/usr/lib/\0", data)
-if not m:
-    sys.exit("ld.so: the default search directories were not found")
-dirs = m.group(0).split(b"\0")[:-1]
-rename(m.group(0), b"".join(same_length(len(d), None) + b"\0" for d in dirs), "default directories")
-open(path, "wb").write(data)
-PY
+# 6b. The private ld.so, libc and libcrypto must not take instructions from the root file system either:
+#     without this, a new process (a re-exec, a subprocess) would preload what the base image's
+#     /etc/ld.so.preload names; dlopen() of a name not in P/lib (glibc loads the NSS modules that the root's
+#     nsswitch.conf names, "myhostname", "sss", ..., when a lookup gets past the built-in files and dns)
+#     would search its /etc/ld.so.cache and /lib, /usr/lib; a fresh interpreter would map its
+#     /usr/lib/locale/C.utf8 and gconv cache; OpenSSL would read its /usr/lib/ssl/openssl.cnf (which can load
+#     provider modules). unroot.py renames those compiled-in names in place, same length, to names under P.
+"$host_py" "$here/unroot.py" "$P" "$P/lib"
 
 # 7. Entry points: the kernel runs P/bin/python3 from the shebang line; -I: no PYTHON* variables, no user
 #    site, no script directory on sys.path.
@@ -179,6 +150,14 @@ for c in $(cd /usr/share/ca-certificates/mozilla && LC_ALL=C ls -1 *.crt); do
   cp "$f" "$certs/$h.$n"
 done
 say "CA certificates: $(grep -c 'BEGIN CERTIFICATE' "$certs/ca-certificates.crt")"
+# OpenSSL's default file (OPENSSLDIR/cert.pem, OPENSSLDIR being P/ssl after unroot.py) is the same bundle.
+ln -sf certs/ca-certificates.crt "$P/ssl/cert.pem"
+# requests verifies with certifi's bundle by default: make that kaniko's bundle (as Debian's python3-certifi
+# points to /etc/ssl/certs), so there is one set of trusted CAs in the image, at kaniko's path.
+if [ -f "$site/certifi/cacert.pem" ]; then
+  rm "$site/certifi/cacert.pem"
+  ln -s "$certs/ca-certificates.crt" "$site/certifi/cacert.pem"
+fi
 
 # 9. Byte code, compiled now by the relocated interpreter (paths in it are P/...), so that the
 #    executor never writes __pycache__ at run time; unchecked-hash .pyc files do not depend on mtimes.

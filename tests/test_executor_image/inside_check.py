@@ -59,6 +59,7 @@ import json, sys
 import zstandard, requests, executor, snapshot, ssl, lzma, ctypes
 maps = [l.split(None, 5)[5].strip() for l in open('/proc/self/maps') if len(l.split(None, 5)) == 6]
 print(json.dumps({"prefix": sys.prefix, "path": sys.path, "zstandard": zstandard.__file__,
+                  "tls_min_version": int(ssl.create_default_context().minimum_version),
                   "outside": [m for m in maps if m.startswith('/') and not m.startswith('/kaniko/')]}))
 """
 
@@ -103,12 +104,14 @@ def main():
     ctx = ssl.create_default_context(cafile=KILN + "/ssl/certs/ca-certificates.crt")
     checks["ca_bundle_certs"] = ctx.cert_store_stats()["x509_ca"]
     checks["openssl_cert_dir"] = ssl.get_default_verify_paths().capath
+    checks["tls_min_version"] = int(ssl.create_default_context().minimum_version)
     checks["getaddrinfo_localhost"] = sorted({a[4][0] for a in socket.getaddrinfo("localhost", 80)})
     try:  # not in /etc/hosts: glibc goes on to the next module of the root's nsswitch.conf
         socket.getaddrinfo("kiln-no-such-host.invalid", 80)
         checks["unknown_host"] = "resolved"
     except socket.gaierror as e:
         checks["unknown_host"] = "gaierror"
+    checks["requests_ca_bundle"] = os.path.realpath(requests.utils.DEFAULT_CA_BUNDLE_PATH)
     checks["requests_session"] = type(requests.Session()).__name__
     checks["uuid"] = len(str(uuid.uuid4())) == 36
     report["checks"] = checks

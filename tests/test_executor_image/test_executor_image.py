@@ -14,6 +14,7 @@ import subprocess
 import tarfile
 import time
 import uuid
+import zipfile
 
 import pytest
 
@@ -129,13 +130,21 @@ def foreign_root(builder_base, work):
             os.symlink(os.readlink(p), root / name)
         elif p.is_dir():
             shutil.copytree(p, root / name, symlinks=True)
-    for sub in ("usr/lib/x86_64-linux-gnu", "usr/lib/python3.11", "usr/bin"):
+    for sub in ("usr/lib/x86_64-linux-gnu", "usr/lib/python3.11", "usr/bin", "usr/lib/locale", "usr/lib/ssl"):
         shutil.copytree(src / sub, root / sub, symlinks=True)
     (root / "etc/ld.so.preload").write_text("/usr/lib/x86_64-linux-gnu/libz.so.1\n")
     # An NSS module glibc does not have built in, present in the root as a loadable ELF object: name
     # resolution after the swap must not dlopen it from /lib (it would show in /proc/self/maps).
     (root / "etc/nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files myhostname dns\n")
     shutil.copy2(root / "usr/lib/x86_64-linux-gnu/libz.so.1", root / "usr/lib/x86_64-linux-gnu/libnss_myhostname.so.2")
+    # A python311.zip in the root's /lib (getpath() walks up from /kaniko/bin looking for one), with an os.py
+    # that fails.
+    zipfile.ZipFile(root / "usr/lib/python311.zip", "w").writestr("os.py", "raise SystemExit('foreign os')\n")
+    # An OpenSSL configuration (Debian: /usr/lib/ssl/openssl.cnf -> /etc/ssl/openssl.cnf) that would show:
+    # TLS 1.3 as every context's minimum. Read from the root, it could as well load provider modules.
+    (root / "etc/ssl/openssl.cnf").write_text(
+        "openssl_conf = openssl_init\n[openssl_init]\nssl_conf = ssl_sect\n[ssl_sect]\n"
+        "system_default = system_default_sect\n[system_default_sect]\nMinProtocol = TLSv1.3\n")
     hosts = root / "etc/hosts"
     if not hosts.exists() or "localhost" not in hosts.read_text():
         hosts.write_text("127.0.0.1 localhost\n")
@@ -252,12 +261,15 @@ def test_runs_self_contained_as_pid1_and_survives_foreign_root(executor_image, f
     assert c["dulwich_blob_id"] == git_id
     assert c["ca_bundle_certs"] > 100
     assert c["openssl_cert_dir"] == "/kaniko/ssl/certs"
+    assert c["requests_ca_bundle"] == "/kaniko/ssl/certs/ca-certificates.crt"
+    assert c["tls_min_version"] != 0x304, "the root's openssl.cnf was read"
     assert "127.0.0.1" in c["getaddrinfo_localhost"]
     assert c["unknown_host"] == "gaierror"
     # A fresh interpreter started after the replacement (ld.so.preload, user site and all in place).
     f = r["fresh"]
     assert f["rc"] == 0, f["stderr"]
     assert f["prefix"] == "/kaniko" and f["zstandard"].startswith("/kaniko/")
+    assert f["tls_min_version"] != 0x304, "the root's openssl.cnf was read"
     assert f["outside"] == [], f["outside"]
 
 
