@@ -44,7 +44,7 @@ def cache_repo_for(opts: Any) -> str:
 def attach(opts: Any, builder: Any, client: RegistryClient) -> LayerCache | None:
     """Give `builder` the caches the options ask for; returns the layer cache (or None)."""
     if opts.cache_dir and os.path.isdir(opts.cache_dir):
-        builder.base_cache = BaseImageCache(opts.cache_dir, opts.cache_ttl)
+        builder.base_cache = BaseImageCache(opts.cache_dir, opts.cache_ttl, client)
     if not opts.cache:
         return None
     if builder.settings.single_snapshot:

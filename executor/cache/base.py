@@ -9,7 +9,8 @@ Layout of the directory:
 
 A reference by digest never expires. A tag's answer is trusted for `--cache-ttl` after it was resolved,
 so a build with a warmed cache pulls nothing, and works with the registry out of reach; after that the
-entry is ignored (kaniko's expiry) and the registry is asked again. Every blob read from the cache is
+registry is asked again (one manifest request): if the tag still names the cached manifest the cached
+blobs serve, otherwise the image is pulled as usual (kaniko's expiry). Every blob read from the cache is
 checked against its digest; a damaged entry is a warning and the image is pulled as usual.
 """
 from __future__ import annotations
@@ -36,6 +37,8 @@ class BaseCacheError(Exception):
 class BaseImageCache:
     directory: str
     ttl: float
+    #: asked, after a tag's answer expired, whether the tag still names the cached manifest
+    client: RegistryClient | None = None
 
     @property
     def blob_dir(self) -> str:
@@ -77,9 +80,7 @@ class BaseImageCache:
             log.info("base image cache: %s (%s) is not in %s", ref, platform, self.directory)
             return None
         age = time.time() - float(entry.get("resolved", 0))
-        if not ref.digest and age > self.ttl:
-            log.info("base image cache: %s expired (resolved %.0fh ago, --cache-ttl %.0fh); pulling it",
-                     ref, age / 3600, self.ttl / 3600)
+        if not ref.digest and age > self.ttl and not self._still_current(ref, platform, entry, age):
             return None
         try:
             image = self._load(entry["manifest"], entry.get("source"))
@@ -88,6 +89,24 @@ class BaseImageCache:
             return None
         log.info("Found %s in the base image cache (%s)", ref, entry["manifest"])
         return image
+
+    def _still_current(self, ref: Reference, platform: Platform, entry: dict, age: float) -> bool:
+        """After the TTL: does the tag still name the cached manifest? (one manifest request)"""
+        expired = (f"base image cache: {ref} expired (resolved {age / 3600:.1f}h ago, --cache-ttl "
+                   f"{self.ttl / 3600:.1f}h)")
+        if self.client is None:
+            log.info("%s; pulling it", expired)
+            return False
+        try:
+            _, _, pulled = self.client.resolve(ref, platform)
+        except Exception as e:   # the pull that follows reports the registry's error
+            log.info("%s and the registry did not answer (%s)", expired, e)
+            return False
+        if pulled.manifest_digest != entry.get("manifest"):
+            log.info("%s; the tag now names %s, pulling it", expired, pulled.manifest_digest)
+            return False
+        log.info("%s; the tag still names %s, using the cached blobs", expired, pulled.manifest_digest)
+        return True
 
     def _read(self, digest: str) -> bytes:
         with open(self.blob_path(digest), "rb") as f:

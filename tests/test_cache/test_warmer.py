@@ -71,6 +71,10 @@ def test_expired_or_damaged_entries_are_not_used(base_images, plain_registry, tm
     image = cache.pull(base_images.busybox_index, platform)
     assert image is not None and image.digest == digest
     assert BaseImageCache(cache.directory, ttl=0).pull(base_images.busybox_index, platform) is None
+    # expired, but the registry says the tag still names the cached manifest: the cached blobs serve
+    current = BaseImageCache(cache.directory, ttl=0, client=client).pull(base_images.busybox_index, platform)
+    assert current is not None and current.digest == digest
+    assert current.layers[0].path == cache.blob_path(current.layers[0].digest)
     pinned = base_images.busybox_index.rsplit(":", 1)[0] + "@" + digest
     assert cache.pull(pinned, platform) is None, "a different reference is a different entry"
     layer = image.layers[0]
