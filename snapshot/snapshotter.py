@@ -71,8 +71,9 @@ class Snapshotter:
             link = os.readlink(host) if kind == stat.S_IFLNK else None
             digest = hash_file(host) if full and kind == stat.S_IFREG else None
             entries[rel] = entry_of(st, link, read_xattrs(host), digest)
-        racy = [e for rel, e in entries.items() if (o := old_entries.get(rel)) is not None
-                and o.sig == e.sig and self.index.is_racy(o)]
+        limit = self.index.time_ns - self.index.granularity_ns
+        racy = [e for rel, o in old_entries.items() if (o.racy or o.sig[5] > limit)
+                and (e := entries.get(rel)) is not None and e.sig == o.sig]
         self.index = index
         index.stamp(self.root, racy)
 
