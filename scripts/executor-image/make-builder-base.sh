@@ -72,7 +72,12 @@ if [ ! -f "$layout/index.json" ]; then
     --config.env LANG=C.UTF-8 \
     --config.cmd /bin/bash >&2
   umoci gc --layout "$work/layout" >&2
-  rm -rf "$layout.tmp" && mv "$work/layout" "$layout.tmp" && mv "$layout.tmp" "$layout"
+  # Publish atomically: a rename within the cache's file system; if a concurrent run got there first
+  # (rename onto a non-empty directory fails), keep its layout.
+  tmp=$(mktemp -d "$cache/.builder-base.XXXXXX")
+  mv "$work/layout" "$tmp/layout"
+  mv -T "$tmp/layout" "$layout" 2>/dev/null || echo "make-builder-base: $layout made concurrently" >&2
+  rm -rf "$tmp"
   echo "make-builder-base: cached $layout" >&2
 fi
 
