@@ -36,7 +36,8 @@ def make_tree(root: str, files: int, total_bytes: int, seed: int = 1) -> TreeSta
     os.makedirs(root, exist_ok=True)
     pool = _text_pool(rng, 1 << 20)
     random_pool = rng.randbytes(1 << 22)
-    mean = max(1, total_bytes // files)
+    # the size mix below averages ~0.9 of `mean`: scale so the tree adds up to about total_bytes
+    mean = max(1, int(total_bytes / files / 0.9))
     per_dir = 100
     dirs = 0
     written = 0
