@@ -256,3 +256,19 @@ def test_a_failed_build_keeps_what_it_cached(kiln, base_images, plain_registry):
     history = judge_registry_image(plain_registry, ref).config["history"]
     assert [(h["created_by"], h.get("empty_layer", False)) for h in history] == \
         [(h["created_by"], h.get("empty_layer", False)) for h in first]
+
+
+def test_docker_format_and_zstd_builds_hit_their_own_entries(kiln, base_images, plain_registry):
+    repo = f"cache/formats-{uuid.uuid4().hex[:8]}"
+    ctx = kiln.context({"Dockerfile": _dockerfile(base_images.busybox_index), "a.txt": "A\n", "b.txt": "B\n"})
+    assert _ran(_build(kiln, plain_registry, ctx, repo, "--image-format=docker")[0]) == {"ONE", "TWO", "THREE"}
+    run, ref = _build(kiln, plain_registry, ctx, repo, "--image-format=docker")
+    assert _ran(run) == set()
+    report = judge_registry_image(plain_registry, ref)
+    assert all(l.media_type.startswith("application/vnd.docker.") for l in report.layers)
+    # zstd layers are other bytes: other keys, so the gzip entries are not used
+    run, ref = _build(kiln, plain_registry, ctx, repo, "--compression=zstd", "--image-format=oci")
+    assert _ran(run) == {"ONE", "TWO", "THREE"}
+    run, ref = _build(kiln, plain_registry, ctx, repo, "--compression=zstd", "--image-format=oci")
+    assert _ran(run) == set()
+    assert judge_registry_image(plain_registry, ref).layers[-1].media_type.endswith("zstd")
