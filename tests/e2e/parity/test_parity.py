@@ -119,8 +119,8 @@ def test_kiln_builds_what_docker_builds(case: Case, kiln, parity_bases, docker_b
         assert docker.failed_build is not None, "docker build was expected to fail"
         assert run.returncode != 0, "kiln built what docker build refuses"
         status = re.search(r"exit code: (\d+)", docker.failed_build)
-        assert status, docker.failed_build[-2000:]
-        assert f"returned a non-zero code: {status.group(1)}" in run.stderr, run.stderr[-2000:]
+        if status:      # a RUN failed: kiln reports the same exit status
+            assert f"returned a non-zero code: {status.group(1)}" in run.stderr, run.stderr[-2000:]
         assert not os.path.exists(out), "a failed build writes no image"
         return
     run.check()
