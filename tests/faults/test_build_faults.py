@@ -78,3 +78,19 @@ def test_build_past_budget_fails_clearly_then_recovers(phase, method, path, kiln
     plain_proxy.clear()
     build_in(root, kdir, ctx, "--destination", ref, "--insecure-registry", plain_proxy.host).check()
     assert tags(plain_proxy, repo) == ["v1"]
+
+
+def test_corrupt_layer_is_never_extracted(kiln, plain_proxy, base_images, tmp_path):
+    """Every download of the base layer has one byte flipped: the build fails naming the blob, and the root
+    holds nothing of it."""
+    root, kdir = str(tmp_path / "root"), str(tmp_path / "kaniko")
+    os.makedirs(root), os.makedirs(kdir)
+    plain_proxy.add("corrupt", "GET", r"/blobs/sha256:", skip=1, times=None)
+    run = build_in(root, kdir, _context(kiln, plain_proxy), "--destination", plain_proxy.ref("faults/corrupt:v1"),
+                   "--insecure-registry", plain_proxy.host)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    last = run.stderr.strip().splitlines()[-1]
+    assert "blob GET" in last and plain_proxy.host in last and "sha256:" in last, last
+    assert not os.path.exists(os.path.join(root, "bin", "busybox")), "a corrupt layer was extracted"
+    assert "Extracting layer" not in run.stderr
+    assert not plain_proxy.requests("PUT", r"/manifests/")
