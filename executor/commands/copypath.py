@@ -13,8 +13,8 @@ import posixpath
 import stat
 
 from executor.commands.copyerrors import CopyError
-
-MAX_SYMLINKS = 255
+from executor.run.rootpath import RootPathError
+from executor.run.rootpath import resolve_in_root as _resolve
 
 
 def clean_image_path(path: str) -> str:
@@ -36,39 +36,10 @@ def resolve_in_root(root: str, path: str, follow_final: bool = True) -> str:
 
     With ``follow_final`` False the last component is left as it is (it may be a symlink).
     """
-    root = os.path.abspath(root)
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        if not parts and not follow_final:
-            resolved.append(part)
-            break
-        candidate = os.path.join(root, *resolved, part)
-        try:
-            st = os.lstat(candidate)
-        except FileNotFoundError:
-            resolved.append(part)
-            continue
-        except NotADirectoryError:
-            raise CopyError(f'cannot use {clean_image_path(path)}: "/{"/".join(resolved)}" is not a '
-                            "directory") from None
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > MAX_SYMLINKS:
-                raise CopyError(f"{clean_image_path(path)}: too many levels of symbolic links in {root}")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-            continue
-        resolved.append(part)
-    return os.path.join(root, *resolved) if resolved else root
+    try:
+        return _resolve(root, path, follow_final)
+    except RootPathError as e:
+        raise CopyError(f"cannot use {clean_image_path(path)}: {e}") from None
 
 
 def image_path(root: str, host_path: str) -> str:

@@ -17,11 +17,12 @@ class RootPathError(Exception):
     """A path inside the root that cannot be resolved (symlink loop, non-directory parent)."""
 
 
-def resolve_in_root(root: str, path: str) -> str:
+def resolve_in_root(root: str, path: str, follow_final: bool = True) -> str:
     """The host path of ``path`` as seen from inside ``root`` (the final component need not exist).
 
     Missing intermediate components are kept as they are (joined lexically), so the result can be
-    created with ``os.makedirs``.
+    created with ``os.makedirs``. With ``follow_final`` False the last component is left as it is (it may
+    be a symlink). Raises RootPathError for a symlink loop or a component that is not a directory.
     """
     root = os.path.abspath(root)
     parts = [p for p in path.split("/") if p not in ("", ".")]
@@ -33,12 +34,17 @@ def resolve_in_root(root: str, path: str) -> str:
             if resolved:
                 resolved.pop()
             continue
+        if not parts and not follow_final:
+            resolved.append(part)
+            break
         candidate = os.path.join(root, *resolved, part)
         try:
             st = os.lstat(candidate)
-        except (FileNotFoundError, NotADirectoryError):
+        except FileNotFoundError:
             resolved.append(part)
             continue
+        except NotADirectoryError:
+            raise RootPathError(f'"/{"/".join(resolved)}" is not a directory') from None
         if stat.S_ISLNK(st.st_mode):
             links += 1
             if links > MAX_SYMLINKS:
