@@ -193,7 +193,8 @@ class Builder:
         if continues is not None and self.root_state == continues:
             log.debug("stage %s continues from the root of stage %s", stage.ref, continues)
             return
-        if self.root_state is not None:
+        first = self.root_state is None
+        if not first:
             log.info("Wiping the root for stage %s", stage.ref)
             self.snapshotter.wipe()
         for layer in image.layers:
@@ -203,7 +204,10 @@ class Builder:
                 path = self._materialise(layer)
             log.info("Extracting layer %s", layer.digest)
             self.snapshotter.extract(path, name=layer.digest)
-        self.snapshotter.reindex()
+        if first:
+            # Extraction keeps the index up to date; the first stage also finds the files the root held
+            # before the build (the container's own), which belong to no layer and must not show up in one.
+            self.snapshotter.reindex()
 
     def _materialise(self, layer: Layer) -> str:
         path = os.path.join(self.work_dir, "blobs", layer.digest.replace(":", "-"))
