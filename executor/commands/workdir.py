@@ -17,7 +17,8 @@ def normalize(current: str, path: str) -> str:
 
 
 def make_dirs(root: str, path: str, uid: int, gid: int) -> list[str]:
-    """Create `path` inside `root` with its missing parents (0755, uid:gid); the image paths created."""
+    """Create `path` inside `root` with its missing parents (0755, uid:gid); the image paths created,
+    symlinks on the way resolved."""
     created: list[str] = []
     current = "/"
     for part in [p for p in path.split("/") if p]:
@@ -30,7 +31,8 @@ def make_dirs(root: str, path: str, uid: int, gid: int) -> list[str]:
         os.mkdir(host, 0o755)
         os.chmod(host, 0o755)
         os.chown(host, uid, gid)
-        created.append(current)
+        # the path the directory really has: an earlier component may be a symlink (/work -> /opt/real)
+        created.append("/" + os.path.relpath(host, os.path.abspath(root)).replace(os.sep, "/"))
     return created
 
 
