@@ -34,6 +34,7 @@ class Case:
     secrets: dict[str, str] = field(default_factory=dict)
     tars: dict[str, str] = field(default_factory=dict)        # output name -> directory of the context
     caps: dict[str, str] = field(default_factory=dict)        # context path -> setcap text
+    modes: dict[str, int] = field(default_factory=dict)       # context path -> mode (git keeps only 644/755)
     accepted: list[Accepted] = field(default_factory=list)
     pending: str | None = None
     debian: bool = False
@@ -63,6 +64,8 @@ class Case:
                 f.write(text)
         for out, src in self.tars.items():
             _make_tar(os.path.join(dest, src), os.path.join(dest, out))
+        for path, mode in self.modes.items():
+            os.chmod(os.path.join(dest, path), mode)
         for path, text in self.caps.items():
             subprocess.run(["setcap", text, os.path.join(dest, path)], check=True, capture_output=True)
         for dirpath, dirnames, filenames in os.walk(dest):
@@ -107,6 +110,7 @@ def load_cases() -> list[Case]:
         case.secrets = dict(spec.get("secrets") or {})
         case.tars = dict(spec.get("tars") or {})
         case.caps = dict(spec.get("caps") or {})
+        case.modes = {str(k): int(str(v), 8) for k, v in (spec.get("modes") or {}).items()}
         case.fail = bool(spec.get("fail"))
         case.docker_replace = {str(k): str(v) for k, v in (spec.get("docker_replace") or {}).items()}
         expect = _yaml(os.path.join(directory, "expect.yaml"))
