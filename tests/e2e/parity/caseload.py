@@ -35,6 +35,7 @@ class Case:
     tars: dict[str, str] = field(default_factory=dict)        # output name -> directory of the context
     caps: dict[str, str] = field(default_factory=dict)        # context path -> setcap text
     modes: dict[str, int] = field(default_factory=dict)       # context path -> mode (git keeps only 644/755)
+    hardlinks: dict[str, str] = field(default_factory=dict)   # new context path -> existing one (git has none)
     accepted: list[Accepted] = field(default_factory=list)
     pending: str | None = None
     debian: bool = False
@@ -62,6 +63,8 @@ class Case:
                 text = text.replace(old, new)
             with open(path, "w") as f:
                 f.write(text)
+        for new, existing in self.hardlinks.items():
+            os.link(os.path.join(dest, existing), os.path.join(dest, new))
         for out, src in self.tars.items():
             _make_tar(os.path.join(dest, src), os.path.join(dest, out))
         for path, mode in self.modes.items():
@@ -110,6 +113,7 @@ def load_cases() -> list[Case]:
         case.secrets = dict(spec.get("secrets") or {})
         case.tars = dict(spec.get("tars") or {})
         case.caps = dict(spec.get("caps") or {})
+        case.hardlinks = {str(k): str(v) for k, v in (spec.get("hardlinks") or {}).items()}
         case.modes = {str(k): int(str(v), 8) for k, v in (spec.get("modes") or {}).items()}
         case.fail = bool(spec.get("fail"))
         case.docker_replace = {str(k): str(v) for k, v in (spec.get("docker_replace") or {}).items()}
