@@ -92,11 +92,32 @@ class Snapshotter:
             log.info("snapshot: no changes (%d paths walked, %d hashed) in %.2fs", changes.walked,
                      changes.hashed, time.perf_counter() - start)
             return None
+        partners = self._link_partners(changes.changed)
+        if partners:
+            # A new hard link to a file of a lower layer: the file joins the layer too, so the two names
+            # stay one inode in the image (overlayfs copies the target up; docker's layer holds both).
+            changes.changed = sorted(set(changes.changed) | partners)
         written = self._write(changes.changed, changes.deleted, changes.opaque)
         log.info("snapshot: %d changed, %d deleted, %d opaque (%d walked, %d hashed) in %.2fs",
                  len(changes.changed), len(changes.deleted), len(changes.opaque), changes.walked,
                  changes.hashed, time.perf_counter() - start)
         return written.layer
+
+    def _link_partners(self, changed: list[str]) -> set[str]:
+        """Unchanged indexed paths that share an inode with a changed regular file."""
+        wanted: set[tuple[int, int]] = set()
+        for rel in changed:
+            try:
+                st = os.lstat(f"{self.root}/{rel}")
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                wanted.add((st.st_dev, st.st_ino))
+        if not wanted:
+            return set()
+        have = set(changed)
+        return {rel for rel, e in self.index.entries.items()
+                if rel not in have and stat.S_ISREG(e.sig[0]) and (e.dev, e.ino) in wanted}
 
     def snapshot_paths(self, paths: Iterable[str]) -> LayerFile | None:
         """A layer of exactly these image paths (directories with their content), parents
