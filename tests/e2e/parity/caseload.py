@@ -38,6 +38,7 @@ class Case:
     hardlinks: dict[str, str] = field(default_factory=dict)   # new context path -> existing one (git has none)
     accepted: list[Accepted] = field(default_factory=list)
     pending: str | None = None
+    pending_subjects: list[str] = field(default_factory=list)   # the differences the pending bug makes
     debian: bool = False
     docker_replace: dict[str, str] = field(default_factory=dict)   # Dockerfile edits for docker 20.10
     fail: bool = False          # both builders must refuse the Dockerfile (a RUN's exit status)
@@ -119,6 +120,9 @@ def load_cases() -> list[Case]:
         case.docker_replace = {str(k): str(v) for k, v in (spec.get("docker_replace") or {}).items()}
         expect = _yaml(os.path.join(directory, "expect.yaml"))
         case.pending = expect.get("pending")
+        case.pending_subjects = [str(x).lstrip("/") for x in expect.get("pending_subjects") or []]
+        if case.pending and not case.pending_subjects:
+            raise ValueError(f"{name}/expect.yaml: pending without pending_subjects (the differences it makes)")
         for item in expect.get("accept") or []:
             if not item.get("reason"):
                 raise ValueError(f"{name}/expect.yaml: an accepted difference without a reason: {item}")
