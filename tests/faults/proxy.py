@@ -7,6 +7,7 @@ Clients talk plain HTTP to ``127.0.0.1:PORT``; the proxy forwards each request t
 * ``reset_upload`` read ``nbytes`` of the request body, then reset the connection (RST)
 * ``reset_download`` forward, send the headers and ``nbytes`` of the answer's body, then reset
 * ``stall``        accept the request, then send nothing for ``seconds`` and close
+* ``stall_download`` forward, send the headers and ``nbytes`` of the body, then nothing for ``seconds``
 * ``expire_token`` forward without the ``Authorization`` header: the registry's own 401 and challenge, as for
   a token that expired early
 * ``not_found``    answer 404 with a distribution error body (a HEAD that lies about an existing blob)
@@ -40,7 +41,8 @@ _MAX_BODY = 256 << 20
 
 @dataclass
 class Fault:
-    action: str                  # status | reset_upload | reset_download | stall | expire_token | not_found | corrupt
+    action: str                  # status | reset_upload | reset_download | stall | stall_download | expire_token
+    #                              | not_found | corrupt
     method: str | None = None    # None: any method
     path: str = ""               # regular expression searched in the path (query included)
     times: int | None = 1        # how many matching requests get the fault; None: every one
@@ -239,14 +241,17 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and fault.action == "corrupt" and data:
             middle = len(data) // 2
             data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
-        if fault and fault.action == "reset_download":
-            owner.record(method, path, "reset_download")
+        if fault and fault.action in ("reset_download", "stall_download"):
+            owner.record(method, path, fault.action)
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data[:fault.nbytes])
+            self.wfile.flush()
+            if fault.action == "stall_download":
+                time.sleep(fault.seconds)
             self._reset()
             return
         owner.record(method, path, f"{what} {status}")

@@ -151,6 +151,16 @@ def test_pull_reset_mid_layer_restarts_the_layer(plain_proxy, make_client, base_
         layer.verify()
 
 
+def test_pull_stall_mid_layer_restarts_the_layer(plain_proxy, make_client, base_images):
+    """The body stops flowing after 50 kB for longer than the read timeout: the layer is fetched again."""
+    fault = plain_proxy.add("stall_download", "GET", r"/blobs/sha256:", skip=1, times=1, nbytes=50000, seconds=3)
+    start = time.monotonic()
+    image = make_client(plain_proxy, timeout=1.0).pull(plain_proxy.ref("base/busybox:amd64"), fetch_layers=True)
+    assert fault.fired == 1 and time.monotonic() - start < 15
+    for layer in image.layers:
+        layer.verify()
+
+
 def test_pull_corrupt_blob_is_never_kept(plain_proxy, make_client, base_images):
     """A layer whose bytes do not hash to its digest fails the pull and leaves no blob to extract."""
     plain_proxy.add("corrupt", "GET", r"/blobs/sha256:", skip=1, times=None)

@@ -127,7 +127,7 @@ def test_signal_ends_build_promptly_without_tag(phase, signum, plain_proxy, plai
     assert _tags(plain_proxy, scenario.repo) == []
 
 
-@pytest.mark.parametrize("phase", ["extract", "run", "snapshot", "push"])
+@pytest.mark.parametrize("phase", PHASES)
 def test_sigkill_then_next_build_in_same_dirs(phase, plain_proxy, plain_registry, many_files_base, tmp_path):
     scenario = Scenario(phase, plain_proxy, plain_registry, many_files_base, tmp_path)
     kiln = scenario.start()
