@@ -279,7 +279,12 @@ def _copy_into_root(req: CopyRequest) -> list[str]:
             if existing is None or not stat.S_ISDIR(existing.st_mode):
                 raise CopyError(f"When using {req.command} with more than one source file, the destination "
                                 f"must be a directory and end with a / (destination {req.dest!r})")
+        current = None
         for src in sources:
+            if src.written != current:
+                # BuildKit copies each source as written (a wildcard is one) with a copier of its own:
+                # hard links are kept within a source, not across two of them.
+                current, state.inodes = src.written, {}
             if src.is_url and not (req.unpack is True and is_archive(src.host)):
                 owner, state.owner = state.owner, (req.chown if req.chown is not None else (0, 0))
                 try:
