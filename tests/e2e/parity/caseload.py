@@ -40,13 +40,16 @@ class Case:
     pending: str | None = None
     pending_subjects: list[str] = field(default_factory=list)   # the differences the pending bug makes
     debian: bool = False
+    http: bool = False          # uses the suite's HTTP server (build arg HTTP=http://127.0.0.1:PORT)
     docker_replace: dict[str, str] = field(default_factory=dict)   # Dockerfile edits for docker 20.10
     fail: bool = False          # both builders must refuse the Dockerfile (a RUN's exit status)
 
-    def build_args(self, base: str, debian: str | None) -> dict[str, str]:
+    def build_args(self, base: str, debian: str | None, http: str | None = None) -> dict[str, str]:
         out = {"BASE": base, **self.args}
-        if debian:
+        if debian and self.debian:
             out["DEBIAN"] = debian
+        if http and self.http:
+            out["HTTP"] = http
         return out
 
     def make_context(self, dest: str, for_docker: bool = False) -> str:
@@ -129,7 +132,9 @@ def load_cases() -> list[Case]:
             case.accepted.append(Accepted(item["subject"].lstrip("/"), item.get("attribute"), item["reason"],
                                           bool(item.get("optional"))))
         with open(os.path.join(directory, "Dockerfile")) as f:
-            case.debian = "DEBIAN" in f.read()
+            text = f.read()
+        case.debian = "DEBIAN" in text
+        case.http = "${HTTP}" in text
         cases.append(case)
     return cases
 

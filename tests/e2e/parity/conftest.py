@@ -2,8 +2,14 @@
 run in the background while kiln builds the same cases in the tests."""
 from __future__ import annotations
 
+import io
 import logging
 import os
+import socket
+import subprocess
+import sys
+import tarfile
+import time
 import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +30,42 @@ DOCKER_WORKERS = 2
 class Bases:
     busybox: str
     debian: str | None
+    http: str | None = None     # http://127.0.0.1:PORT of the suite's file server
+
+
+HTTP_FILES = {"data.txt": b"served over http\n", "dir/nested.txt": b"nested\n", "archive.tar.gz": None}
+HTTP_MTIME = 1_500_000_000
+
+
+def _start_http(directory: str) -> tuple[subprocess.Popen, str]:
+    """A static file server on 127.0.0.1 for ADD <url> (Last-Modified from the files' fixed mtimes)."""
+    for name, content in HTTP_FILES.items():
+        path = os.path.join(directory, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if content is None:     # a real gzip'd tar: ADD must not unpack a URL source
+            with tarfile.open(path, "w:gz") as tf:
+                info = tarfile.TarInfo("inside.txt")
+                info.size, info.mtime = 3, HTTP_MTIME
+                tf.addfile(info, io.BytesIO(b"in\n"))
+        else:
+            with open(path, "wb") as f:
+                f.write(content)
+        os.utime(path, (HTTP_MTIME, HTTP_MTIME))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", directory,
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the parity suite's HTTP server did not start")
 
 
 @dataclass
@@ -50,9 +92,16 @@ def _selected(request: pytest.FixtureRequest) -> list[Case]:
 
 
 @pytest.fixture(scope="session")
-def parity_bases(request: pytest.FixtureRequest, base_images) -> Bases:
-    debian = request.getfixturevalue("debian_base") if any(c.debian for c in _selected(request)) else None
-    return Bases(base_images.busybox_index, debian)
+def parity_bases(request: pytest.FixtureRequest, base_images, tmp_path_factory: pytest.TempPathFactory) -> Bases:
+    selected = _selected(request)
+    debian = request.getfixturevalue("debian_base") if any(c.debian for c in selected) else None
+    server, url = None, None
+    if any(c.http for c in selected):
+        server, url = _start_http(str(tmp_path_factory.mktemp("http")))
+    yield Bases(base_images.busybox_index, debian, url)
+    if server is not None:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def write_secrets(case: Case, directory: str) -> dict[str, str]:
@@ -70,7 +119,7 @@ def _docker_build(daemon: Dockerd, case: Case, bases: Bases, work: str) -> Docke
     ctx = case.make_context(os.path.join(work, "context"), for_docker=True)
     tag = f"parity/{case.name}:latest"
     argv = ["build", "--network", "host", "--progress", "plain", "-t", tag]
-    for k, v in case.build_args(bases.busybox, bases.debian).items():
+    for k, v in case.build_args(bases.busybox, bases.debian, bases.http).items():
         argv += ["--build-arg", f"{k}={v}"]
     if case.target:
         argv += ["--target", case.target]
