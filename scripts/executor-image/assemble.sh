@@ -5,8 +5,14 @@
 #
 #   assemble.sh SRC     SRC holds pyproject.toml, executor/ and snapshot/ (the build context's copies)
 #
+# The files are written under $KILN_STAGE (default: P itself), every path baked into them names P: the builder
+# stage stages into /out/kaniko, so that a builder whose own files live under /kaniko (kiln, kaniko) can build
+# this image without the RUN overwriting its own /kaniko. Library paths are $ORIGIN-relative, and the staged
+# interpreter is run through the staged ld.so, so nothing here needs P to exist at build time.
+#
 # Layout made (prefix P = $KILN_DIR):
-#   P/bin/python3                     the interpreter: ELF interpreter P/lib/ld-linux-x86-64.so.2, DT_RPATH P/lib
+#   P/bin/python3                     the interpreter: ELF interpreter P/lib/ld-linux-x86-64.so.2,
+#                                     DT_RPATH $ORIGIN/../lib
 #   P/lib/*.so*                       every shared library ldd names for it, lib-dynload and the wheels' modules
 #   P/lib/pythonX.Y/                  the standard library, trimmed; sys.prefix is found from the binary's place
 #   P/lib/pythonX.Y/<site dir>/       kiln (executor, snapshot) and its dependencies from PyPI
@@ -17,6 +23,7 @@ set -eu
 src=${1:?usage: assemble.sh SRC}
 here=$(cd "$(dirname "$0")" && pwd)
 P=${KILN_DIR:-/kaniko}
+S=${KILN_STAGE:-$P}
 say() { echo "assemble: $*" >&2; }
 
 host_py=$(command -v python3)
@@ -28,13 +35,13 @@ interp=$(patchelf --print-interpreter "$host_py")
 ldso_name=$(basename "$interp")
 say "python $ver at $host_py, stdlib $stdlib, lib-dynload $dynload, ELF interpreter $interp"
 
-mkdir -p "$P/bin" "$P/lib" "$P/ssl/certs" "$P/.docker"
-lib=$P/lib/python$ver
+mkdir -p "$S/bin" "$S/lib" "$S/ssl/certs" "$S/.docker"
+lib=$S/lib/python$ver
 
 # 1. The interpreter (a real file, not a symlink: getpath() looks for the landmark lib/pythonX.Y/os.py from
 #    the directory of the resolved executable upwards, which makes sys.prefix = P).
-cp "$host_py" "$P/bin/python$ver"
-ln -sf "python$ver" "$P/bin/python3"
+cp "$host_py" "$S/bin/python$ver"
+ln -sf "python$ver" "$S/bin/python3"
 
 # 2. The standard library, trimmed. Debian's sitecustomize.py is a symlink into /etc: dropped with every
 #    other symlink that leaves the tree.
@@ -64,19 +71,21 @@ done
 # the executable's directory before it looks for os.py, and a zip found in a parent of P would become the
 # prefix (seen with P=/tmp/kk and a /tmp/lib/python311.zip; for P=/kaniko 3.11 stops short of / itself).
 "$host_py" -c "import zipfile, sys; zipfile.ZipFile(sys.argv[1], 'w').close()" \
-  "$P/lib/python$(echo "$ver" | tr -d .).zip"
+  "$S/lib/python$(echo "$ver" | tr -d .).zip"
 
-# 3. The ELF interpreter, then the relocated python can already run (with the builder's libraries).
-cp -L "$interp" "$P/lib/$ldso_name"
-patchelf --set-interpreter "$P/lib/$ldso_name" "$P/bin/python$ver"
+# 3. The ELF interpreter (its final path), and how to run the staged python now: through the staged ld.so,
+#    which then resolves $ORIGIN against the staged files (and, until step 6, finds the builder's libraries).
+cp -L "$interp" "$S/lib/$ldso_name"
+patchelf --set-interpreter "$P/lib/$ldso_name" "$S/bin/python$ver"
+spy() { "$S/lib/$ldso_name" "$S/bin/python$ver" "$@"; }
 
 # 4. The site directory, as the relocated interpreter computes it (Debian: dist-packages, upstream:
 #    site-packages), then kiln's dependencies (from pyproject.toml) and kiln itself.
-site=$("$P/bin/python3" -I -c "
+site=$(spy -I -c "
 import site, sys
 c = [p for p in site.getsitepackages() if p.startswith('$lib/')]
 print(c[-1])")
-say "sys.prefix=$("$P/bin/python3" -I -c 'import sys; print(sys.prefix)') site=$site"
+say "sys.prefix=$(spy -I -c 'import sys; print(sys.prefix)') site=$site"
 mkdir -p "$site"
 "$host_py" -c "
 import tomllib
@@ -90,7 +99,7 @@ cp -r "$src/executor" "$src/snapshot" "$site/"
 find "$site" -type d -name __pycache__ -prune -exec rm -rf {} +
 
 # 5. Shared libraries: the closure ldd reports for every ELF object under P, copied into P/lib.
-elves() { find "$P" -type f \( -name '*.so' -o -name '*.so.*' -o -path "$P/bin/*" \) ! -name "$ldso_name" \
+elves() { find "$S" -type f \( -name '*.so' -o -name '*.so.*' -o -path "$S/bin/*" \) ! -name "$ldso_name" \
           -exec sh -c 'head -c4 "$1" | grep -q ELF' _ {} \; -print; }
 elves > /tmp/kiln-elves
 while read -r f; do
@@ -99,20 +108,23 @@ while read -r f; do
 done < /tmp/kiln-elves | sort -u > /tmp/kiln-libs
 while read -r l; do
   n=$(basename "$l")
-  case "$l" in "$P"/*) continue ;; esac
-  [ -e "$P/lib/$n" ] || cp -L "$l" "$P/lib/$n"
+  case "$l" in "$S"/*) continue ;; esac
+  [ -e "$S/lib/$n" ] || cp -L "$l" "$S/lib/$n"
 done < /tmp/kiln-libs
-say "shared libraries: $(ls "$P/lib" | grep -c '\.so')"
+say "shared libraries: $(ls "$S/lib" | grep -c '\.so')"
 
-# 6. Strip, then point every object's library path into P (DT_RPATH, not DT_RUNPATH: it applies to the
-#    dependencies of dependencies too and comes before LD_LIBRARY_PATH). An existing $ORIGIN path (the
+# 6. Strip, then point every object's library path at P/lib, relative to the object ($ORIGIN/../lib for
+#    P/bin/python3.11, $ORIGIN/../.. for lib-dynload, ...). DT_RPATH, not DT_RUNPATH: it applies to the
+#    dependencies of dependencies too and comes before LD_LIBRARY_PATH. An existing $ORIGIN path (the
 #    wheels' bundled .libs directories) is kept in front.
 elves > /tmp/kiln-elves
 while read -r f; do
   strip --strip-unneeded "$f" 2>/dev/null || true
   old=$(patchelf --print-rpath "$f" 2>/dev/null || true)
-  new=$P/lib
-  [ -n "$old" ] && new=$old:$P/lib
+  rel=$("$host_py" -c 'import os, sys; print(os.path.relpath(sys.argv[1], os.path.dirname(sys.argv[2])))' \
+        "$S/lib" "$f")
+  new='$ORIGIN'; [ "$rel" = . ] || new="\$ORIGIN/$rel"
+  [ -n "$old" ] && new=$old:$new
   patchelf --force-rpath --set-rpath "$new" "$f"
 done < /tmp/kiln-elves
 
@@ -123,24 +135,24 @@ done < /tmp/kiln-elves
 #     would search its /etc/ld.so.cache and /lib, /usr/lib; a fresh interpreter would map its
 #     /usr/lib/locale/C.utf8 and gconv cache; OpenSSL would read its /usr/lib/ssl/openssl.cnf (which can load
 #     provider modules). unroot.py renames those compiled-in names in place, same length, to names under P.
-"$host_py" "$here/unroot.py" "$P" "$P/lib"
+"$host_py" "$here/unroot.py" "$P" "$S/lib"
 
 # 7. Entry points: the kernel runs P/bin/python3 from the shebang line; -I: no PYTHON* variables, no user
 #    site, no script directory on sys.path.
 for ep in executor warmer; do
-  cat > "$P/$ep" <<PY
+  cat > "$S/$ep" <<PY
 #!$P/bin/python3 -I
 import sys
 from executor.main import ${ep}_main
 sys.exit(${ep}_main())
 PY
-  chmod 0755 "$P/$ep"
+  chmod 0755 "$S/$ep"
 done
 
 # 8. CA certificates: the ca-certificates package's Mozilla set (not /etc/ssl/certs, which may hold the
 #    builder's local additions), as the bundle at kaniko's path and as single certificates under their OpenSSL
 #    hash names, so that OpenSSL's SSL_CERT_DIR lookup (ssl.create_default_context()) finds them too.
-certs=$P/ssl/certs
+certs=$S/ssl/certs
 : > "$certs/ca-certificates.crt"
 for c in $(cd /usr/share/ca-certificates/mozilla && LC_ALL=C ls -1 *.crt); do
   f=/usr/share/ca-certificates/mozilla/$c
@@ -151,30 +163,31 @@ for c in $(cd /usr/share/ca-certificates/mozilla && LC_ALL=C ls -1 *.crt); do
 done
 say "CA certificates: $(grep -c 'BEGIN CERTIFICATE' "$certs/ca-certificates.crt")"
 # OpenSSL's default file (OPENSSLDIR/cert.pem, OPENSSLDIR being P/ssl after unroot.py) is the same bundle.
-ln -sf certs/ca-certificates.crt "$P/ssl/cert.pem"
+ln -sf certs/ca-certificates.crt "$S/ssl/cert.pem"
 # requests verifies with certifi's bundle by default: make that kaniko's bundle (as Debian's python3-certifi
 # points to /etc/ssl/certs), so there is one set of trusted CAs in the image, at kaniko's path.
 if [ -f "$site/certifi/cacert.pem" ]; then
   rm "$site/certifi/cacert.pem"
-  ln -s "$certs/ca-certificates.crt" "$site/certifi/cacert.pem"
+  ln -s "$P/ssl/certs/ca-certificates.crt" "$site/certifi/cacert.pem"
 fi
 
 # 9. Byte code, compiled now by the relocated interpreter (paths in it are P/...), so that the
 #    executor never writes __pycache__ at run time; unchecked-hash .pyc files do not depend on mtimes.
-"$P/bin/python3" -I -m compileall -q -j0 --invalidation-mode unchecked-hash "$lib" >/dev/null
+#    -s/-p: the file names in the byte code are P/..., not the staging directory's.
+spy -I -m compileall -q -j0 -s "$S" -p "$P" --invalidation-mode unchecked-hash "$lib" >/dev/null
 
 # 10. Check: the interpreter starts from P alone (the hardened ld.so, P/lib only), every ELF object under P
 #     loads with all its symbols bound (dlopen RTLD_NOW; an optional module's missing Python-level imports,
 #     like zstandard's cffi backend, do not matter here), and what kiln needs imports.
-"$P/bin/python3" -I -c "
+spy -I -c "
 import ctypes, sys
 n = 0
 for f in open('/tmp/kiln-elves').read().split():
-    if not f.startswith('$P/bin/'):
+    if not f.startswith('$S/bin/'):
         ctypes.CDLL(f)
         n += 1
 import executor, snapshot, requests, xxhash, isal, zstandard, dulwich, ssl, zlib, lzma, bz2, ctypes, hashlib
-assert sys.prefix == '$P', sys.prefix
+assert sys.prefix == '$S', sys.prefix
 print('assemble: ok,', sys.version.split()[0], 'prefix', sys.prefix, '-', n, 'shared objects load',
       file=sys.stderr)"
-du -sh "$P" >&2
+du -sh "$S" >&2
