@@ -12,7 +12,7 @@ from urllib.parse import quote
 from executor.image import Descriptor
 from executor.image import digest as _digest
 
-from .errors import RegistryError, UnauthorizedError
+from .errors import NotFoundError, RegistryError, UnauthorizedError
 from .parallel import run_parallel
 from .reference import Reference
 from .transport import Transport, repository_scope
@@ -85,6 +85,24 @@ def ensure_blob(t: Transport, repo: str, blob: Blob, chunk_size: int | None, sta
                 stats.count("mounted")
                 return
             location = resp.headers.get("Location")
+    try:
+        _upload(t, repo, blob, chunk_size, location)
+    except NotFoundError as e:
+        # The registry no longer knows the upload session: most often an answer lost after the registry
+        # completed a PUT (the session is closed) or a PATCH (its state token moved on), so the retry met a
+        # stale session. The blob may be there already; otherwise start one new session.
+        if blob_exists(t, repo, desc):
+            log.info("blob %s is in %s/%s although its upload answered %s", desc.digest, t.registry, repo, e)
+        else:
+            log.warning("upload of %s to %s/%s lost its session (%s); starting it again", desc.digest,
+                        t.registry, repo, e)
+            _upload(t, repo, blob, chunk_size, None)
+    stats.count("uploaded")
+
+
+def _upload(t: Transport, repo: str, blob: Blob, chunk_size: int | None, location: str | None) -> None:
+    """Upload the blob through the session at `location`, or a new one."""
+    desc = blob.descriptor
     if location is None:
         resp = t.request("POST", f"/v2/{repo}/blobs/uploads/", phase="upload POST", repository=repo,
                          scopes=_push_scopes(repo), expect=[202], headers={"Content-Length": "0"})
@@ -96,7 +114,6 @@ def ensure_blob(t: Transport, repo: str, blob: Blob, chunk_size: int | None, sta
         upload_chunked(t, repo, location, blob, chunk_size)
     else:
         upload_monolithic(t, repo, location, blob)
-    stats.count("uploaded")
 
 
 def _mount_source(t: Transport, repo: str, blob: Blob) -> str | None:
