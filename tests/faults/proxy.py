@@ -11,6 +11,7 @@ Clients talk plain HTTP to ``127.0.0.1:PORT``; the proxy forwards each request t
 * ``expire_token`` forward without the ``Authorization`` header: the registry's own 401 and challenge, as for
   a token that expired early
 * ``not_found``    answer 404 with a distribution error body (a HEAD that lies about an existing blob)
+* ``drop_answer``  forward (the registry acts on the request), then reset instead of relaying the answer
 * ``corrupt``      forward, then flip one byte of the answer's body (a blob whose digest does not match)
 
 A rule matches on method and a regular expression searched in the path; ``skip`` lets the first matching
@@ -237,6 +238,10 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and fault.action == "expire_token":
             owner.record(method, path, f"expire_token {status}")
             self._answer(status, headers, data)
+            return
+        if fault and fault.action == "drop_answer":   # the registry did the work; the answer is lost
+            owner.record(method, path, f"drop_answer {status}")
+            self._reset()
             return
         if fault and fault.action == "corrupt" and data:
             middle = len(data) // 2

@@ -91,6 +91,24 @@ def test_upload_reset_mid_blob(chunked, plain_proxy, plain_registry, make_client
     assert any("random.bin" in l.names() for l in report.layers)
 
 
+DROPS = [("upload PUT", "PUT", r"/blobs/uploads/", {}),
+         ("upload PATCH", "PATCH", r"/blobs/uploads/", {"chunk_size": 64 << 10}),
+         ("manifest PUT", "PUT", r"/manifests/", {})]
+
+
+@pytest.mark.parametrize("phase,method,path,extra", DROPS, ids=[d[0] for d in DROPS])
+def test_answer_lost_after_the_registry_acted(phase, method, path, extra, plain_proxy, plain_registry, make_client,
+                                              fresh_image):
+    """The registry completed the request but the answer never arrived: the retry must cope with a
+    registry that already holds the chunk, the blob or the manifest."""
+    image = fresh_image()
+    fault = plain_proxy.add("drop_answer", method, path, times=1)
+    repo = f"faults/dropped-{method.lower()}"
+    make_client(plain_proxy, jobs=1, **extra).push(image, [plain_proxy.ref(f"{repo}:v1")])
+    assert fault.fired == 1
+    judge_registry_image(plain_registry, plain_registry.ref(f"{repo}:v1"))
+
+
 def test_blob_head_lies_404(plain_proxy, plain_registry, make_client, fresh_image):
     """A HEAD answering 404 for a blob that exists costs an upload, never a broken image."""
     image = fresh_image()
