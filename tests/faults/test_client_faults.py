@@ -211,3 +211,17 @@ def test_token_server_down_past_budget(token_proxy, make_client, fresh_image):
         make_client(token_proxy, jobs=1).push(image, [token_proxy.ref("faults/token-down:v1")])
     assert (info.value.phase, info.value.status) == ("token", 503), str(info.value)
     assert not token_proxy.requests("PUT", r"/manifests/")
+
+
+def test_pull_with_token_expiry_and_stalled_token_server(token_proxy, token_registry, make_client, base_images):
+    """Pulling from the token registry: the first token request stalls past the timeout, then tokens
+    expire early on the manifest GET and on a blob GET; every fault is recovered."""
+    token_proxy.add("stall", "GET", r"^/_token", times=1, seconds=2.5)
+    manifest = token_proxy.add("expire_token", "GET", r"/manifests/", times=1)
+    blob = token_proxy.add("expire_token", "GET", r"/blobs/sha256:", skip=1, times=1)
+    ref = base_images.copy_image(base_images.busybox_amd64, token_registry, "faults/token-pull:v1")
+    image = make_client(token_proxy, timeout=1.0).pull(token_proxy.ref("faults/token-pull:v1"), fetch_layers=True)
+    assert ref and manifest.fired == 1 and blob.fired == 1, token_proxy.log
+    assert any(r[2] == "stall" for r in token_proxy.log)
+    for layer in image.layers:
+        layer.verify()
