@@ -70,7 +70,7 @@ class Arena:
 Entry = tuple[tarfile.TarInfo, bytes]
 
 
-def _hostile_image(base_images, plain_registry, tmp_path, name: str, entries: list[Entry]) -> str:
+def _layer_file(tmp_path, name: str, entries: list[Entry]) -> str:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for info, data in entries:
@@ -80,10 +80,17 @@ def _hostile_image(base_images, plain_registry, tmp_path, name: str, entries: li
     path = str(tmp_path / f"{name}.tar.gz")
     with open(path, "wb") as f:
         f.write(gzip.compress(raw.getvalue(), mtime=0))
+    return path
+
+
+def _hostile_image(base_images, plain_registry, tmp_path, name: str, layers: list[list[Entry]]) -> str:
+    """busybox plus one layer per entry list, built by hand with tarfile (kiln never touches them)."""
     client = RegistryClient(RegistryOptions(insecure_registries=[plain_registry.host]), blob_dir=str(tmp_path / "b"))
     image = client.pull(base_images.busybox_amd64, fetch_layers=True).copy()
     image.raw_manifest = None
-    image.append_layer(Layer.from_file(path), HistoryEntry(created_by=f"hostile: {name}"))
+    for i, entries in enumerate(layers):
+        image.append_layer(Layer.from_file(_layer_file(tmp_path, f"{name}-{i}", entries)),
+                           HistoryEntry(created_by=f"hostile: {name} {i}"))
     ref = plain_registry.ref(f"faults/hostile-{name}:v1")
     client.push(image, [ref])
     client.close()
@@ -96,9 +103,9 @@ def _entry(name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"pwned\n", l
     return info, data
 
 
-def _attacks(sentinel: str) -> dict[str, list[Entry]]:
+def _attacks(sentinel: str) -> dict[str, list[list[Entry]]]:
     rel = os.path.relpath(sentinel, "/")
-    return {
+    one_layer: dict[str, list[Entry]] = {
         "absolute": [_entry(f"/{rel}/abs-file")],
         "dotdot": [_entry("../sentinel/dotdot-file"), _entry("a/../../sentinel/dotdot2"),
                    _entry("../" * 40 + f"{rel}/deep-dotdot")],
@@ -110,10 +117,22 @@ def _attacks(sentinel: str) -> dict[str, list[Entry]]:
         "hardlink-out": [_entry("stolen", tarfile.LNKTYPE, linkname=f"{sentinel}/secret"),
                          _entry("stolen2", tarfile.LNKTYPE, linkname="../sentinel/secret"),
                          _entry("stolen3", tarfile.LNKTYPE, linkname="../" * 40 + f"{rel}/secret")],
+        # a hard link to a symlink that points out: following the symlink on the host would link the secret
+        "hardlink-to-symlink-out": [_entry("sl", tarfile.SYMTYPE, linkname=f"{sentinel}/secret"),
+                                    _entry("stolen", tarfile.LNKTYPE, linkname="sl"),
+                                    _entry("rsl", tarfile.SYMTYPE, linkname="../" * 40 + f"{rel}/secret"),
+                                    _entry("stolen2", tarfile.LNKTYPE, linkname="rsl")],
     }
+    layers = {name: [entries] for name, entries in one_layer.items()}
+    # the link in one layer, the write through it in the next
+    layers["symlink-across-layers"] = [[_entry("esc", tarfile.SYMTYPE, linkname=sentinel),
+                                        _entry("rel", tarfile.SYMTYPE, linkname="../" * 40 + rel)],
+                                       [_entry("esc/through-abs"), _entry("rel/through-rel")]]
+    return layers
 
 
-ATTACKS = ["absolute", "dotdot", "symlink-write-through", "symlink-dir-then-dir", "hardlink-out"]
+ATTACKS = ["absolute", "dotdot", "symlink-write-through", "symlink-across-layers", "symlink-dir-then-dir",
+           "hardlink-out", "hardlink-to-symlink-out"]
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
@@ -141,9 +160,13 @@ def test_hostile_base_layer(attack, base_images, plain_registry, tmp_path):
     rel = os.path.relpath(arena.sentinel, "/")
     landed = {"absolute": [f"{rel}/abs-file"],   # as Docker: a leading / is dropped
               "symlink-write-through": [f"{rel}/through-abs", f"{rel}/through-rel"],  # links resolved in the root
-              "symlink-dir-then-dir": ["sentinel/sub/f"]}[attack]
+              "symlink-across-layers": [f"{rel}/through-abs", f"{rel}/through-rel"],
+              "symlink-dir-then-dir": ["sentinel/sub/f"],
+              "hardlink-to-symlink-out": []}[attack]
     for path in landed:
         assert os.path.isfile(os.path.join(arena.root, path)), f"{path} should have been written inside the root"
+    if attack == "hardlink-to-symlink-out":   # the link is to the symlink itself, never to what it points at
+        assert os.path.islink(os.path.join(arena.root, "stolen")) and os.path.islink(os.path.join(arena.root, "stolen2"))
 
 
 def test_context_symlinks_pointing_outside(base_images, plain_registry, tmp_path):
