@@ -16,7 +16,8 @@ from tests.e2e.parity.conftest import write_secrets
 from tests.rig.judge import LayerReport, judge_docker_tar
 
 log = logging.getLogger("kiln.parity")
-SESSION_START = time.time()   # files with mtimes after this were written by the builds
+SESSION_START = time.time()
+KILN_FAILS = "kiln-build-fails"   # a pending_subjects entry: the bug makes kiln refuse the Dockerfile   # files with mtimes after this were written by the builds
 
 
 def _param(case: Case):
@@ -122,6 +123,8 @@ def test_kiln_builds_what_docker_builds(case: Case, kiln, parity_bases, docker_b
             assert f"returned a non-zero code: {status.group(1)}" in run.stderr, run.stderr[-2000:]
         assert not os.path.exists(out), "a failed build writes no image"
         return
+    if run.returncode != 0 and case.pending and KILN_FAILS in case.pending_subjects:
+        pytest.xfail(f"known kiln bug: {case.pending}")
     run.check()
     mine = judge_docker_tar(out, unpack=False, workdir=str(tmp_path))
 
