@@ -1,8 +1,9 @@
 """End to end: the executor image (Containerfile) built by buildah from a builder base made of Debian
 packages, pushed to a real registry, unpacked by umoci and run by runc as PID 1 in an otherwise empty root.
 
-Slow (about 2-3 minutes on the 2-core machine, most of it two buildah builds and mmdebstrap the first time;
-the builder base is cached under /var/cache/kiln-tests). Skipped only when KILN_SKIP_SLOW=1.
+Slow: 80-200 s measured on the 2-core machine (depending on its load), most of it two buildah builds, plus
+~30-45 s of mmdebstrap the first time (the builder base is cached under /var/cache/kiln-tests). Needs PyPI
+and Debian's archive. Skipped only when KILN_SKIP_SLOW=1.
 """
 from __future__ import annotations
 
