@@ -36,6 +36,7 @@ class Case:
     caps: dict[str, str] = field(default_factory=dict)        # context path -> setcap text
     modes: dict[str, int] = field(default_factory=dict)       # context path -> mode (git keeps only 644/755)
     hardlinks: dict[str, str] = field(default_factory=dict)   # new context path -> existing one (git has none)
+    mkdirs: list[str] = field(default_factory=list)           # empty context directories (git keeps none)
     accepted: list[Accepted] = field(default_factory=list)
     pending: str | None = None
     pending_subjects: list[str] = field(default_factory=list)   # the differences the pending bug makes
@@ -67,14 +68,16 @@ class Case:
                 text = text.replace(old, new)
             with open(path, "w") as f:
                 f.write(text)
+        for path in self.mkdirs:
+            os.makedirs(os.path.join(dest, path), exist_ok=True)
         for new, existing in self.hardlinks.items():
             os.link(os.path.join(dest, existing), os.path.join(dest, new))
-        for out, src in self.tars.items():
-            _make_tar(os.path.join(dest, src), os.path.join(dest, out))
         for path, mode in self.modes.items():
             os.chmod(os.path.join(dest, path), mode)
         for path, text in self.caps.items():
             subprocess.run(["setcap", text, os.path.join(dest, path)], check=True, capture_output=True)
+        for out, src in self.tars.items():     # last: the tars hold the modes and capabilities above
+            _make_tar(os.path.join(dest, src), os.path.join(dest, out))
         for dirpath, dirnames, filenames in os.walk(dest):
             for n in dirnames + filenames:
                 os.utime(os.path.join(dirpath, n), (CONTEXT_MTIME, CONTEXT_MTIME), follow_symlinks=False)
@@ -117,6 +120,7 @@ def load_cases() -> list[Case]:
         case.secrets = dict(spec.get("secrets") or {})
         case.tars = dict(spec.get("tars") or {})
         case.caps = dict(spec.get("caps") or {})
+        case.mkdirs = [str(p) for p in spec.get("mkdirs") or []]
         case.hardlinks = {str(k): str(v) for k, v in (spec.get("hardlinks") or {}).items()}
         case.modes = {str(k): int(str(v), 8) for k, v in (spec.get("modes") or {}).items()}
         case.fail = bool(spec.get("fail"))
