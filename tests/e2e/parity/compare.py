@@ -155,7 +155,8 @@ def compare(kiln: ImageReport, docker: ImageReport, since: float,
             va, vb = getattr(a, attr), getattr(b, attr)
             if attr == "content" and va != vb:
                 va, vb = resolve(kiln, va), resolve(docker, vb)
-            if va != vb:
+                if va != vb and a.type == b.type == "file" and max(a.size, b.size) <= 512:
+                    va, vb = _small_text(kiln, path, va), _small_text(docker, path, vb)   # for the message
                 if attr == "mode":
                     va, vb = oct(va), oct(vb)
                 diffs.append(Difference(path, attr, va, vb))
@@ -168,3 +169,12 @@ def compare(kiln: ImageReport, docker: ImageReport, since: float,
 def _layer_summary(report: ImageReport) -> list[str]:
     """For a message: each layer after the first, as its first few entries."""
     return [",".join(layer.names()[:6]) + ("..." if len(layer.members) > 6 else "") for layer in report.layers[1:]]
+
+
+def _small_text(report: ImageReport, path: str, digest: str) -> str:
+    """A small file's text next to its digest, so a message shows what differs."""
+    try:
+        text = report.read(path).decode()
+    except (KeyError, UnicodeDecodeError):
+        return digest
+    return f"{digest} {text!r}"
