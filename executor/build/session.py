@@ -6,6 +6,7 @@ written. A build cancelled by SIGTERM/SIGINT pushes nothing.
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -90,7 +91,9 @@ def run(opts: Any) -> int:
         raise BuildError("no destination: give --destination, or --no-push (with --tar-path or "
                          "--oci-layout-path to keep the image)")
     os.makedirs(opts.kaniko_dir, exist_ok=True)
+    _sweep_stale_work_dirs(opts.kaniko_dir)
     work_dir = tempfile.mkdtemp(prefix="build-", dir=opts.kaniko_dir)
+    lock_fd = _hold_work_dir(work_dir)
     try:
         with supervise():
             return _run(opts, work_dir)
@@ -99,6 +102,40 @@ def run(opts: Any) -> int:
         return getattr(cancelled, "exit_code", 128 + cancelled.signum)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+        os.close(lock_fd)
+
+
+_WORK_LOCK = ".kiln-build.lock"
+
+
+def _hold_work_dir(work_dir: str) -> int:
+    """Lock a file in the work dir for the life of this process: the kernel drops the lock when the
+    process dies, even by SIGKILL, so a later build can tell a dead build's leftovers from a live one."""
+    staging = os.path.join(work_dir, _WORK_LOCK + ".new")
+    fd = os.open(staging, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.rename(staging, os.path.join(work_dir, _WORK_LOCK))   # appears already locked: no sweeper can win it
+    return fd
+
+
+def _sweep_stale_work_dirs(kaniko_dir: str) -> None:
+    """Remove the work dirs of builds that were killed (their lock is free); live builds keep theirs."""
+    for name in os.listdir(kaniko_dir):
+        path = os.path.join(kaniko_dir, name)
+        if not name.startswith("build-") or os.path.islink(path) or not os.path.isdir(path):
+            continue
+        try:
+            fd = os.open(os.path.join(path, _WORK_LOCK), os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue   # no lock file (yet, or an older kiln's): leave it alone
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue   # a live build holds it
+        finally:
+            os.close(fd)
+        log.info("removing %s, left by a build that was killed", path)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _run(opts: Any, work_dir: str) -> int:
