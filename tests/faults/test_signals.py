@@ -140,5 +140,29 @@ def test_sigkill_then_next_build_in_same_dirs(phase, plain_proxy, plain_registry
     again = scenario.start()
     code = again.wait(120)
     assert code == 0, again.output[-4000:]
+    assert [n for n in os.listdir(scenario.kdir) if n.startswith("build-")] == [], \
+        "the killed build's work dir was not removed by the next build"
     assert _tags(plain_proxy, scenario.repo) == ["v1"]
     judge_registry_image(plain_registry, plain_registry.ref(f"{scenario.repo}:v1"))
+
+
+def test_a_live_build_keeps_its_work_dir_when_another_starts(plain_registry, base_images, tmp_path):
+    """The next build removes work dirs of killed builds only: one still running in the same --kaniko-dir
+    keeps its own and finishes."""
+    kdir, ctx = str(tmp_path / "kaniko"), str(tmp_path / "ctx")
+    roots = [str(tmp_path / "root-a"), str(tmp_path / "root-b")]
+    for d in (kdir, ctx, *roots):
+        os.makedirs(d)
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write(f"FROM {base_images.busybox_amd64}\nRUN echo RUN-STARTED && sleep 3 && echo slept > /slept\n")
+    runs = []
+    for i, root in enumerate(roots):
+        argv = kiln_argv(ctx, root, kdir, "--destination", plain_registry.ref(f"faults/shared-kdir:{i}"),
+                         "--insecure-registry", plain_registry.host)
+        runs.append(Running(argv, [root, kdir, ctx], kiln_env()))
+        if i == 0:
+            runs[0].wait_for(lambda: runs[0].saw("RUN-STARTED"), 60, "the first build's RUN")
+    codes = [r.wait(120) for r in runs]
+    assert codes == [0, 0], [r.output[-2000:] for r in runs]
+    assert not any(r.saw("left by a build that was killed") for r in runs)
+    assert [n for n in os.listdir(kdir) if n.startswith("build-")] == []
