@@ -98,12 +98,12 @@ def _download_once(t: Transport, repo: str, desc: Descriptor, diff_id: str | Non
             tee = _Tee(resp.raw, out, desc.size)
             try:
                 verify_blob(tee, desc, diff_id)
-            except LayerError as e:
-                if tee.error is not None:   # the transport failed, not the blob
-                    raise _BrokenOff(tee.count, tee.error, resp.status_code) from None
-                raise RegistryError(t.registry, repo, "blob GET", str(e), resp.status_code) from None
-            except OSError as e:  # connection dropped mid-body
-                raise _BrokenOff(tee.count, e, resp.status_code) from None
+            except Exception as e:
+                if tee.error is not None:   # the connection failed (reset, timeout), not the blob; urllib3's
+                    raise _BrokenOff(tee.count, tee.error, resp.status_code) from None  # errors are no OSError
+                if isinstance(e, LayerError):
+                    raise RegistryError(t.registry, repo, "blob GET", str(e), resp.status_code) from None
+                raise
         os.replace(tmp, dest)
         tmp = ""
     finally:
