@@ -225,3 +225,30 @@ def test_pull_with_token_expiry_and_stalled_token_server(token_proxy, token_regi
     assert any(r[2] == "stall" for r in token_proxy.log)
     for layer in image.layers:
         layer.verify()
+
+
+def test_pull_reset_every_time_names_the_blob(plain_proxy, make_client, base_images):
+    plain_proxy.add("reset_download", "GET", r"/blobs/sha256:", skip=1, times=None, nbytes=30000)
+    client = make_client(plain_proxy)
+    with pytest.raises(RegistryError) as info:
+        client.pull(plain_proxy.ref("base/busybox:amd64"), fetch_layers=True)
+    text = str(info.value)
+    assert info.value.phase == "blob GET" and plain_proxy.host in text and "broke off after" in text, text
+    assert f"{BUDGET + 1} times" in text, text
+    left = [f for _, _, files in os.walk(client.blob_dir) for f in files]
+    assert left == [], f"partial downloads left behind: {left}"
+
+
+def test_parallel_push_one_blob_failing_pushes_no_manifest(plain_proxy, plain_registry, make_client, fresh_image):
+    """jobs=3: while one blob's uploads keep failing the others finish, and the manifest never goes up."""
+    image = fresh_image()
+    image.append_layer(__import__("tests.faults.conftest", fromlist=["random_layer"]).random_layer(
+        os.path.dirname(image.layers[-1].path or "/tmp")), None)
+    bad = image.layers[-1].digest
+    plain_proxy.add("status", "PUT", rf"/blobs/uploads/.*digest=sha256%3A{bad.split(':')[1]}", times=None,
+                    status=500)
+    with pytest.raises(RegistryError) as info:
+        make_client(plain_proxy, jobs=3).push(image, [plain_proxy.ref("faults/parallel-fail:v1")])
+    assert (info.value.phase, info.value.status) == ("upload PUT", 500), str(info.value)
+    assert not _manifest_puts(plain_proxy) and _tags(plain_proxy, "faults/parallel-fail") == []
+    assert len([r for r in plain_proxy.requests("PUT", r"/blobs/uploads/") if "forward 201" in r[2]]) >= 1
