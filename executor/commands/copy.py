@@ -50,7 +50,8 @@ def copy_files(inst: CopyInstruction | AddInstruction, ctx: CommandContext, is_a
                 excludes=[ctx.expand(e) for e in inst.excludes], parents=getattr(inst, "parents", False),
                 unpack=getattr(inst, "unpack", None),
                 checksum=(ctx.expand(inst.checksum) or None) if isinstance(inst, _Add) and inst.checksum else None,
-                session=ctx.http_session_factory() if ctx.http_session_factory else None))
+                session=ctx.http_session_factory() if ctx.http_session_factory else None,
+                work_dir=ctx.work_dir))
         if inst.contents:
             scratch = tempfile.mkdtemp(prefix="heredoc-", dir=ctx.work_dir)
             names = []

@@ -70,6 +70,7 @@ class CopyRequest:
     parents: bool = False        # COPY --parents (a "/./" in a source marks the pivot)
     unpack: bool | None = None   # ADD --unpack; None: local archives unpacked (ADD), URLs not
     session: requests.Session | None = None  # for ADD of URLs; a fresh one when None
+    work_dir: str | None = None  # kiln's scratch space for downloads (None: the system's temp dir)
 
     @property
     def command(self) -> str:
@@ -257,7 +258,9 @@ def _copy_into_root(req: CopyRequest) -> list[str]:
         return _copy_parents(req, state)
     dest, dir_like = _dest_image_path(req)
 
-    with tempfile.TemporaryDirectory(prefix="kiln-add-") as download_dir:
+    # URL downloads go to kiln's own work directory: in production the root is "/", and its /tmp is
+    # part of the image being built (an emptied stage root may not even have one).
+    with tempfile.TemporaryDirectory(prefix="kiln-add-", dir=req.work_dir) as download_dir:
         sources: list[_Source] = []
         for written in req.sources:
             if is_git_source(written):

@@ -170,3 +170,22 @@ def test_platform_selection_pulls_arm64_entry(kiln, base_images, plain_registry,
     assert report.config["architecture"] == "arm64"
     arm = judge_registry_image(plain_registry, base_images.busybox_index, platform="linux/arm64/v8", unpack=False)
     assert [l.digest for l in report.layers] == [l.digest for l in arm.layers]
+
+
+def test_copy_from_stage_into_scratch_root(kiln, base_images, plain_registry, tmp_path):
+    """The executor image's own shape: a builder stage's /out copied onto / of a FROM scratch stage."""
+    dockerfile = f"""\
+FROM {base_images.busybox_index} AS builder
+RUN mkdir -p /out/kaniko/bin /out/workspace && echo tool > /out/kaniko/bin/tool && chmod 0755 /out/kaniko/bin/tool
+FROM scratch
+COPY --from=builder /out/ /
+WORKDIR /workspace
+"""
+    ctx = kiln.context({"Dockerfile": dockerfile})
+    layout = str(tmp_path / "scratch")
+    kiln.build(ctx, "--no-push", "--oci-layout-path", layout, "--insecure-registry", plain_registry.host).check()
+    report = judge_oci_layout(layout)
+    assert len(report.layers) == 1
+    names = set(report.layers[0].names())
+    assert {"kaniko", "kaniko/bin", "kaniko/bin/tool", "workspace"} <= names
+    assert report.layers[0].member("kaniko/bin/tool").mode == 0o755
