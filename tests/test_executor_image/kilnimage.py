@@ -1,0 +1,314 @@
+"""Helpers for the tests that build kiln's executor image WITH KILN and run it under runc as a pod would.
+
+* ``kiln_built_image(plain_registry, target)``: ``python -m executor`` on the host (scratch root, sandboxed: the
+  machine's / read-only) builds ``Containerfile`` (``--target executor`` or ``debug``) from the builder base of
+  ``scripts/executor-image/make-builder-base.sh``, pushes it to the rig's plain registry, copies it to an OCI
+  layout cached under /var/cache/kiln-tests/kiln-selfbuilt/KEY (KEY: a hash of every input: Containerfile,
+  scripts/executor-image, pyproject.toml, executor/, snapshot/, the builder base's digest), and unpacks it with
+  umoci. Memoised per session and target.
+* ``Pod``: a runc bundle made from ``runc spec`` and edited (image env/cwd/entrypoint from the unpacked image,
+  args, env, bind mounts, an exact capability set, the host's network), run as PID 1 on a fresh copy of the
+  image's root file system; ``start()``/``wait()``/``kill()``/``run()``; always ``runc delete --force``d.
+
+The runc state lives under /run/runc-kiln-tests (runc's default /run/runc is shared with other work).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+MAKE_BASE = os.path.join(REPO, "scripts", "executor-image", "make-builder-base.sh")
+CACHE = os.path.join(os.environ.get("KILN_CACHE_DIR", "/var/cache/kiln-tests"), "kiln-selfbuilt")
+RUNC_ROOT = "/run/runc/kiln-tests"
+
+# Docker's and containerd's default container capabilities (what kaniko gets in a pod without a securityContext).
+DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+                "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+                "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+
+
+def run(cmd, **kw):
+    kw.setdefault("check", True)
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    try:
+        return subprocess.run(cmd, **kw)
+    except subprocess.CalledProcessError as e:
+        raise AssertionError(f"{cmd[:4]}... failed ({e.returncode}):\n{e.stdout[-4000:]}\n{e.stderr[-4000:]}")
+
+
+# ---------------------------------------------------------------------------------------------- the image
+
+
+def _inputs_hash(builder_digest: str) -> str:
+    h = hashlib.sha256(b"kiln-selfbuilt v1\n" + builder_digest.encode() + b"\n")
+    files = [os.path.join(REPO, "Containerfile"), os.path.join(REPO, "pyproject.toml")]
+    for top in ("scripts/executor-image", "executor", "snapshot"):
+        for dirpath, dirnames, filenames in os.walk(os.path.join(REPO, top)):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            files += [os.path.join(dirpath, n) for n in sorted(filenames) if not n.endswith(".pyc")]
+    for f in files:
+        h.update(os.path.relpath(f, REPO).encode() + b"\0")
+        with open(f, "rb") as fh:
+            h.update(hashlib.sha256(fh.read()).digest())
+    return h.hexdigest()[:20]
+
+
+@dataclass
+class KilnImage:
+    target: str
+    layout: str            # OCI layout (cached), tag = target
+    bundle: str            # umoci unpack of it (rootfs + config.json)
+    manifest: dict
+    built_now: bool        # False: taken from the cache (built by this very kiln source in an earlier session)
+    build_seconds: float
+    build_log: str
+
+    @property
+    def compressed(self) -> int:
+        return sum(layer["size"] for layer in self.manifest["layers"])
+
+    @property
+    def unpacked(self) -> int:
+        total = 0
+        for dirpath, _, filenames in os.walk(os.path.join(self.bundle, "rootfs")):
+            total += sum(os.lstat(os.path.join(dirpath, n)).st_size for n in filenames)
+        return total
+
+    def image_config(self) -> dict:
+        with open(os.path.join(self.bundle, "config.json")) as f:
+            return json.load(f)
+
+
+_BUILT: dict[tuple[str, str], KilnImage] = {}
+_BASE: dict[str, tuple[str, str]] = {}
+
+
+def builder_base(plain_registry) -> tuple[str, str]:
+    """(ref, manifest digest) of the builder base on the plain registry (make-builder-base.sh; cached layout)."""
+    if plain_registry.host not in _BASE:
+        ref = run([MAKE_BASE, plain_registry.host]).stdout.strip().splitlines()[-1]
+        digest = json.loads(run(["skopeo", "inspect", "--tls-verify=false", f"docker://{ref}"]).stdout)["Digest"]
+        _BASE[plain_registry.host] = (ref, digest)
+    return _BASE[plain_registry.host]
+
+
+def kiln_build_containerfile(plain_registry, target: str, destination: str, workdir: str,
+                             timeout: float = 900) -> tuple[subprocess.CompletedProcess, float]:
+    """kiln on the host, scratch root, / read-only: builds Containerfile --target TARGET and pushes it."""
+    from tests.rig.sandbox import run_sandboxed
+
+    ref, _ = builder_base(plain_registry)
+    root = tempfile.mkdtemp(prefix=f"root-{target}-", dir=workdir)
+    kdir = tempfile.mkdtemp(prefix=f"kaniko-{target}-", dir=workdir)
+    argv = [sys.executable, "-m", "executor", "--root", root, "--kaniko-dir", kdir, "--context", REPO,
+            "--dockerfile", "Containerfile", "--build-arg", f"BUILDER_IMAGE={ref}", "--target", target,
+            "--destination", destination, "--insecure-registry", plain_registry.host, "--log-format", "text"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CI_REGISTRY", "DOCKER_CONFIG"))}
+    env["PYTHONPATH"] = REPO
+    t0 = time.monotonic()
+    try:
+        proc = run_sandboxed(argv, writable=[root, kdir], env=env, cwd=REPO, timeout=timeout)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(kdir, ignore_errors=True)
+    return proc, time.monotonic() - t0
+
+
+def kiln_built_image(plain_registry, target: str, workdir: str) -> KilnImage:
+    """The executor image (TARGET executor or debug) built by kiln, cached by the hash of its inputs."""
+    key = (plain_registry.host, target)
+    if key in _BUILT:
+        return _BUILT[key]
+    _, base_digest = builder_base(plain_registry)
+    h = _inputs_hash(base_digest)
+    cached = os.path.join(CACHE, f"{target}-{h}")
+    built_now, seconds, log = False, 0.0, ""
+    if os.environ.get("KILN_REBUILD_EXECUTOR_IMAGE") == "1" or not os.path.exists(os.path.join(cached, "index.json")):
+        dest = plain_registry.ref(f"kiln/executor-selfbuilt:{target}-{h[:12]}")
+        proc, seconds = kiln_build_containerfile(plain_registry, target, dest, workdir)
+        log = proc.stdout + proc.stderr
+        assert proc.returncode == 0, f"kiln failed to build its own Containerfile (--target {target}):\n{log[-6000:]}"
+        os.makedirs(CACHE, exist_ok=True)
+        tmp = tempfile.mkdtemp(prefix=".layout-", dir=CACHE)
+        run(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{dest}", f"oci:{tmp}/l:{target}"])
+        with open(os.path.join(tmp, "l", "kiln-build.log"), "w") as f:
+            f.write(log)
+        shutil.rmtree(cached, ignore_errors=True)
+        os.rename(os.path.join(tmp, "l"), cached)
+        shutil.rmtree(tmp, ignore_errors=True)
+        built_now = True
+    else:
+        with open(os.path.join(cached, "kiln-build.log")) as f:
+            log = f.read()
+    with open(os.path.join(cached, "index.json")) as f:
+        (desc,) = json.load(f)["manifests"]
+    with open(os.path.join(cached, "blobs", "sha256", desc["digest"].split(":")[1])) as f:
+        manifest = json.load(f)
+    bundle = tempfile.mkdtemp(prefix=f"kiln-image-{target}-", dir=workdir)
+    os.rmdir(bundle)
+    run(["umoci", "unpack", "--image", f"{cached}:{target}", bundle])
+    img = KilnImage(target, cached, bundle, manifest, built_now, seconds, log)
+    _BUILT[key] = img
+    print(f"\nkiln-built {target} image: {'built in %.0fs' % seconds if built_now else 'from cache ' + cached}; "
+          f"{img.compressed / 1e6:.1f} MB compressed, {img.unpacked / 1e6:.1f} MB unpacked")
+    return img
+
+
+# ---------------------------------------------------------------------------------------------- runc
+
+
+@dataclass
+class Mount:
+    source: str
+    destination: str
+    rw: bool = False
+
+
+@dataclass
+class Pod:
+    """One container: a runc bundle from `runc spec`, edited; PID 1 = args (default: the image's entrypoint)."""
+    image: KilnImage
+    workdir: str
+    args: list[str] | None = None                 # full argv; None: the image's entrypoint + extra_args
+    extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)   # added to the image's environment
+    mounts: list[Mount] = field(default_factory=list)
+    caps: list[str] = field(default_factory=lambda: list(DEFAULT_CAPS))
+    cwd: str | None = None
+    no_new_privileges: bool = False
+    kubelet_files: bool = True                    # /etc/hosts, /etc/resolv.conf, /etc/hostname as kubelet mounts
+    cid: str = field(default_factory=lambda: "kiln-t-" + uuid.uuid4().hex[:10])
+    proc: subprocess.Popen | None = None
+    bundle: str = ""
+
+    def prepare(self) -> str:
+        self.bundle = tempfile.mkdtemp(prefix="pod-", dir=self.workdir)
+        rootfs = os.path.join(self.bundle, "rootfs")
+        run(["cp", "-a", os.path.join(self.image.bundle, "rootfs"), rootfs])
+        run(["runc", "spec", "--bundle", self.bundle])
+        with open(os.path.join(self.bundle, "config.json")) as f:
+            cfg = json.load(f)
+        img = self.image.image_config()["process"]
+        env = dict(e.split("=", 1) for e in img["env"])
+        env.update(self.env)
+        p = cfg["process"]
+        p["terminal"] = False
+        p["args"] = list(self.args) if self.args is not None else list(img["args"]) + list(self.extra_args)
+        p["env"] = [f"{k}={v}" for k, v in env.items()]
+        p["cwd"] = self.cwd or img.get("cwd") or "/"
+        p["user"] = {"uid": 0, "gid": 0}
+        caps = [c if c.startswith("CAP_") else "CAP_" + c for c in self.caps]
+        p["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
+        p["noNewPrivileges"] = self.no_new_privileges
+        cfg["root"] = {"path": "rootfs", "readonly": False}
+        cfg["hostname"] = self.cid
+        # The host's network namespace (127.0.0.1 registries, Debian's archive), as --network host.
+        cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "network"]
+        # Docker's default device rule: mknod of any device node is allowed (base images hold /dev entries).
+        cfg["linux"]["resources"]["devices"] = [{"allow": False, "access": "rwm"},
+                                                 {"allow": True, "type": "c", "access": "m"},
+                                                 {"allow": True, "type": "b", "access": "m"}]
+        mounts = list(self.mounts)
+        if self.kubelet_files:
+            etc = os.path.join(self.bundle, "kubelet")
+            os.makedirs(etc)
+            shutil.copy("/etc/resolv.conf", os.path.join(etc, "resolv.conf"))
+            with open(os.path.join(etc, "hosts"), "w") as f:
+                f.write("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+            with open(os.path.join(etc, "hostname"), "w") as f:
+                f.write(self.cid + "\n")
+            mounts += [Mount(os.path.join(etc, n), f"/etc/{n}", rw=True) for n in ("hosts", "resolv.conf", "hostname")]
+        for m in mounts:
+            cfg["mounts"].append({"destination": m.destination, "type": "bind", "source": str(m.source),
+                                  "options": ["rbind", "rw" if m.rw else "ro"]})
+        with open(os.path.join(self.bundle, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=1)
+        return self.bundle
+
+    def start(self) -> "Pod":
+        if not self.bundle:
+            self.prepare()
+        os.makedirs(RUNC_ROOT, exist_ok=True)
+        self.out = open(os.path.join(self.bundle, "stdout"), "w+")
+        self.err = open(os.path.join(self.bundle, "stderr"), "w+")
+        self.proc = subprocess.Popen(["runc", "--root", RUNC_ROOT, "run", "--bundle", self.bundle, self.cid],
+                                     stdin=subprocess.DEVNULL, stdout=self.out, stderr=self.err)
+        return self
+
+    def state(self) -> dict | None:
+        p = subprocess.run(["runc", "--root", RUNC_ROOT, "state", self.cid], capture_output=True, text=True)
+        return json.loads(p.stdout) if p.returncode == 0 else None
+
+    def pids(self) -> list[int]:
+        p = subprocess.run(["runc", "--root", RUNC_ROOT, "ps", "--format", "json", self.cid],
+                           capture_output=True, text=True)
+        return json.loads(p.stdout or "null") or [] if p.returncode == 0 else []
+
+    def signal(self, sig: str = "TERM") -> None:
+        run(["runc", "--root", RUNC_ROOT, "kill", self.cid, sig])
+
+    def wait(self, timeout: float) -> subprocess.CompletedProcess:
+        assert self.proc is not None
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.delete()
+            raise
+        self.out.seek(0)
+        self.err.seek(0)
+        return subprocess.CompletedProcess(self.proc.args, rc, self.out.read(), self.err.read())
+
+    def delete(self) -> None:
+        subprocess.run(["runc", "--root", RUNC_ROOT, "delete", "--force", self.cid], capture_output=True)
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def cleanup(self) -> None:
+        self.delete()
+        for f in (getattr(self, "out", None), getattr(self, "err", None)):
+            if f:
+                f.close()
+        shutil.rmtree(os.path.join(self.bundle, "rootfs"), ignore_errors=True)
+
+    def run(self, timeout: float = 300) -> subprocess.CompletedProcess:
+        """Start, wait, and always delete the container; -> returncode, stdout, stderr."""
+        try:
+            self.start()
+            return self.wait(timeout)
+        finally:
+            self.cleanup()
+
+
+def docker_config_dir(workdir: str, auths: dict[str, tuple[str, str]]) -> str:
+    """A directory holding only config.json with these auths (what the secret volume holds)."""
+    import base64
+    d = tempfile.mkdtemp(prefix="docker-config-", dir=workdir)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump({"auths": {h: {"auth": base64.b64encode(f"{u}:{p}".encode()).decode()}
+                             for h, (u, p) in auths.items()}}, f)
+    return d
+
+
+def context_dir(workdir: str, files: dict[str, str]) -> str:
+    d = tempfile.mkdtemp(prefix="ctx-", dir=workdir)
+    for name, text in files.items():
+        path = os.path.join(d, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+    return d
