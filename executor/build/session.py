@@ -37,7 +37,9 @@ def registry_options(opts: Any) -> RegistryOptions:
         registry_certificates=dict(opts.registry_certificates), registry_client_certificates=client_certs,
         registry_mirrors=list(opts.registry_mirrors),
         skip_default_registry_fallback=opts.skip_default_registry_fallback,
-        push_retry=getattr(opts, "push_retry", 0), image_download_retry=getattr(opts, "image_download_retry", 0))
+        push_retry=getattr(opts, "push_retry", 0), image_download_retry=getattr(opts, "image_download_retry", 0),
+        additional_ca_bundle=os.path.join(getattr(opts, "kaniko_dir", "") or "/kaniko", "ssl", "certs",
+                                          "additional-ca-cert-bundle.crt"))
 
 
 def source_date_epoch(opts: Any) -> int | None:

@@ -2,10 +2,30 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import tempfile
 import re
 from dataclasses import dataclass, field
 
 from .reference import DOCKER_HUB, registry_host
+
+_COMBINED: dict[str, str] = {}
+
+
+def combined_ca_bundle(additional: str) -> str:
+    """A bundle file with the system CAs (requests' default, or $REQUESTS_CA_BUNDLE / $SSL_CERT_FILE) and
+    `additional`, written once per process."""
+    if additional not in _COMBINED:
+        from requests.utils import DEFAULT_CA_BUNDLE_PATH
+
+        system = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or DEFAULT_CA_BUNDLE_PATH
+        fd, path = tempfile.mkstemp(prefix="kiln-ca-", suffix=".pem")
+        with os.fdopen(fd, "wb") as out:
+            for source in (system, additional):
+                with open(source, "rb") as f:
+                    out.write(f.read().rstrip(b"\n") + b"\n")
+        _COMBINED[additional] = path
+    return _COMBINED[additional]
 
 
 @dataclass
@@ -50,6 +70,9 @@ class RegistryOptions:
     connect_timeout: float = 30.0
     timeout: float = 300.0
     user_agent: str = "kiln/0.1 (go-containerregistry compatible)"
+    #: kaniko's extra CA bundle (<kaniko dir>/ssl/certs/additional-ca-cert-bundle.crt), trusted besides the
+    #: system CAs when it exists
+    additional_ca_bundle: str | None = None
 
     # ---- per registry decisions --------------------------------------------------------------
     def allows_http(self, registry: str, push: bool) -> bool:
@@ -59,7 +82,10 @@ class RegistryOptions:
         return host in {registry_host(r) for r in self.insecure_registries}
 
     def verify_tls(self, registry: str, push: bool) -> bool | str:
-        """False (skip), True (system CAs) or the path of a CA bundle."""
+        """False (skip), True (system CAs) or the path of a CA bundle.
+
+        kaniko's `/kaniko/ssl/certs/additional-ca-cert-bundle.crt` (`additional_ca_bundle`) is trusted on
+        top of the system CAs: the answer is then a bundle holding both."""
         host = registry_host(registry)
         if push and self.skip_tls_verify or not push and self.skip_tls_verify_pull:
             return False
@@ -68,6 +94,8 @@ class RegistryOptions:
         for name, path in self.registry_certificates.items():
             if registry_host(name) == host:
                 return path
+        if self.additional_ca_bundle and os.path.isfile(self.additional_ca_bundle):
+            return combined_ca_bundle(self.additional_ca_bundle)
         return True
 
     def client_certificate(self, registry: str) -> tuple[str, str] | None:
