@@ -87,6 +87,13 @@ def _inside_root(root: str, paths: list[str]) -> list[str]:
     return found
 
 
+def _debug_shell(root: str) -> list[str]:
+    """The debug image's /busybox (kaniko's :debug) is kiln's own tool, not part of any image it builds."""
+    if os.path.realpath(root) == "/" and os.path.isfile("/busybox/busybox"):
+        return ["/busybox"]
+    return []
+
+
 def run(opts: Any) -> int:
     """The executor: build, then write the image wherever the options say. Returns the exit code."""
     if not opts.destinations and not opts.no_push and not opts.tar_path and not opts.oci_layout_path:
@@ -158,7 +165,7 @@ def _run(opts: Any, work_dir: str) -> int:
             compression=opts.compression,
             compression_level=opts.compression_level if opts.compression_level >= 0 else None,
             epoch=source_date_epoch(opts), ignore_paths=list(opts.ignore_paths) + _inside_root(
-                opts.root, [context.directory, os.path.dirname(dockerfile_path)]),
+                opts.root, [context.directory, os.path.dirname(dockerfile_path)]) + _debug_shell(opts.root),
             image_format={"oci": mt.OCI, "docker": mt.DOCKER}.get(opts.image_format, ""),
             secrets=dict(opts.secrets), labels=dict(opts.labels))
         builder = Builder(dockerfile, settings, client, context.directory,
