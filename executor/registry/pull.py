@@ -48,10 +48,20 @@ def get_blob_bytes(t: Transport, repo: str, desc: Descriptor, limit: int = _MAX_
     """A small blob (the config) in memory, checked against its descriptor's size and digest."""
     if desc.size > limit:
         raise RegistryError(t.registry, repo, "blob GET", f"blob {desc.digest} is {desc.size} bytes, over {limit}")
-    resp = t.request("GET", f"/v2/{repo}/blobs/{desc.digest}", phase="blob GET", repository=repo,
-                     scopes=[repository_scope(repo, "pull")], expect=[200], stream=True)
-    data = resp.raw.read(desc.size + 1, decode_content=False) if resp.raw else resp.content
-    resp.close()
+    retries = max(0, t.options.transport_retries)
+    for attempt in range(retries + 1):
+        resp = t.request("GET", f"/v2/{repo}/blobs/{desc.digest}", phase="blob GET", repository=repo,
+                         scopes=[repository_scope(repo, "pull")], expect=[200], stream=True)
+        try:
+            data = resp.raw.read(desc.size + 1, decode_content=False) if resp.raw else resp.content
+            break
+        except (OSError, urllib3.exceptions.HTTPError) as e:   # reset or timeout mid-body
+            if attempt >= retries:
+                raise RegistryError(t.registry, repo, "blob GET", f"blob {desc.digest}: download broke off, "
+                                    f"{attempt + 1} times: {e}") from None
+            t._sleep(attempt, None, "blob GET", f"blob {desc.digest} broke off ({e})")
+        finally:
+            resp.close()
     if len(data) != desc.size:
         raise RegistryError(t.registry, repo, "blob GET",
                             f"blob {desc.digest} is {len(data) if len(data) <= desc.size else 'more than ' + str(desc.size)}"
