@@ -252,3 +252,10 @@ def test_parallel_push_one_blob_failing_pushes_no_manifest(plain_proxy, plain_re
     assert (info.value.phase, info.value.status) == ("upload PUT", 500), str(info.value)
     assert not _manifest_puts(plain_proxy) and _tags(plain_proxy, "faults/parallel-fail") == []
     assert len([r for r in plain_proxy.requests("PUT", r"/blobs/uploads/") if "forward 201" in r[2]]) >= 1
+
+
+def test_config_download_reset_is_retried(plain_proxy, make_client, base_images):
+    """The config blob (read into memory, not streamed to disk) broken off mid-body is fetched again."""
+    fault = plain_proxy.add("reset_download", "GET", r"/blobs/sha256:", times=2, nbytes=100)
+    image = make_client(plain_proxy).pull(plain_proxy.ref("base/busybox:amd64"), fetch_layers=True)
+    assert fault.fired == 2 and image.config.diff_ids
