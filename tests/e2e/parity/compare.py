@@ -125,7 +125,7 @@ def compare(kiln: ImageReport, docker: ImageReport, since: float,
     for name in CONFIG_FIELDS:
         if kc.get(name) != dc.get(name):
             diffs.append(Difference(f"config.{name}", "value", kc.get(name), dc.get(name)))
-    for name in ("architecture", "os", "variant"):
+    for name in ("architecture", "os", "variant", "author"):
         if kiln.config.get(name) != docker.config.get(name):
             diffs.append(Difference(name, "value", kiln.config.get(name), docker.config.get(name)))
     hollow_layers = {layer.index for layer in docker.layers if hollow(layer)}
@@ -157,6 +157,7 @@ def compare(kiln: ImageReport, docker: ImageReport, since: float,
                 va, vb = resolve(kiln, va), resolve(docker, vb)
                 if va != vb and a.type == b.type == "file" and max(a.size, b.size) <= 512:
                     va, vb = _small_text(kiln, path, va), _small_text(docker, path, vb)   # for the message
+            if va != vb:
                 if attr == "mode":
                     va, vb = oct(va), oct(vb)
                 diffs.append(Difference(path, attr, va, vb))
