@@ -293,7 +293,9 @@ class Transport:
                                             timeout=(self.options.connect_timeout, self.options.timeout),
                                             # explicit: a session-level value loses to $REQUESTS_CA_BUNDLE
                                             verify=self.session.verify)
-            except (requests.ConnectionError, requests.Timeout) as e:
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
+                # ChunkedEncodingError: the connection broke while an answer's body was read (a reset
+                # mid-body of a manifest or token answer); as retryable as a reset before the answer
                 if attempt < retries and retry_connection and not isinstance(e, requests.exceptions.SSLError):
                     self._sleep(attempt, None, phase, f"connection error: {e}")
                     attempt += 1
