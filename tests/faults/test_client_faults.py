@@ -259,3 +259,9 @@ def test_config_download_reset_is_retried(plain_proxy, make_client, base_images)
     fault = plain_proxy.add("reset_download", "GET", r"/blobs/sha256:", times=2, nbytes=100)
     image = make_client(plain_proxy).pull(plain_proxy.ref("base/busybox:amd64"), fetch_layers=True)
     assert fault.fired == 2 and image.config.diff_ids
+
+
+def test_manifest_download_reset_is_retried(plain_proxy, make_client, base_images):
+    fault = plain_proxy.add("reset_download", "GET", r"/manifests/", times=2, nbytes=50)
+    image = make_client(plain_proxy).pull(plain_proxy.ref("base/busybox:amd64"))
+    assert fault.fired == 2 and image.layers
