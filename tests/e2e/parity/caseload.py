@@ -41,12 +41,16 @@ class Case:
     pending: str | None = None
     pending_subjects: list[str] = field(default_factory=list)   # the differences the pending bug makes
     debian: bool = False
+    onbuild: bool = False       # FROM ${ONBUILD_BASE}: a registry image with ONBUILD triggers (conftest)
     http: bool = False          # uses the suite's HTTP server (build arg HTTP=http://127.0.0.1:PORT)
     docker_replace: dict[str, str] = field(default_factory=dict)   # Dockerfile edits for docker 20.10
     fail: bool = False          # both builders must refuse the Dockerfile (a RUN's exit status)
 
-    def build_args(self, base: str, debian: str | None, http: str | None = None) -> dict[str, str]:
+    def build_args(self, base: str, debian: str | None, http: str | None = None,
+                   onbuild: str | None = None) -> dict[str, str]:
         out = {"BASE": base, **self.args}
+        if onbuild and self.onbuild:
+            out["ONBUILD_BASE"] = onbuild
         if debian and self.debian:
             out["DEBIAN"] = debian
         if http and self.http:
@@ -139,6 +143,7 @@ def load_cases() -> list[Case]:
             text = f.read()
         case.debian = "DEBIAN" in text
         case.http = "${HTTP}" in text
+        case.onbuild = "${ONBUILD_BASE}" in text
         cases.append(case)
     return cases
 

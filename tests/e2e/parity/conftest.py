@@ -31,6 +31,31 @@ class Bases:
     busybox: str
     debian: str | None
     http: str | None = None     # http://127.0.0.1:PORT of the suite's file server
+    onbuild: str | None = None  # a pushed image whose config has ONBUILD triggers
+
+
+ONBUILD_PARENT = """\
+ARG BASE
+FROM ${BASE}
+LABEL parent=onbuild
+ONBUILD COPY . /app/
+ONBUILD RUN echo "triggered in $(pwd)" > /triggered
+ONBUILD ENV FROM_TRIGGER=1
+WORKDIR /srv
+"""
+
+
+def _push_onbuild_parent(daemon: Dockerd, base: str, registry, work: str) -> str:
+    """Build the parent with docker and push it to the plain registry: both builders then start FROM it."""
+    os.makedirs(work, exist_ok=True)
+    with open(os.path.join(work, "Dockerfile"), "w") as f:
+        f.write(ONBUILD_PARENT)
+    ref = registry.ref("parity/onbuild-parent:latest")
+    for argv in (["build", "--network", "host", "--build-arg", f"BASE={base}", "-t", ref, work], ["push", ref]):
+        proc = daemon.docker(*argv)
+        if proc.returncode != 0:
+            raise RuntimeError(f"docker {argv[0]} of the ONBUILD parent failed: {proc.stderr[-2000:]}")
+    return ref
 
 
 HTTP_FILES = {"data.txt": b"served over http\n", "dir/nested.txt": b"nested\n", "archive.tar.gz": None}
@@ -98,7 +123,12 @@ def parity_bases(request: pytest.FixtureRequest, base_images, tmp_path_factory: 
     server, url = None, None
     if any(c.http for c in selected):
         server, url = _start_http(str(tmp_path_factory.mktemp("http")))
-    yield Bases(base_images.busybox_index, debian, url)
+    onbuild = None
+    if any(c.onbuild for c in selected):
+        onbuild = _push_onbuild_parent(request.getfixturevalue("dockerd"), base_images.busybox_index,
+                                       request.getfixturevalue("plain_registry"),
+                                       str(tmp_path_factory.mktemp("onbuild-parent")))
+    yield Bases(base_images.busybox_index, debian, url, onbuild)
     if server is not None:
         server.terminate()
         server.wait(timeout=10)
@@ -119,7 +149,7 @@ def _docker_build(daemon: Dockerd, case: Case, bases: Bases, work: str) -> Docke
     ctx = case.make_context(os.path.join(work, "context"), for_docker=True)
     tag = f"parity/{case.name}:latest"
     argv = ["build", "--network", "host", "--progress", "plain", "-t", tag]
-    for k, v in case.build_args(bases.busybox, bases.debian, bases.http).items():
+    for k, v in case.build_args(bases.busybox, bases.debian, bases.http, bases.onbuild).items():
         argv += ["--build-arg", f"{k}={v}"]
     if case.target:
         argv += ["--target", case.target]
