@@ -44,11 +44,13 @@ class Case:
     onbuild: bool = False       # FROM ${ONBUILD_BASE}: a registry image with ONBUILD triggers (conftest)
     http: bool = False          # uses the suite's HTTP server (build arg HTTP=http://127.0.0.1:PORT)
     docker_replace: dict[str, str] = field(default_factory=dict)   # Dockerfile edits for docker 20.10
+    dockerfile_text: str = ""
     fail: bool = False          # both builders must refuse the Dockerfile (a RUN's exit status)
 
     def build_args(self, base: str, debian: str | None, http: str | None = None,
-                   onbuild: str | None = None) -> dict[str, str]:
-        out = {"BASE": base, **self.args}
+                   onbuild: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
+        out = {"BASE": base, **{k: v for k, v in (extra or {}).items() if "${" + k + "}" in self.dockerfile_text},
+               **self.args}
         if onbuild and self.onbuild:
             out["ONBUILD_BASE"] = onbuild
         if debian and self.debian:
@@ -141,6 +143,7 @@ def load_cases() -> list[Case]:
                                           bool(item.get("optional"))))
         with open(os.path.join(directory, "Dockerfile")) as f:
             text = f.read()
+        case.dockerfile_text = text
         case.debian = "DEBIAN" in text
         case.http = "${HTTP}" in text
         case.onbuild = "${ONBUILD_BASE}" in text

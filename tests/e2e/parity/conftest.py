@@ -32,6 +32,7 @@ class Bases:
     debian: str | None
     http: str | None = None     # http://127.0.0.1:PORT of the suite's file server
     onbuild: str | None = None  # a pushed image whose config has ONBUILD triggers
+    extra: dict[str, str] | None = None   # other rig bases by build-arg name (passed where a case uses them)
 
 
 ONBUILD_PARENT = """\
@@ -128,7 +129,9 @@ def parity_bases(request: pytest.FixtureRequest, base_images, tmp_path_factory: 
         onbuild = _push_onbuild_parent(request.getfixturevalue("dockerd"), base_images.busybox_index,
                                        request.getfixturevalue("plain_registry"),
                                        str(tmp_path_factory.mktemp("onbuild-parent")))
-    yield Bases(base_images.busybox_index, debian, url, onbuild)
+    extra = {"BASE_DOCKER": base_images.busybox_docker, "BASE_DOCKER_LIST": base_images.busybox_docker_list,
+             "BASE_AMD64": base_images.busybox_amd64}
+    yield Bases(base_images.busybox_index, debian, url, onbuild, extra)
     if server is not None:
         server.terminate()
         server.wait(timeout=10)
@@ -149,7 +152,7 @@ def _docker_build(daemon: Dockerd, case: Case, bases: Bases, work: str) -> Docke
     ctx = case.make_context(os.path.join(work, "context"), for_docker=True)
     tag = f"parity/{case.name}:latest"
     argv = ["build", "--network", "host", "--progress", "plain", "-t", tag]
-    for k, v in case.build_args(bases.busybox, bases.debian, bases.http, bases.onbuild).items():
+    for k, v in case.build_args(bases.busybox, bases.debian, bases.http, bases.onbuild, bases.extra).items():
         argv += ["--build-arg", f"{k}={v}"]
     if case.target:
         argv += ["--target", case.target]

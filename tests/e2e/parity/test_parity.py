@@ -107,7 +107,7 @@ def test_kiln_builds_what_docker_builds(case: Case, kiln, parity_bases, docker_b
     argv = ["--no-push", "--tar-path", out, "--destination", f"parity/{case.name}:latest",
             "--insecure-registry", plain_registry.host]
     for k, v in case.build_args(parity_bases.busybox, parity_bases.debian, parity_bases.http,
-                                 parity_bases.onbuild).items():
+                                 parity_bases.onbuild, parity_bases.extra).items():
         argv += ["--build-arg", f"{k}={v}"]
     if case.target:
         argv += ["--target", case.target]
