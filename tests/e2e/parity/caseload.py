@@ -45,6 +45,7 @@ class Case:
     http: bool = False          # uses the suite's HTTP server (build arg HTTP=http://127.0.0.1:PORT)
     docker_replace: dict[str, str] = field(default_factory=dict)   # Dockerfile edits for docker 20.10
     dockerfile_text: str = ""
+    kiln_args: list[str] = field(default_factory=list)        # extra executor flags (kaniko defaults differ)
     fail: bool = False          # both builders must refuse the Dockerfile (a RUN's exit status)
 
     def build_args(self, base: str, debian: str | None, http: str | None = None,
@@ -130,6 +131,7 @@ def load_cases() -> list[Case]:
         case.hardlinks = {str(k): str(v) for k, v in (spec.get("hardlinks") or {}).items()}
         case.modes = {str(k): int(str(v), 8) for k, v in (spec.get("modes") or {}).items()}
         case.fail = bool(spec.get("fail"))
+        case.kiln_args = [str(a) for a in spec.get("kiln_args") or []]
         case.docker_replace = {str(k): str(v) for k, v in (spec.get("docker_replace") or {}).items()}
         expect = _yaml(os.path.join(directory, "expect.yaml"))
         case.pending = expect.get("pending")

@@ -113,7 +113,7 @@ def test_kiln_builds_what_docker_builds(case: Case, kiln, parity_bases, docker_b
         argv += ["--target", case.target]
     for sid, path in write_secrets(case, str(tmp_path)).items():
         argv += ["--secret", f"id={sid},src={path}"]
-    run = kiln.build(ctx, *argv)
+    run = kiln.build(ctx, *argv, *case.kiln_args)
     docker = docker_builds[case.name].result()
     assert docker.error is None, docker.error
     if case.fail:
