@@ -235,7 +235,7 @@ def test_gitlab_template_under_the_debug_shell(flavour, images, work, registries
     kubelet = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443",
                "KUBERNETES_PORT": "tcp://10.96.0.1:443"}
     # The project's own job variables (what a user sets next to `extends: .kiln-build`): the registry's CA.
-    job_vars = {"KILN_EXTRA_ARGS": f"--registry-certificate {registry.host}={CA_DIR}/ca.crt"}
+    job_vars = {"KILN_EXTRA_ARGS": f"--registry-certificate {registry.host}={CA_DIR}/ca.crt --verbosity debug"}
     variables = dict(doc["variables"])
     variables.update(job_vars)
     env = {**kubelet, **ci}
@@ -249,6 +249,8 @@ def test_gitlab_template_under_the_debug_shell(flavour, images, work, registries
     p = Pod(image, work, args=["/busybox/sh", "-c", script], env=env, cwd=project_dir,
             mounts=[Mount(ctx, project_dir, rw=True), Mount(registry.cert_dir, CA_DIR)]).run(timeout=300)
     assert p.returncode == 0, (p.stdout[-3000:], p.stderr[-5000:])
+    assert f"credentials for {registry.host} from GitLab CI variables" in p.stderr
+    assert not os.listdir(os.path.join(image.bundle, "rootfs", "kaniko", ".docker"))   # no config.json
     dest = f"{registry.host}/group/app:main"
     digest = open(os.path.join(ctx, "image-digest")).read()
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), digest
