@@ -100,12 +100,12 @@ def run(opts: Any) -> int:
         raise BuildError("no destination: give --destination, or --no-push (with --tar-path or "
                          "--oci-layout-path to keep the image)")
     os.makedirs(opts.kaniko_dir, exist_ok=True)
-    _sweep_stale_work_dirs(opts.kaniko_dir)
+    killed = _sweep_stale_work_dirs(opts.kaniko_dir)
     work_dir = tempfile.mkdtemp(prefix="build-", dir=opts.kaniko_dir)
     lock_fd = _hold_work_dir(work_dir)
     try:
         with supervise():
-            return _run(opts, work_dir)
+            return _run(opts, work_dir, dirty_root=killed > 0)
     except BuildCancelled as cancelled:
         log.error("build cancelled by signal %d: nothing was pushed", cancelled.signum)
         return getattr(cancelled, "exit_code", 128 + cancelled.signum)
@@ -127,8 +127,10 @@ def _hold_work_dir(work_dir: str) -> int:
     return fd
 
 
-def _sweep_stale_work_dirs(kaniko_dir: str) -> None:
-    """Remove the work dirs of builds that were killed (their lock is free); live builds keep theirs."""
+def _sweep_stale_work_dirs(kaniko_dir: str) -> int:
+    """Remove the work dirs of builds that were killed (their lock is free); live builds keep theirs.
+    Returns how many were removed."""
+    removed = 0
     for name in os.listdir(kaniko_dir):
         path = os.path.join(kaniko_dir, name)
         if not name.startswith("build-") or os.path.islink(path) or not os.path.isdir(path):
@@ -145,9 +147,11 @@ def _sweep_stale_work_dirs(kaniko_dir: str) -> None:
             os.close(fd)
         log.info("removing %s, left by a build that was killed", path)
         shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
 
 
-def _run(opts: Any, work_dir: str) -> int:
+def _run(opts: Any, work_dir: str, dirty_root: bool = False) -> int:
     try:
         context = prepare_context(opts.context, os.path.join(work_dir, "context"), opts.context_sub_path)
     except ContextError as e:
@@ -170,6 +174,12 @@ def _run(opts: Any, work_dir: str) -> int:
             secrets=dict(opts.secrets), labels=dict(opts.labels))
         builder = Builder(dockerfile, settings, client, context.directory,
                           _dockerignore(context.directory, dockerfile_path), work_dir)
+        if dirty_root:
+            # the killed build had extracted its base and run commands over the root: what is there now is
+            # neither the container's own files nor any image's, so start from a clean root (as a later
+            # stage does)
+            log.warning("a build killed earlier left files in the root %s: wiping it first", opts.root)
+            builder.snapshotter.wipe()
         from executor.cache import attach
         cache = attach(opts, builder, client)
         try:
