@@ -136,10 +136,13 @@ def test_sigkill_then_next_build_in_same_dirs(phase, plain_proxy, plain_registry
     assert kiln.wait(20) != 0
     plain_proxy.clear()
     with open(os.path.join(scenario.ctx, "Dockerfile"), "w") as f:   # the same build, quick this time
-        f.write(scenario.dockerfile.replace("sleep 60", "true").replace("60000000", "1000"))
+        quick = scenario.dockerfile.replace("sleep 60", "true").replace("60000000", "1000")
+        # after a kill mid-extraction the root is half full; the next build (busybox alone) must wipe it
+        f.write(quick.replace(many_files_base[0], plain_proxy.ref("base/busybox:amd64")))
     again = scenario.start()
     code = again.wait(120)
     assert code == 0, again.output[-4000:]
+    assert not os.path.exists(os.path.join(scenario.root, "many")), "the half-extracted layer survived"
     assert [n for n in os.listdir(scenario.kdir) if n.startswith("build-")] == [], \
         "the killed build's work dir was not removed by the next build"
     assert _tags(plain_proxy, scenario.repo) == ["v1"]
