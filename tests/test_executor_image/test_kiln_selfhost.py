@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import shlex
 
 import pytest
 
 from tests.rig.judge import judge_registry_image
-from tests.test_executor_image.kilnimage import Mount, Pod, context_dir, kiln_built_image
+from tests.test_executor_image.kilnimage import HERE, Mount, Pod, builder_base as _builder_base, context_dir, \
+    kiln_built_image
+# The other engineer's foreign root (a real Debian root with hostile extras), built from this module's
+# builder_base and work fixtures below.
+from tests.test_executor_image.test_executor_image import foreign_root  # noqa: F401  (a fixture)
 
 pytestmark = [
     pytest.mark.slow,
@@ -26,8 +31,13 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("kiln-selfhost"))
+def work(tmp_path_factory) -> pathlib.Path:
+    return tmp_path_factory.mktemp("kiln-selfhost")
+
+
+@pytest.fixture(scope="module")
+def builder_base(plain_registry):
+    return _builder_base(plain_registry)[0]
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +75,31 @@ def test_kiln_builds_its_own_executor_image(executor_image, debug_image):
     # Not the same layer digests as the executor's: each build runs the builder stage anew (pip, mtimes).
     assert os.path.isfile(os.path.join(debug_image.bundle, "rootfs", "busybox", "busybox"))
     assert os.readlink(os.path.join(debug_image.bundle, "rootfs", "bin", "sh")) == "/busybox/sh"
+
+def test_kiln_built_image_is_self_contained_in_a_foreign_root(executor_image, foreign_root):
+    """inside_check.py (the buildah image's check) against the image kiln built: PID 1, everything mapped from
+    /kaniko before and after a Debian root with a hostile ld.so.preload, nsswitch, openssl.cnf and user site is
+    copied over /, nothing written under /kaniko."""
+    p = Pod(executor_image, str(foreign_root.parent), args=["/kaniko/bin/python3", "-I", "/check/inside_check.py",
+                                                            "/foreign"],
+            mounts=[Mount(HERE, "/check"), Mount(foreign_root, "/foreign")], kubelet_files=False).run(timeout=300)
+    assert p.returncode == 0, p.stderr[-4000:]
+    r = json.loads(p.stdout.strip().splitlines()[-1])
+    assert r["pid"] == 1
+    assert r["prefix"] == r["exec_prefix"] == r["base_prefix"] == "/kaniko"
+    assert all(x.startswith("/kaniko/") for x in r["path"]), r["path"]
+    assert {"lib", "usr", "etc", "bin"} <= set(r["root_after"])
+    assert r["kiln_files_added"] == []
+    assert r["outside_before"] == [] and r["outside_after"] == [], (r["outside_before"], r["outside_after"])
+    c = r["checks"]
+    for name in ("zstd", "isal", "zlib", "lzma", "bz2", "xxh3", "ctypes", "sqlite3", "uuid"):
+        assert c[name] is True, name
+    assert c["tls_min_version"] != 0x304, "the root's openssl.cnf was read"
+    assert c["requests_ca_bundle"] == "/kaniko/ssl/certs/ca-certificates.crt"
+    f = r["fresh"]
+    assert f["rc"] == 0, f["stderr"]
+    assert f["prefix"] == "/kaniko" and f["outside"] == [], f
+
 
 DEBIAN_APT = """\
 FROM {base}
