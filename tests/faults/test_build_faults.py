@@ -52,7 +52,7 @@ def test_build_with_faults_within_budget(kiln, plain_proxy, plain_registry, base
     run.check()
     assert [f.fired for f in faults] == [1] * len(faults), plain_proxy.log
     report = judge_registry_image(plain_registry, plain_registry.ref("faults/build-within:v1"))
-    assert report.read("built") == b"built\n" if hasattr(report, "read") else True
+    assert report.read("built") == b"built\n" and report.read("a.txt") == b"a\n"
 
 
 @pytest.mark.parametrize("phase,method,path", [

@@ -169,3 +169,18 @@ def test_a_live_build_keeps_its_work_dir_when_another_starts(plain_registry, bas
     assert codes == [0, 0], [r.output[-2000:] for r in runs]
     assert not any(r.saw("left by a build that was killed") for r in runs)
     assert [n for n in os.listdir(kdir) if n.startswith("build-")] == []
+
+
+def test_sigterm_while_push_retries_back_off(plain_proxy, plain_registry, base_images, tmp_path):
+    """Every blob upload answers 503, so the push workers sleep between retries: SIGTERM still ends the
+    build at once, with nothing tagged."""
+    scenario = Scenario("push", plain_proxy, plain_registry, ("", ""), tmp_path)
+    plain_proxy.clear()
+    plain_proxy.add("status", "POST", r"/blobs/uploads/$", skip=1, times=None, status=503)  # skip: permission check
+    kiln = scenario.start()
+    kiln.wait_for(lambda: any(r[2] == "status 503" for r in plain_proxy.log), 60, "a 503 on the push")
+    sent = time.monotonic()
+    kiln.signal(signal.SIGTERM)
+    code = kiln.wait(PHASE_DEADLINE + 20)
+    assert time.monotonic() - sent < PHASE_DEADLINE and code == 143, kiln.output[-3000:]
+    assert not plain_proxy.requests("PUT", r"/manifests/") and _tags(plain_proxy, scenario.repo) == []
