@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 
 from executor import logs
@@ -68,11 +69,20 @@ def prepare_mounts(inst: RunInstruction, ctx: CommandContext, scratch: str) -> t
         if target and not target.startswith("/"):
             target = os.path.join(workdir, target)
         if m.type == "cache":
-            directory = _cache_dir(ctx, m.id or target)
+            seed = _mount_source(inst, ctx, m) if m.from_ else None
+            # BuildKit keys a cache by its id and the ref it starts from (from=, source=)
+            directory = _cache_dir(ctx, (m.id or target) + (f"\0{m.from_}\0{m.source or ''}" if seed else ""))
             if not os.path.isdir(directory):
                 os.makedirs(directory, exist_ok=True)
-                os.chmod(directory, m.mode if m.mode is not None else 0o755)
-                os.chown(directory, m.uid or 0, m.gid or 0)
+                if seed is not None:
+                    if not os.path.isdir(seed):
+                        raise inst.error(f"RUN --mount=type=cache from={m.from_}: source {m.source or '/'} "
+                                         "is not a directory")
+                    # a new cache starts as a copy of the source tree (owners, modes, links kept)
+                    subprocess.run(["cp", "-a", "--", seed + "/.", directory + "/"], check=True)
+                else:
+                    os.chmod(directory, m.mode if m.mode is not None else 0o755)
+                    os.chown(directory, m.uid or 0, m.gid or 0)
             mounts.append(RunMount(target=target, type="bind", source=directory, readonly=m.readonly))
         elif m.type == "tmpfs":
             mounts.append(RunMount(target=target, type="tmpfs", size=m.size or None))
@@ -97,19 +107,7 @@ def prepare_mounts(inst: RunInstruction, ctx: CommandContext, scratch: str) -> t
             mounts.append(RunMount(target=target or f"/run/secrets/{secret_id}", type="bind", source=path,
                                    readonly=True))
         elif m.type == "bind":
-            if m.from_:
-                if ctx.source_root is None:
-                    raise inst.error(f"RUN --mount from={m.from_}: no such stage or image")
-                base = ctx.source_root(m.from_)
-            else:
-                if ctx.context_dir is None:
-                    raise inst.error("RUN --mount=type=bind needs a build context")
-                base = ctx.context_dir
-            source = os.path.realpath(os.path.join(base, (m.source or "").lstrip("/")))
-            if source != base and not source.startswith(base.rstrip("/") + "/"):
-                raise inst.error(f"RUN --mount source {m.source} leaves its root")
-            if not os.path.exists(source):
-                raise inst.error(f"RUN --mount source {m.source}: not found")
+            source = _mount_source(inst, ctx, m)
             if not m.readonly:
                 # rw bind mounts see their writes discarded after the command, as BuildKit does.
                 copy = os.path.join(scratch, "bind-" + hashlib.sha256(source.encode()).hexdigest()[:16])
@@ -122,6 +120,25 @@ def prepare_mounts(inst: RunInstruction, ctx: CommandContext, scratch: str) -> t
         else:
             raise inst.error(f"RUN --mount=type={m.type} is not supported by kiln")
     return mounts, secret_env
+
+
+def _mount_source(inst: RunInstruction, ctx: CommandContext, m) -> str:
+    """The host path a bind mount (or a cache mount's from=) takes: source= below the stage or image named
+    by from=, or below the build context."""
+    if m.from_:
+        if ctx.source_root is None:
+            raise inst.error(f"RUN --mount from={m.from_}: no such stage or image")
+        base = ctx.source_root(m.from_)
+    else:
+        if ctx.context_dir is None:
+            raise inst.error("RUN --mount=type=bind needs a build context")
+        base = ctx.context_dir
+    source = os.path.realpath(os.path.join(base, (m.source or "").lstrip("/")))
+    if source != base and not source.startswith(base.rstrip("/") + "/"):
+        raise inst.error(f"RUN --mount source {m.source} leaves its root")
+    if not os.path.exists(source):
+        raise inst.error(f"RUN --mount source {m.source}: not found")
+    return source
 
 
 def _secret_value(secret, inst: RunInstruction) -> bytes:
