@@ -108,6 +108,8 @@ def prepare_mounts(inst: RunInstruction, ctx: CommandContext, scratch: str) -> t
                                    readonly=True))
         elif m.type == "bind":
             source = _mount_source(inst, ctx, m)
+            if not m.from_ and ctx.excluded is not None and ctx.context_dir is not None:
+                source = _visible_context(source, ctx.context_dir, ctx.excluded, scratch)
             if not m.readonly:
                 # rw bind mounts see their writes discarded after the command, as BuildKit does.
                 copy = os.path.join(scratch, "bind-" + hashlib.sha256(source.encode()).hexdigest()[:16])
@@ -139,6 +141,43 @@ def _mount_source(inst: RunInstruction, ctx: CommandContext, m) -> str:
     if not os.path.exists(source):
         raise inst.error(f"RUN --mount source {m.source}: not found")
     return source
+
+
+def _visible_context(source: str, context_dir: str, excluded, scratch: str) -> str:
+    """A bind mount of the context shows what .dockerignore leaves of it, as BuildKit's context does:
+    ``source`` itself when nothing below it is excluded, else a copy without the excluded paths (a
+    re-included path keeps its parents)."""
+    root = os.path.realpath(context_dir)
+
+    def rel(path: str) -> str:
+        return os.path.relpath(path, root).replace(os.sep, "/")
+
+    if not os.path.isdir(source):
+        return source
+    hidden = [p for d, dirs, files in os.walk(source) for p in (os.path.join(d, n) for n in dirs + files)
+              if excluded(rel(p))]
+    if not hidden:
+        return source
+    copy = os.path.join(scratch, "context-" + hashlib.sha256(source.encode()).hexdigest()[:16])
+    os.makedirs(copy)
+    shutil.copystat(source, copy)
+    for d, dirs, files in os.walk(source):
+        for name in sorted(dirs) + sorted(files):
+            path = os.path.join(d, name)
+            if excluded(rel(path)):
+                continue
+            target = os.path.join(copy, os.path.relpath(path, source))
+            parent = os.path.dirname(target)
+            if not os.path.isdir(parent):       # a re-included path below an excluded directory
+                os.makedirs(parent)
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.makedirs(target, exist_ok=True)
+                shutil.copystat(path, target)
+            else:
+                shutil.copy2(path, target, follow_symlinks=False)
+            st = os.lstat(path)
+            os.lchown(target, st.st_uid, st.st_gid)
+    return copy
 
 
 def _secret_value(secret, inst: RunInstruction) -> bytes:
