@@ -11,9 +11,12 @@ from executor.run.users import lookup_user
 
 
 def normalize(current: str, path: str) -> str:
-    if not path.startswith("/"):
-        path = posixpath.join(current or "/", path)
-    return posixpath.normpath(path).replace("//", "/")
+    """BuildKit's NormalizeWorkdir: an absolute path is kept as written (`/a//b` stays), a relative one is
+    joined to the current directory and cleaned (Go's filepath.Join)."""
+    if path.startswith("/"):
+        return path
+    joined = posixpath.normpath(posixpath.join("/", current or "/", path))
+    return "/" + joined.lstrip("/")
 
 
 def make_dirs(root: str, path: str, uid: int, gid: int) -> list[str]:
