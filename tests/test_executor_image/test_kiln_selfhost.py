@@ -109,20 +109,30 @@ COPY note.txt /note.txt
 """
 
 BUSYBOX = """\
+FROM {base} AS first
+RUN echo first-stage > /first
 FROM {base}
+COPY --from=first /first /first
 COPY note.txt /etc/note.txt
 RUN echo "pid1=$(cat /proc/1/cmdline | tr '\\0' ' ')" > /proof && id -u >> /proof
 """
 
 
-def pod_build(image, work, registry, dockerfile: str, dest: str, plain_registry, *, shell: bool):
-    """One executor run in a pod-like container; -> CompletedProcess."""
+def pod_build(image, work, registry, dockerfile: str, dest: str, plain_registry, *, shell: bool,
+              additional_ca: bool):
+    """One executor run in a pod-like container; -> CompletedProcess. The registry's CA: with
+    --registry-certificate, or (additional_ca) mounted where kaniko takes extra CAs from,
+    /kaniko/ssl/certs/additional-ca-cert-bundle.crt (a secret or config map in a pod)."""
     ctx = context_dir(work, {"Dockerfile": dockerfile, "note.txt": f"for {dest}\n"})
     args = ["--context", "dir:///workspace", "--dockerfile", "Dockerfile", "--destination", dest,
-            "--insecure-registry", plain_registry.host,
-            "--registry-certificate", f"{registry.host}=/kaniko/test-ca/ca.crt"]
-    mounts = [Mount(ctx, "/workspace", rw=True), Mount(registry.docker_config_dir, "/kaniko/.docker"),
-              Mount(registry.cert_dir, "/kaniko/test-ca")]
+            "--insecure-registry", plain_registry.host]
+    mounts = [Mount(ctx, "/workspace", rw=True), Mount(registry.docker_config_dir, "/kaniko/.docker")]
+    if additional_ca:
+        mounts.append(Mount(os.path.join(registry.cert_dir, "ca.crt"),
+                            "/kaniko/ssl/certs/additional-ca-cert-bundle.crt"))
+    else:
+        args += ["--registry-certificate", f"{registry.host}=/kaniko/test-ca/ca.crt"]
+        mounts.append(Mount(registry.cert_dir, "/kaniko/test-ca"))
     if shell:   # GitLab: entrypoint [""], the job's script run by the image's shell
         pod = Pod(image, work, args=["/busybox/sh", "-c", shlex.join(["/kaniko/executor", *args])], mounts=mounts)
     else:       # Kubernetes: the image's entrypoint with the container's args
@@ -143,6 +153,7 @@ def check_pushed(registry, dest: str, kind: str, note: str):
         assert proof[0].startswith("pid1=/kaniko/bin/python3 -I /kaniko/executor") or \
             proof[0].startswith("pid1=/busybox/sh -c /kaniko/executor"), proof
         assert proof[1] == "0"
+        assert report.read("first") == b"first-stage\n"
     return report
 
 
@@ -152,11 +163,16 @@ def test_image_builds_and_pushes_in_a_pod(target, kind, request, work, plain_reg
                                           base_images, debian_base):
     image = request.getfixturevalue(f"{target}_image")
     base = debian_base if kind == "debian" else base_images.busybox_index
+    debug = target == "debug"
+    if debug:   # the base too from the TLS registry: the extra CA is needed (and used) before the extraction
+        base = base_images.copy_image(base, token_registry, f"private/selfhost/base-{kind}:1")
     dest = token_registry.ref(f"private/selfhost/{kind}:{target}")
     p = pod_build(image, work, token_registry, (DEBIAN_APT if kind == "debian" else BUSYBOX).format(base=base),
-                  dest, plain_registry, shell=(target == "debug"))
+                  dest, plain_registry, shell=debug, additional_ca=debug)
     assert p.returncode == 0, (p.stdout[-3000:], p.stderr[-5000:])
-    check_pushed(token_registry, dest, kind, f"for {dest}\n")
+    report = check_pushed(token_registry, dest, kind, f"for {dest}\n")
+    # Nothing of kiln's own (a combined CA bundle, stage files) in the image.
+    assert not [path for path in report.filesystem() if "kiln" in path], report.filesystem().keys()
     # The push went through the token server with the mounted config.json's credentials.
     pushes = [r for r in token_registry.token_log()
               if any(f"private/selfhost/{kind}" in s and "push" in s for s in (r.get("scopes") or []))]
