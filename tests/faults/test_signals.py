@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import secrets
 import signal
 import subprocess
 import tarfile
@@ -71,7 +72,7 @@ class Scenario:
             "RUN echo ok > /ok"
         base = many_files[0] if phase == "extract" else busybox
         self.dockerfile = f"FROM {base}\n{run}\n"
-        self.repo = f"faults/signal-{phase}"
+        self.repo = f"faults/signal-{phase}-{secrets.token_hex(3)}"   # each test its own repository
         self.root, self.kdir, self.ctx = (str(tmp_path / n) for n in ("root", "kaniko", "ctx"))
         for d in (self.root, self.kdir, self.ctx):
             os.makedirs(d, exist_ok=True)
