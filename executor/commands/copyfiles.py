@@ -274,6 +274,11 @@ def _copy_into_root(req: CopyRequest) -> list[str]:
                 sources.append(_Source(written, os.path.basename(path), path, is_url=True))
             else:
                 sources.extend(_resolve_local(req, state, written))
+        if not sources and all(has_wildcards(s) for s in req.sources):
+            # BuildKit's COPY allows an empty wildcard (dispatchCopy's AllowEmptyWildcard): nothing is
+            # copied and nothing is created. kaniko and the classic builder refuse it; docker build does not.
+            log.warning("%s %s: the wildcard matches nothing; nothing copied", req.command, " ".join(req.sources))
+            return state.written
         if not sources:
             raise CopyError(f"{req.command} failed: no source files were specified "
                             f"(nothing matches {', '.join(repr(s) for s in req.sources)})")
