@@ -125,6 +125,15 @@ def kiln_build_containerfile(plain_registry, target: str, destination: str, work
     return proc, time.monotonic() - t0
 
 
+def _prune(target: str, keep: str, newest: int = 4) -> None:
+    """Every source change makes a new cache entry (~25 MB): keep the newest few per target."""
+    entries = [os.path.join(CACHE, n) for n in os.listdir(CACHE) if n.startswith(target + "-")]
+    entries.sort(key=lambda p: os.stat(p).st_mtime, reverse=True)
+    for old in entries[newest:]:
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def kiln_built_image(plain_registry, target: str, workdir: str) -> KilnImage:
     """The executor image (TARGET executor or debug) built by kiln, cached by the hash of its inputs. The first
     call builds both targets at once (two kiln processes; the suite needs both, the machine has two cores)."""
@@ -160,6 +169,7 @@ def _kiln_built_image(plain_registry, target: str, workdir: str) -> KilnImage:
         os.rename(os.path.join(tmp, "l"), cached)
         shutil.rmtree(tmp, ignore_errors=True)
         built_now = True
+        _prune(target, keep=cached)
     else:
         with open(os.path.join(cached, "kiln-build.log")) as f:
             log = f.read()
