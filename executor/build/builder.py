@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
-from executor import commands
+from executor import commands, logs
 from executor.build import args as build_args
 from executor.build.stages import StagePlan, base_stage, plan
 from executor.commands.base import CommandContext, Outcome
@@ -270,12 +270,15 @@ class Builder:
                 layer_file = self.snapshotter.snapshot()
             elif outcome.snapshot == "paths" and outcome.paths:
                 layer_file = self.snapshotter.snapshot_paths(outcome.paths)
+        # BuildKit writes build-arg values into the history (`RUN |1 TOKEN=...`); kiln masks every value the
+        # log masks (--build-arg values, secrets), so none of them is ever written into an image.
+        created_by = logs.REDACTOR.redact(outcome.created_by)
         if layer_file is not None:
             image.append_layer(Layer.from_layer_file(layer_file, image.format),
-                               HistoryEntry(created=created, created_by=outcome.created_by,
+                               HistoryEntry(created=created, created_by=created_by,
                                             comment="buildkit.dockerfile.v0"))
-        elif outcome.created_by:
-            image.append_history(HistoryEntry(created=created, created_by=outcome.created_by,
+        elif created_by:
+            image.append_history(HistoryEntry(created=created, created_by=created_by,
                                               comment="buildkit.dockerfile.v0", empty_layer=True))
 
     # ---- other stages' and images' roots, for COPY --from and RUN --mount from= ----------------------
