@@ -124,7 +124,8 @@ class Builder:
             target = self.dockerfile.stages[-1]
         bases = {st.index: self._expand_global(st.base_name, st.from_) for st in self.dockerfile.stages}
         self.bases = bases
-        return plan(self.dockerfile, target, bases, self.settings.skip_unused_stages)
+        return plan(self.dockerfile, target, bases, self.settings.skip_unused_stages,
+                    lambda word: shell.expand(word, self.global_scope.values, self.dockerfile.escape))
 
     # ---- the whole build ---------------------------------------------------------------------------
     def build(self) -> Image:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from executor.dockerfile import Dockerfile, Stage
 from executor.dockerfile.instructions import CopyInstruction, OnbuildInstruction, RunInstruction
@@ -35,8 +36,10 @@ def base_stage(dockerfile: Dockerfile, stage: Stage, expanded_base: str) -> Stag
     return None
 
 
-def plan(dockerfile: Dockerfile, target: Stage, bases: dict[int, str], skip_unused: bool) -> StagePlan:
-    """`bases` maps each stage index to its expanded FROM name."""
+def plan(dockerfile: Dockerfile, target: Stage, bases: dict[int, str], skip_unused: bool,
+         expand: Callable[[str], str] = lambda word: word) -> StagePlan:
+    """`bases` maps each stage index to its expanded FROM name; `expand` expands a `--from` value with the
+    global ARGs (`COPY --from=${BUILDER}`)."""
     based_on: dict[int, int] = {}
     deps: dict[int, set[int]] = {}
     copied: dict[int, bool] = {}
@@ -47,6 +50,10 @@ def plan(dockerfile: Dockerfile, target: Stage, bases: dict[int, str], skip_unus
             based_on[st.index] = base.index
             d.add(base.index)
         for ref in stage_refs(st):
+            try:
+                ref = expand(ref)
+            except Exception:  # an expansion error is reported when the instruction runs
+                pass
             other = dockerfile.stage(ref)
             if other is not None and other.index < st.index:
                 d.add(other.index)

@@ -192,3 +192,22 @@ WORKDIR /workspace
     names = set(report.layers[0].names())
     assert {"kaniko", "kaniko/bin", "kaniko/bin/tool", "workspace"} <= names
     assert report.layers[0].member("kaniko/bin/tool").mode == 0o755
+
+
+def test_copy_from_a_stage_named_by_a_global_arg(kiln, base_images, plain_registry, tmp_path):
+    dockerfile = f"""\
+ARG FROM_STAGE=producer
+FROM {base_images.busybox_index} AS producer
+RUN echo made > /made
+FROM {base_images.busybox_index} AS unrelated
+RUN echo never > /never
+FROM {base_images.busybox_index}
+ARG FROM_STAGE
+COPY --from=${{FROM_STAGE}} /made /made
+"""
+    ctx = kiln.context({"Dockerfile": dockerfile})
+    layout = str(tmp_path / "argfrom")
+    run = kiln.build(ctx, "--no-push", "--oci-layout-path", layout, "--skip-unused-stages",
+                     "--insecure-registry", plain_registry.host).check()
+    assert "echo never" not in run.stderr
+    assert judge_oci_layout(layout, unpack=False).layers[-1].read("made") == b"made\n"
