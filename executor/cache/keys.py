@@ -18,8 +18,7 @@ import os
 import stat
 from typing import Any, Callable, Iterable
 
-from executor.commands.copymatch import go_match, has_wildcards
-from executor.commands.copypath import clean_image_path, resolve_in_root
+from executor.commands.copyfiles import select_sources
 
 #: bump when the key material or the cache image format changes
 KEY_VERSION = "kiln-cache-v1"
@@ -100,65 +99,25 @@ class FileDigests:
 def sources_digest(source_root: str, sources: list[str], excluded: Callable[[str], bool] | None,
                    files: FileDigests) -> str:
     """Names, modes, owners and contents of what `sources` (as written, expanded, wildcards allowed)
-    select below `source_root`, minus what `excluded` (.dockerignore, context-relative) hides.
-
-    A source that is a symlink is followed inside the root, as COPY does. A source that selects
-    nothing contributes its own name only (COPY then fails, and the step runs to say so)."""
+    select below `source_root`, minus what `excluded` (.dockerignore, context-relative) hides: the copier's
+    own selection (`select_sources`), so the key covers exactly what COPY reads. A source that selects
+    nothing contributes its own name only (COPY then fails or copies nothing, and the step runs)."""
     h = Hasher(KEY_VERSION, "sources")
     root = os.path.abspath(source_root)
     for written in sources:
         h.add(written)
-        for rel, host in _select(root, written, excluded):
-            _hash_tree(h, root, host, rel, excluded, files, follow=True)
+        for name, host in select_sources(root, written, excluded):
+            rel = os.path.relpath(host, root)
+            h.add(f"source {name}")
+            _hash_tree(h, host, "" if rel == "." else rel, excluded, files)
     return h.hexdigest()
 
 
-def _select(root: str, written: str, excluded: Callable[[str], bool] | None) -> list[tuple[str, str]]:
-    path = clean_image_path(written)
-    parts = [p for p in path.split("/") if p]
-    literal: list[str] = []
-    for i, part in enumerate(parts):
-        if has_wildcards(part):
-            pattern = "/".join(parts[i:])
-            break
-        literal.append(part)
-    else:
-        pattern = ""
-    base_rel = "/".join(literal)
-    base_host = resolve_in_root(root, "/" + base_rel, follow_final=not pattern)
-    if not pattern:
-        return [(base_rel, base_host)] if os.path.lexists(base_host) else []
-    found: list[tuple[str, str]] = []
-    depth_limit = pattern.count("/") + 1
-
-    def walk(host_dir: str, rel_dir: str, depth: int) -> None:
-        try:
-            names = sorted(os.listdir(host_dir))
-        except OSError:
-            return
-        for name in names:
-            rel = f"{rel_dir}/{name}" if rel_dir else name
-            host = os.path.join(host_dir, name)
-            if go_match(pattern, rel):
-                found.append((f"{base_rel}/{rel}" if base_rel else rel, host))
-            elif depth < depth_limit and os.path.isdir(host) and not os.path.islink(host):
-                walk(host, rel, depth + 1)
-
-    if os.path.isdir(base_host):
-        walk(base_host, "", 1)
-    return found
-
-
-def _hash_tree(h: Hasher, root: str, host: str, rel: str, excluded: Callable[[str], bool] | None,
-               files: FileDigests, follow: bool) -> None:
+def _hash_tree(h: Hasher, host: str, rel: str, excluded: Callable[[str], bool] | None,
+               files: FileDigests) -> None:
     try:
         st = os.lstat(host)
     except FileNotFoundError:
-        return
-    if follow and stat.S_ISLNK(st.st_mode):
-        target = resolve_in_root(root, "/" + rel, follow_final=True)
-        h.add(f"link-source {rel}")
-        _hash_tree(h, root, target, os.path.relpath(target, root), excluded, files, follow=False)
         return
     visible = excluded is None or rel in ("", ".") or not excluded(rel)
     if visible:
@@ -176,4 +135,4 @@ def _hash_tree(h: Hasher, root: str, host: str, rel: str, excluded: Callable[[st
             return
         for name in names:
             child = f"{rel}/{name}" if rel not in ("", ".") else name
-            _hash_tree(h, root, os.path.join(host, name), child, excluded, files, follow=False)
+            _hash_tree(h, os.path.join(host, name), child, excluded, files)

@@ -180,6 +180,22 @@ def _resolve_local(req: CopyRequest, state: CopyState, written: str) -> list[_So
     return out
 
 
+def select_sources(source_root: str, written: str, excluded: Callable[[str], bool] | None = None,
+                   from_context: bool = True) -> list[tuple[str, str]]:
+    """(name at the destination, host path) of what one local source, as written, makes COPY read below
+    `source_root`: wildcards matched, symlinked sources followed inside the root, .dockerignore applied.
+    Empty when it selects nothing. The layer cache keys its COPY steps on exactly this selection."""
+    req = CopyRequest(sources=[written], dest="/", source_root=source_root, root=source_root,
+                      excluded=excluded, from_context=from_context)
+    state = CopyState(root=source_root, source_root=source_root, owner=None, dir_owner=None, chmod=None,
+                      excluded=excluded if from_context else None,
+                      may_reinclude=_reinclude_hint(excluded) if from_context else None)
+    try:
+        return [(src.name, src.host) for src in _resolve_local(req, state, written)]
+    except CopyError:
+        return []
+
+
 def _place_one(req: CopyRequest, state: CopyState, src: _Source, dest: str, dir_like: bool) -> None:
     """One resolved source to the destination: fsutil's Copy + prepareTargetDir."""
     ensure = dest if dir_like else dirname(dest)
