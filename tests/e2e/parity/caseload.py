@@ -78,6 +78,8 @@ class Case:
         for path in self.mkdirs:
             os.makedirs(os.path.join(dest, path), exist_ok=True)
         for new, existing in self.hardlinks.items():
+            # git keeps no empty directories: a link's parent may exist only in the case's description
+            os.makedirs(os.path.dirname(os.path.join(dest, new)), exist_ok=True)
             os.link(os.path.join(dest, existing), os.path.join(dest, new))
         for path, mode in self.modes.items():
             os.chmod(os.path.join(dest, path), mode)
