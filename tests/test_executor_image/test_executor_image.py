@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tarfile
 import time
@@ -18,6 +17,8 @@ import uuid
 import zipfile
 
 import pytest
+
+from tests.test_executor_image.kilnimage import run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -29,52 +30,15 @@ pytestmark = [
 ]
 
 
-def run(cmd, **kw):
-    kw.setdefault("check", True)
-    kw.setdefault("capture_output", True)
-    kw.setdefault("text", True)
-    try:
-        return subprocess.run(cmd, **kw)
-    except subprocess.CalledProcessError as e:
-        raise AssertionError(f"{cmd[:3]}... failed ({e.returncode}):\n{e.stdout[-4000:]}\n{e.stderr[-4000:]}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     return tmp_path_factory.mktemp("executor-image")
 
 
 @pytest.fixture(scope="module")
-def registry(work):
-    """docker-registry on 127.0.0.1 with its own config and storage; stopped by PID."""
-    port = free_port()
-    d = work / "registry"
-    d.mkdir()
-    (d / "config.yml").write_text(
-        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-        f"    rootdirectory: {d / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n"
-    )
-    log = open(d / "log", "w")
-    proc = subprocess.Popen(["docker-registry", "serve", str(d / "config.yml")], stdout=log, stderr=log)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        raise AssertionError("registry did not start: " + (d / "log").read_text())
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(10)
-    log.close()
+def registry(plain_registry):
+    """The rig's plain registry (127.0.0.1, its own config, stopped by PID at the end of the session)."""
+    return plain_registry.host
 
 
 @pytest.fixture(scope="module")
