@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import digest as _digest
 from . import jsonbytes
 from . import mediatypes as mt
 from .descriptor import Descriptor
+from .document import Document, optional_fields
 from .platform import Platform
 
 
@@ -15,7 +15,7 @@ class NoMatchingPlatform(LookupError):
 
 
 @dataclass(frozen=True)
-class Index:
+class Index(Document):
     media_type: str
     manifests: tuple[Descriptor, ...]
     annotations: dict[str, str] = field(default_factory=dict)
@@ -41,24 +41,8 @@ class Index:
         if self.artifact_type:
             d["artifactType"] = self.artifact_type
         d["manifests"] = [m.to_dict() for m in self.manifests]
-        if self.subject is not None:
-            d["subject"] = self.subject.to_dict()
-        if self.annotations:
-            d["annotations"] = dict(self.annotations)
+        optional_fields(d, self.subject, self.annotations)
         return d
-
-    def to_bytes(self) -> bytes:
-        if self.raw is not None and Index.from_bytes(self.raw, self.media_type) == self:
-            return self.raw
-        return jsonbytes.dumps(self.to_dict())
-
-    @property
-    def digest(self) -> str:
-        return _digest.of_bytes(self.to_bytes())
-
-    def descriptor(self) -> Descriptor:
-        data = self.to_bytes()
-        return Descriptor(self.media_type, _digest.of_bytes(data), len(data))
 
     def platforms(self) -> list[Platform]:
         return [m.platform for m in self.manifests if m.platform is not None]

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import digest as _digest
 from . import jsonbytes
 from . import mediatypes as mt
 from .descriptor import Descriptor
+from .document import Document, optional_fields
 
 
 @dataclass(frozen=True)
-class Manifest:
+class Manifest(Document):
     media_type: str
     config: Descriptor
     layers: tuple[Descriptor, ...]
@@ -47,24 +47,8 @@ class Manifest:
             d["artifactType"] = self.artifact_type
         d["config"] = self.config.to_dict()
         d["layers"] = [ld.to_dict() for ld in self.layers]
-        if self.subject is not None:
-            d["subject"] = self.subject.to_dict()
-        if self.annotations:
-            d["annotations"] = dict(self.annotations)
+        optional_fields(d, self.subject, self.annotations)
         return d
-
-    def to_bytes(self) -> bytes:
-        if self.raw is not None and Manifest.from_bytes(self.raw, self.media_type) == self:
-            return self.raw
-        return jsonbytes.dumps(self.to_dict())
-
-    @property
-    def digest(self) -> str:
-        return _digest.of_bytes(self.to_bytes())
-
-    def descriptor(self) -> Descriptor:
-        data = self.to_bytes()
-        return Descriptor(self.media_type, _digest.of_bytes(data), len(data))
 
     @property
     def format(self) -> str:
