@@ -44,18 +44,23 @@ class Kiln:
         return ctx
 
     def build(self, context: str, *args: str, env: dict[str, str] | None = None, timeout: float = 600,
-              docker_config: str | None = None) -> BuildRun:
+              docker_config: str | None = None, input_bytes: bytes | None = None,
+              context_override: str | None = None) -> BuildRun:
         root = str(self.tmp.mktemp("root"))
         kdir = str(self.tmp.mktemp("kaniko"))
-        argv = [sys.executable, "-m", "executor", "--context", context, "--root", root, "--kaniko-dir", kdir,
+        argv = [sys.executable, "-m", "executor", "--context", context_override or context, "--root", root,
+                "--kaniko-dir", kdir,
                 "--log-format", "text", *args]
         full_env = {k: v for k, v in os.environ.items() if not k.startswith(("CI_REGISTRY", "DOCKER_CONFIG"))}
         full_env["PYTHONPATH"] = REPO
         if docker_config:
             full_env["DOCKER_CONFIG"] = docker_config
         full_env.update(env or {})
-        proc = run_sandboxed(argv, writable=[root, kdir, context], env=full_env, cwd=REPO, timeout=timeout)
-        return BuildRun(proc.returncode, proc.stdout, proc.stderr, root, kdir)
+        proc = run_sandboxed(argv, writable=[root, kdir, context], env=full_env, cwd=REPO, timeout=timeout,
+                             input=input_bytes)
+        out, err = (proc.stdout, proc.stderr) if input_bytes is None else (
+            proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
+        return BuildRun(proc.returncode, out, err, root, kdir)
 
 
 @pytest.fixture(scope="session")

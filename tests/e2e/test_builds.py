@@ -211,3 +211,50 @@ COPY --from=${{FROM_STAGE}} /made /made
                      "--insecure-registry", plain_registry.host).check()
     assert "echo never" not in run.stderr
     assert judge_oci_layout(layout, unpack=False).layers[-1].read("made") == b"made\n"
+
+
+def test_single_snapshot_makes_one_layer(kiln, base_images, plain_registry, tmp_path):
+    dockerfile = f"""\
+FROM {base_images.busybox_index}
+COPY a /a
+RUN echo b > /b && rm /bin/ls
+RUN echo c > /c
+"""
+    ctx = kiln.context({"Dockerfile": dockerfile, "a": "a"})
+    layout = str(tmp_path / "single")
+    kiln.build(ctx, "--no-push", "--oci-layout-path", layout, "--single-snapshot",
+               "--insecure-registry", plain_registry.host).check()
+    report = judge_oci_layout(layout, unpack=False)
+    assert len(report.layers) == 2, "the base's layer and one snapshot of everything"
+    assert {"a", "b", "c", "bin/.wh.ls"} <= set(report.layers[-1].names())
+
+
+@pytest.mark.parametrize("mode", ["full", "redo", "time"])
+def test_kaniko_snapshot_modes(kiln, base_images, plain_registry, tmp_path, mode):
+    dockerfile = f"FROM {base_images.busybox_index}\nRUN echo new > /new && chmod 0700 /tmp\n"
+    ctx = kiln.context({"Dockerfile": dockerfile})
+    layout = str(tmp_path / f"mode-{mode}")
+    kiln.build(ctx, "--no-push", "--oci-layout-path", layout, f"--snapshot-mode={mode}",
+               "--insecure-registry", plain_registry.host).check()
+    names = set(judge_oci_layout(layout, unpack=False).layers[-1].names())
+    assert "new" in names
+    # time mode looks at mtimes only: a chmod (ctime) is invisible to it, as kaniko documents
+    assert ("tmp" in names) == (mode != "time")
+
+
+def test_tar_context_from_stdin(kiln, base_images, plain_registry, tmp_path):
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in (("Dockerfile", f"FROM {base_images.busybox_index}\nCOPY hello /hello\n"),
+                           ("hello", "from a tar\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data.encode())
+            tar.addfile(info, io.BytesIO(data.encode()))
+    ctx = kiln.context({"unused": ""})
+    layout = str(tmp_path / "tarctx")
+    run = kiln.build(ctx, "--no-push", "--oci-layout-path", layout, "--insecure-registry", plain_registry.host,
+                     input_bytes=buf.getvalue(), context_override="tar://stdin")
+    run.check()
+    assert judge_oci_layout(layout, unpack=False).layers[-1].read("hello") == b"from a tar\n"
