@@ -109,11 +109,10 @@ class BaseImageCache:
         return True
 
     def _read(self, digest: str) -> bytes:
-        with open(self.blob_path(digest), "rb") as f:
-            data = f.read()
-        if _digest.of_bytes(data) != digest:
-            raise BaseCacheError(f"blob {digest} does not match its digest")
-        return data
+        try:
+            return _digest.read_verified(self.blob_path(digest), digest)
+        except _digest.DigestMismatch as e:
+            raise BaseCacheError(str(e)) from None
 
     def _load(self, manifest_digest: str, source: str | None) -> Image:
         manifest = Manifest.from_bytes(self._read(manifest_digest), where=f"cached manifest {manifest_digest}")

@@ -234,11 +234,7 @@ class LayoutStore:
         return CacheEntry(key, created_by, layer, layer.path if layer is not None else None)
 
     def _read_verified(self, digest: str) -> bytes:
-        with open(self._blob(digest), "rb") as f:
-            data = f.read()
-        if _digest.of_bytes(data) != digest:
-            raise ValueError(f"blob {digest} is corrupt")
-        return data
+        return _digest.read_verified(self._blob(digest), digest)   # DigestMismatch is a ValueError
 
     def _write_blob(self, digest: str, opener) -> None:
         dest = self._blob(digest)

@@ -62,3 +62,16 @@ def of_file(path: str) -> tuple[str, int]:
 def hasher(digest: str):
     """A fresh hashlib object for the algorithm of `digest`."""
     return hashlib.new(algorithm_of(digest))
+
+
+class DigestMismatch(ValueError):
+    """Bytes on disk that do not hash to the digest they are stored under."""
+
+
+def read_verified(path: str, digest: str) -> bytes:
+    """The bytes of a small blob file (a manifest, a config), checked against `digest`."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if of_bytes(data) != digest:
+        raise DigestMismatch(f"blob {digest} is corrupt: its bytes hash to {of_bytes(data)}")
+    return data
