@@ -2,7 +2,7 @@
 
 Each parses its flags, sets up logging, registers secret values for redaction, (executor only)
 runs the safety check, then hands the options to the build engine, imported lazily:
-`executor.build.run(options)` and `executor.build.warm(options)`.
+`executor.engine.run(options)` and `executor.engine.warm(options)`.
 
 Exit codes: 0 on success; 1 on a usage error (message on stderr, as cobra prints it) or a build
 error (logged at error level; the traceback only at debug/trace). An exception carrying an int
@@ -50,17 +50,17 @@ def _usage_error(prog: str, err: Exception) -> int:
 
 def _load_engine(attr: str) -> Callable[[Any], Any]:
     try:
-        module = importlib.import_module("executor.build")
+        module = importlib.import_module("executor.engine")
     except ModuleNotFoundError as exc:
-        if exc.name in ("executor.build", "executor"):
+        if exc.name in ("executor.engine", "executor"):
             raise EngineMissing(
-                "the build engine (package executor.build) is missing from this kiln installation; "
+                "the build engine (package executor.engine) is missing from this kiln installation; "
                 "nothing was built. Install a complete kiln or run it from a full checkout."
             ) from None
         raise
     func = getattr(module, attr, None)
     if not callable(func):
-        raise EngineMissing(f"the build engine executor.build has no {attr}() function; nothing was built")
+        raise EngineMissing(f"the build engine executor.engine has no {attr}() function; nothing was built")
     return func
 
 
@@ -119,7 +119,7 @@ def executor_main(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
                   engine: Callable[[cli.Options], Any] | None = None) -> int:
     """`executor [flags]` -- kaniko's executor command line. Returns the exit code.
 
-    `engine` replaces executor.build.run (tests); `env` replaces os.environ.
+    `engine` replaces executor.engine.run (tests); `env` replaces os.environ.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     env = os.environ if env is None else env
@@ -151,7 +151,7 @@ def warmer_main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
                 engine: Callable[[cli.WarmerOptions], Any] | None = None) -> int:
     """`warmer [flags]` -- kaniko's cache warmer command line. Returns the exit code.
 
-    `engine` replaces executor.build.warm (tests); `env` replaces os.environ.
+    `engine` replaces executor.engine.warm (tests); `env` replaces os.environ.
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     env = os.environ if env is None else env

@@ -14,6 +14,7 @@ from .extract import ExtractStats, extract_layer
 from .ignore import IgnoreList
 from .index import Entry, Index, entry_of, hash_file, read_xattrs, sig_of
 from .layer import LayerFile, Whiteout, WrittenLayer, write_layer
+from .linktree import link_tree
 from .paths import PathEscapeError, clean
 from .wipe import wipe as wipe_root
 
@@ -158,6 +159,18 @@ class Snapshotter:
         """Remove everything under the root but the ignore list; the index starts over."""
         wipe_root(self.root, self.ignore)
         self.reindex()
+
+    # -- other trees -------------------------------------------------------------------------
+    def save_tree(self, dest: str) -> None:
+        """Mirror the root (but the ignore list) into `dest` with hard links, for a later COPY --from."""
+        link_tree(self.root or "/", dest, self.ignore)
+
+    def unpack_into(self, directory: str, blobs: list[tuple[str, str]]) -> None:
+        """Extract layer blobs `(path, name)` in order into `directory`, which has nothing to ignore (an
+        image's root for COPY --from=<image>); this root and its index are left alone."""
+        other = Snapshotter(directory, IgnoreList(directory), self.work_dir)
+        for path, name in blobs:
+            other.extract(path, name=name)
 
     # -- internals ----------------------------------------------------------------------------
     def _write(self, changed: list[str], deleted: list[str], opaque: list[str],

@@ -17,58 +17,57 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
 
+from executor.image import Platform
 from executor.registry import Reference, RegistryClient
 
 from .base import BaseImageCache
-from .steps import LayerCache, StageSteps
+from .steps import CacheHit, LayerCache, StageSteps
 from .store import CacheEntry, LayoutStore, RegistryStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LayerCache", "StageSteps", "BaseImageCache", "RegistryStore", "LayoutStore", "CacheEntry",
-           "attach", "cache_repo_for"]
+__all__ = ["LayerCache", "StageSteps", "CacheHit", "BaseImageCache", "RegistryStore", "LayoutStore", "CacheEntry",
+           "layer_cache", "base_image_cache", "cache_repo_for"]
 
 
-def cache_repo_for(opts: Any) -> str:
+def cache_repo_for(cache_repo: str, destinations: list[str]) -> str:
     """--cache-repo, or `<first destination's registry/repository>/cache`."""
-    if opts.cache_repo:
-        return opts.cache_repo
-    if not opts.destinations:
+    if cache_repo:
+        return cache_repo
+    if not destinations:
         return ""
-    ref = Reference.parse(opts.destinations[0])
+    ref = Reference.parse(destinations[0])
     return f"{ref.registry}/{ref.repository}/cache"
 
 
-def attach(opts: Any, builder: Any, client: RegistryClient) -> LayerCache | None:
-    """Give `builder` the caches the options ask for; returns the layer cache (or None)."""
-    if opts.cache_dir and os.path.isdir(opts.cache_dir):
-        builder.base_cache = BaseImageCache(opts.cache_dir, opts.cache_ttl, client)
-    if not opts.cache:
+def base_image_cache(cache_dir: str, ttl: float, client: RegistryClient) -> BaseImageCache | None:
+    """The base-image cache of --cache-dir, when it is a directory (kaniko reads it whenever it is set)."""
+    if cache_dir and os.path.isdir(cache_dir):
+        return BaseImageCache(cache_dir, ttl, client)
+    return None
+
+
+def layer_cache(*, enabled: bool, repo: str, destinations: list[str], ttl: float, run_layers: bool,
+                copy_layers: bool, push: bool, single_snapshot: bool, platform: Platform,
+                key_settings: dict, client: RegistryClient) -> LayerCache | None:
+    """The layer cache the options ask for (--cache, --cache-repo, --cache-ttl, --cache-run-layers,
+    --cache-copy-layers, --no-push-cache), or None. `key_settings` (compression, level, epoch) go into
+    every key: a layer written otherwise is another layer."""
+    if not enabled:
         return None
-    if builder.settings.single_snapshot:
+    if single_snapshot:
         log.warning("--cache has no effect with --single-snapshot: there are no per-step layers to cache")
         return None
-    repo = cache_repo_for(opts)
+    repo = cache_repo_for(repo, destinations)
     if not repo:
         log.warning("--cache without --cache-repo nor --destination: no cache repository, cache disabled")
         return None
-    platform = builder.settings.platform
-    push = not opts.no_push_cache
     if repo.startswith("oci:"):
-        store = LayoutStore(os.path.abspath(repo[4:]), opts.cache_ttl, platform, push)
+        store = LayoutStore(os.path.abspath(repo[4:]), ttl, platform, push)
     else:
-        store = RegistryStore(client, repo, opts.cache_ttl, platform, push)
-    if not getattr(opts, "compressed_caching", True):
-        log.info("--compressed-caching=false: kiln's cached layers are files on disk; nothing to change")
-    from executor.build.builder import _now
-    settings = builder.settings
-    cache = LayerCache(store, run_layers=opts.cache_run_layers, copy_layers=opts.cache_copy_layers,
-                       key_settings={"compression": settings.compression, "level": settings.compression_level,
-                                     "epoch": settings.epoch},
-                       now=lambda: _now(settings.epoch))
-    builder.cache = cache
-    log.info("Layer cache in %s (ttl %.0fh, RUN %s, COPY/ADD %s)", store.name, opts.cache_ttl / 3600,
-             "on" if opts.cache_run_layers else "off", "on" if opts.cache_copy_layers else "off")
+        store = RegistryStore(client, repo, ttl, platform, push)
+    cache = LayerCache(store, run_layers=run_layers, copy_layers=copy_layers, key_settings=key_settings)
+    log.info("Layer cache in %s (ttl %.0fh, RUN %s, COPY/ADD %s)", store.name, ttl / 3600,
+             "on" if run_layers else "off", "on" if copy_layers else "off")
     return cache

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Protocol
 
-from executor.image import Descriptor, HistoryEntry, Image, ImageConfig, Layer, Manifest, Platform
+from executor.image import Descriptor, HistoryEntry, Image, ImageConfig, Layer, Manifest, Platform, timestamp
 from executor.image import digest as _digest
 from executor.image import mediatypes as mt
 from executor.registry import NotFoundError, Reference, RegistryClient, RegistryError
@@ -48,10 +48,6 @@ class Store(Protocol):
     def source_of(self, layer: Layer) -> Layer: ...
 
 
-def _now_text() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def _age_seconds(created: str) -> float | None:
     m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)", created or "")
     if not m:
@@ -62,8 +58,8 @@ def _age_seconds(created: str) -> float | None:
 
 def cache_image(layer: Layer | None, created_by: str, platform: Platform) -> Image:
     fmt = mt.DOCKER if layer is not None and layer.media_type.startswith("application/vnd.docker.") else mt.OCI
-    image = Image.empty(platform, fmt=fmt, created=_now_text())
-    entry = HistoryEntry(created=_now_text(), created_by=created_by, comment="kiln cache",
+    image = Image.empty(platform, fmt=fmt, created=timestamp())
+    entry = HistoryEntry(created=timestamp(), created_by=created_by, comment="kiln cache",
                          empty_layer=layer is None)
     if layer is not None:
         image.append_layer(layer, entry)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import Callable
 
 from executor.dockerfile import parse, shell
 from executor.image import Platform, host_platform
+from executor.options import WarmerOptions
 from executor.registry import RegistryClient
 
 from .base import BaseImageCache
@@ -46,7 +47,7 @@ def dockerfile_images(path: str, build_args: dict[str, str]) -> list[tuple[str, 
     return out
 
 
-def warm(opts: Any, client_factory) -> int:
+def warm(opts: WarmerOptions, client_factory: Callable[[str], RegistryClient]) -> int:
     """Fill the cache; returns the exit code. `client_factory(blob_dir)` makes the registry client."""
     cache = BaseImageCache(opts.cache_dir, opts.cache_ttl)
     os.makedirs(cache.blob_dir, exist_ok=True)

@@ -1,7 +1,7 @@
 """ARG: declare build arguments in the stage's scope (defaults expanded with what is in scope so far)."""
 from __future__ import annotations
 
-from executor.build import history
+from executor.dockerfile import history
 from executor.commands.base import CommandContext, Outcome
 from executor.dockerfile.instructions import ArgInstruction
 

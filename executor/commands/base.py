@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from executor.build.args import StageArgs
+from executor.dockerfile.args import StageArgs
 from executor.dockerfile import shell
 from executor.image import Image
 

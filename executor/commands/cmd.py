@@ -1,7 +1,7 @@
 """CMD: the default command (shell form wrapped in the image's shell)."""
 from __future__ import annotations
 
-from executor.build import history
+from executor.dockerfile import history
 from executor.commands.base import CommandContext, Outcome
 from executor.commands.metadata import with_shell
 from executor.dockerfile.instructions import CmdInstruction

@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 
-from executor.build import history
+from executor.dockerfile import history
 from executor.commands.base import CommandContext, Outcome
 from executor.commands.chown import ChownError, resolve_chown
 from executor.commands.copychmod import ChmodError, parse_chmod

@@ -1,7 +1,7 @@
 """ENTRYPOINT: the entry point; an inherited CMD is cleared unless this stage set one."""
 from __future__ import annotations
 
-from executor.build import history
+from executor.dockerfile import history
 from executor.commands.base import CommandContext, Outcome
 from executor.commands.metadata import with_shell
 from executor.dockerfile.instructions import EntrypointInstruction

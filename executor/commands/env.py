@@ -1,7 +1,7 @@
 """ENV: set variables in the image config; every pair sees the environment from before the line."""
 from __future__ import annotations
 
-from executor.build import history
+from executor.dockerfile import history
 from executor.commands.base import CommandContext, Outcome
 from executor.dockerfile.instructions import EnvInstruction
 

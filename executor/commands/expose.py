@@ -1,7 +1,7 @@
 """EXPOSE: ports (with ranges and protocols) into ExposedPorts."""
 from __future__ import annotations
 
-from executor.build import history
+from executor.dockerfile import history
 from executor.commands.base import CommandContext, Outcome
 from executor.dockerfile.instructions import ExposeInstruction
 

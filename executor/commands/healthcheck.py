@@ -1,7 +1,7 @@
 """HEALTHCHECK: the container's health test (NONE disables an inherited one)."""
 from __future__ import annotations
 
-from executor.build import history
+from executor.dockerfile import history
 from executor.commands.base import CommandContext, Outcome
 from executor.dockerfile.instructions import HealthcheckInstruction
 from executor.image import Healthcheck

@@ -1,7 +1,7 @@
 """LABEL: add labels to the image config."""
 from __future__ import annotations
 
-from executor.build import history
+from executor.dockerfile import history
 from executor.commands.base import CommandContext, Outcome
 from executor.dockerfile.instructions import LabelInstruction
 

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 
 from executor import logs
-from executor.build import history
+from executor.dockerfile import history
 from executor.commands.base import CommandContext, Outcome
 from executor.commands.metadata import with_shell
 from executor.dockerfile.instructions import RunInstruction

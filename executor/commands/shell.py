@@ -1,7 +1,7 @@
 """SHELL: the shell that shell-form RUN, CMD and ENTRYPOINT use."""
 from __future__ import annotations
 
-from executor.build import history
+from executor.dockerfile import history
 from executor.commands.base import CommandContext, Outcome
 from executor.dockerfile.instructions import ShellInstruction
 

@@ -1,7 +1,7 @@
 """VOLUME: mount points recorded in the config. Like BuildKit, nothing is created in the filesystem."""
 from __future__ import annotations
 
-from executor.build import history
+from executor.dockerfile import history
 from executor.commands.base import CommandContext, Outcome
 from executor.dockerfile.instructions import VolumeInstruction
 

@@ -1,6 +1,6 @@
 """The image model: descriptors, manifests, indexes, configs, layers, images. Knows nothing of HTTP."""
 from . import compression, digest, mediatypes
-from .config import Healthcheck, HistoryEntry, ImageConfig
+from .config import Healthcheck, HistoryEntry, ImageConfig, timestamp
 from .descriptor import Descriptor
 from .image import Image, ImageError
 from .index import Index, NoMatchingPlatform
@@ -11,5 +11,5 @@ from .platform import Platform, host as host_platform
 __all__ = [
     "compression", "digest", "mediatypes",
     "Descriptor", "Platform", "host_platform", "Manifest", "Index", "NoMatchingPlatform",
-    "ImageConfig", "HistoryEntry", "Healthcheck", "Layer", "LayerError", "verify_blob", "Image", "ImageError",
+    "ImageConfig", "HistoryEntry", "timestamp", "Healthcheck", "Layer", "LayerError", "verify_blob", "Image", "ImageError",
 ]

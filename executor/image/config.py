@@ -7,12 +7,21 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from . import digest as _digest
 from . import jsonbytes
 from .platform import Platform
+
+
+def timestamp(epoch: int | None = None) -> str:
+    """An RFC 3339 UTC time for `created` fields: `epoch` exactly (--reproducible, SOURCE_DATE_EPOCH) or now,
+    with microseconds as Go's time.Time marshals them."""
+    moment = datetime.fromtimestamp(epoch if epoch is not None else time.time(), tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + ("Z" if epoch is not None else f".{moment.microsecond:06d}Z")
 
 
 @dataclass(frozen=True)

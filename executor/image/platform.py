@@ -92,12 +92,20 @@ def _normalise_arch(arch: str, variant: str) -> tuple[str, str]:
     return arch, variant
 
 
-def host() -> Platform:
-    """The platform of the machine we run on (linux/<arch>[/variant])."""
-    machine = _pyplatform.machine().lower()
+_MACHINES = {
+    "x86_64": "amd64", "amd64": "amd64", "x86-64": "amd64",
+    "aarch64": "arm64", "arm64": "arm64", "armv8l": "arm64",
+    "i386": "386", "i486": "386", "i586": "386", "i686": "386",
+    "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64", "mips64": "mips64", "loongarch64": "loong64",
+}
+
+
+def host(machine: str | None = None, system: str | None = None) -> Platform:
+    """The platform of the machine we run on, as containerd's platforms.DefaultSpec + Normalize give it
+    (and so BuildKit's BUILDPLATFORM): `linux/amd64`, `linux/arm64` (no variant), `linux/arm/v7`.
+    `machine` and `system` default to `uname -m` and `uname -s`."""
+    machine = (machine if machine is not None else _pyplatform.machine()).lower()
+    system = (system if system is not None else _pyplatform.system()).lower() or "linux"
     if machine.startswith("armv") and machine[4:5].isdigit():
-        return Platform("linux", "arm", "v" + machine[4])
-    arch, variant = _normalise_arch(machine, "")
-    if arch == "arm64":
-        variant = "v8"
-    return Platform("linux", arch, variant)
+        return Platform(system, "arm", "v" + machine[4])
+    return Platform(system, _MACHINES.get(machine, machine))

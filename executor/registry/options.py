@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 from .reference import DOCKER_HUB, registry_host
 
+#: kaniko's default --credential-helpers ("all of them")
+DEFAULT_CREDENTIAL_HELPERS: tuple[str, ...] = ("env", "google", "ecr", "acr", "gitlab")
 _COMBINED: dict[str, str] = {}
 
 
@@ -48,8 +50,15 @@ class RegistryOptions:
     registry_client_certificates: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: --registry-mirror (repeatable): tried in order for docker.io images, then docker.io itself
     registry_mirrors: list[str] = field(default_factory=list)
+    #: --registry-map orig=mirror;... (repeatable, and KANIKO_REGISTRY_MAP): mirrors per registry, tried in order;
+    #: --registry-mirror entries are also listed here under index.docker.io, as kaniko does
+    registry_maps: dict[str, list[str]] = field(default_factory=dict)
     #: --skip-default-registry-fallback: with mirrors, never fall back to docker.io
     skip_default_registry_fallback: bool = False
+    #: --credential-helpers (repeatable): env, google, ecr, acr, gitlab; [] turns them off
+    credential_helpers: list[str] = field(default_factory=lambda: list(DEFAULT_CREDENTIAL_HELPERS))
+    #: --push-ignore-immutable-tag-errors: a registry refusing to overwrite an immutable tag is not an error
+    push_ignore_immutable_tag_errors: bool = False
     #: --push-retry: whole-destination retries after a failed push (kaniko's default: 0)
     push_retry: int = 0
     #: --image-download-retry: whole-image retries after a failed pull (kaniko's default: 0)

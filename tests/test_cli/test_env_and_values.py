@@ -41,8 +41,8 @@ def test_kaniko_no_push_env_wins_over_the_flag_as_in_kaniko() -> None:
 def test_registry_mirror_and_map_env() -> None:
     opts = parse("--no-push", "--registry-mirror", "m1", "--registry-map", "quay.io=q1",
                  env={"KANIKO_REGISTRY_MIRROR": "m2", "KANIKO_REGISTRY_MAP": "gcr.io=g1;quay.io=q2"})
-    assert opts.registry_mirrors == ["m1", "m2"]
-    assert opts.registry_maps == {"quay.io": ["q1", "q2"], "gcr.io": ["g1"], "index.docker.io": ["m1", "m2"]}
+    assert opts.registry.registry_mirrors == ["m1", "m2"]
+    assert opts.registry.registry_maps == {"quay.io": ["q1", "q2"], "gcr.io": ["g1"], "index.docker.io": ["m1", "m2"]}
     with pytest.raises(UsageError, match="KANIKO_REGISTRY_MAP"):
         parse("--no-push", env={"KANIKO_REGISTRY_MAP": "nokey"})
 
@@ -50,7 +50,7 @@ def test_registry_mirror_and_map_env() -> None:
 def test_warmer_reads_the_map_env_but_not_the_mirror_env() -> None:
     opts = parse_warmer_args(["-i", "a"], env={"KANIKO_REGISTRY_MAP": "gcr.io=g1", "KANIKO_REGISTRY_MIRROR": "m"},
                              platform_default="linux/amd64")
-    assert opts.registry_maps == {"gcr.io": ["g1"]} and opts.registry_mirrors == []
+    assert opts.registry.registry_maps == {"gcr.io": ["g1"]} and opts.registry.registry_mirrors == []
 
 
 @pytest.mark.parametrize("flag,var", [("pre-cleanup", "KANIKO_PRE_CLEANUP"), ("cleanup", "KANIKO_CLEANUP"),

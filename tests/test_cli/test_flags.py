@@ -30,14 +30,30 @@ def wparse(*argv: str, env: dict[str, str] | None = None) -> WarmerOptions:
     return parse_warmer_args(list(argv), env=ENV if env is None else env, platform_default=PLATFORM)
 
 
+REGISTRY_FLAGS = {"insecure", "skip-tls-verify", "insecure-pull", "skip-tls-verify-pull", "push-retry",
+                  "push-ignore-immutable-tag-errors", "image-download-retry", "insecure-registry",
+                  "skip-tls-verify-registry", "registry-certificate", "registry-client-cert", "registry-map",
+                  "registry-mirror", "skip-default-registry-fallback", "credential-helpers"}
+
+
 def field_of(name: str) -> str:
-    return {"destination": "destinations", "build-arg": "build_args", "target": "targets",
-            "insecure-registry": "insecure_registries", "skip-tls-verify-registry": "skip_tls_verify_registries",
-            "registry-certificate": "registry_certificates", "registry-client-cert": "registry_client_certs",
-            "registry-map": "registry_maps", "registry-mirror": "registry_mirrors", "label": "labels",
-            "ignore-path": "ignore_paths", "annotation": "annotations", "secret": "secrets",
-            "image": "images", "customPlatform": "custom_platform", "snapshotMode": "snapshot_mode",
-            "tarPath": "tar_path", "whitelist-var-run": "ignore_var_run"}.get(name, name.replace("-", "_"))
+    """The option field a flag sets; `registry.<field>` for the registry flags (executor.registry.RegistryOptions)."""
+    field = {"destination": "destinations", "build-arg": "build_args", "target": "targets",
+             "insecure-registry": "insecure_registries", "skip-tls-verify-registry": "skip_tls_verify_registries",
+             "registry-certificate": "registry_certificates",
+             "registry-client-cert": "registry_client_certificates",
+             "registry-map": "registry_maps", "registry-mirror": "registry_mirrors", "label": "labels",
+             "ignore-path": "ignore_paths", "annotation": "annotations", "secret": "secrets",
+             "image": "images", "customPlatform": "custom_platform", "snapshotMode": "snapshot_mode",
+             "tarPath": "tar_path", "whitelist-var-run": "ignore_var_run"}.get(name, name.replace("-", "_"))
+    return f"registry.{field}" if name in REGISTRY_FLAGS else field
+
+
+def option(opts: object, path: str) -> object:
+    """The value of a (dotted) option field."""
+    for part in path.split("."):
+        opts = getattr(opts, part)
+    return opts
 
 
 SAMPLE = {  # a valid value for each kind, and what the field then holds
@@ -64,6 +80,7 @@ SPECIAL = {  # flags whose value needs a particular shape
     "git": ("branch=main", GitOptions(branch="main")),
     "credential-helpers": ("ecr", ["ecr"]),
     "registry-mirror": ("m.io", ["m.io"]),
+    "registry-client-cert": ("r.io=/c/r.crt,/c/r.key", {"r.io": ("/c/r.crt", "/c/r.key")}),
 }
 
 
@@ -90,9 +107,9 @@ def test_every_valued_executor_flag_in_every_spelling(flag: kf.KanikoFlag, form:
         "short-equals": [f"-{flag.short}={text}"],
     }[form]
     opts = parse(*argv, "--no-push")
-    got = getattr(opts, field_of(flag.name))
+    got = option(opts, field_of(flag.name))
     if flag.name == "registry-mirror":
-        assert opts.registry_maps == {"index.docker.io": ["m.io"]}
+        assert opts.registry.registry_maps == {"index.docker.io": ["m.io"]}
     assert got == expected
 
 
@@ -103,7 +120,7 @@ def test_every_valued_executor_flag_in_every_spelling(flag: kf.KanikoFlag, form:
 ])
 def test_every_bool_flag_takes_parsebool_spellings(flag: kf.KanikoFlag, spelling: str, value: bool) -> None:
     opts = parse(f"--{flag.name}{spelling}", "-d", "r.io/x")
-    assert getattr(opts, field_of(flag.name)) is value
+    assert option(opts, field_of(flag.name)) is value
 
 
 @pytest.mark.parametrize("bad", ["yes", "no", "on", "", "tRUE", "2"])
@@ -123,7 +140,7 @@ def test_bool_does_not_take_the_next_word() -> None:
 def test_executor_defaults_equal_kanikos(flag: kf.KanikoFlag) -> None:
     opts = Options()
     parsed = parse()
-    value = getattr(parsed, field_of(flag.name))
+    value = option(parsed, field_of(flag.name))
     if flag.name in kf.EXECUTOR_DEPRECATED:
         target = next(f for f in kf.EXECUTOR_FLAGS if f.name == kf.EXECUTOR_DEPRECATED[flag.name])
         if target.name == "snapshot-mode":
@@ -147,12 +164,12 @@ def test_executor_defaults_equal_kanikos(flag: kf.KanikoFlag) -> None:
         assert value == GitOptions()
     else:
         assert value == flag.default
-    assert getattr(opts, field_of(flag.name)) == value or flag.name == "custom-platform"
+    assert option(opts, field_of(flag.name)) == value or flag.name == "custom-platform"
 
 
 @pytest.mark.parametrize("flag", kf.WARMER_FLAGS, ids=lambda f: f.name)
 def test_warmer_defaults_equal_kanikos(flag: kf.KanikoFlag) -> None:
-    value = getattr(wparse(), field_of(flag.name))
+    value = option(wparse(), field_of(flag.name))
     if flag.name == "customPlatform":
         assert value == PLATFORM
     elif flag.name == "build-arg":
@@ -179,7 +196,7 @@ def test_every_valued_warmer_flag(flag: kf.KanikoFlag) -> None:
     if flag.short:
         forms += [[f"-{flag.short}", text], [f"-{flag.short}{text}"]]
     for argv in forms:
-        assert getattr(wparse(*argv), field_of(flag.name)) == expected, argv
+        assert option(wparse(*argv), field_of(flag.name)) == expected, argv
 
 
 def test_warmer_short_bools_group() -> None:
@@ -211,17 +228,17 @@ def test_repeatables_repeat_in_order() -> None:
     assert list(opts.build_args.items()) == [("B", "3"), ("A", "1")]
     assert list(opts.labels.items()) == [("z", "1"), ("a", "x=y")]
     assert opts.ignore_paths == ["/a", "/b"]
-    assert opts.insecure_registries == ["i1", "i2"]
-    assert opts.skip_tls_verify_registries == ["s1", "s2"]
-    assert opts.registry_mirrors == ["m1", "m2"]
-    assert list(opts.registry_maps.items()) == [
+    assert opts.registry.insecure_registries == ["i1", "i2"]
+    assert opts.registry.skip_tls_verify_registries == ["s1", "s2"]
+    assert opts.registry.registry_mirrors == ["m1", "m2"]
+    assert list(opts.registry.registry_maps.items()) == [
         ("z.io", ["m.io", "o.io"]), ("a.io", ["n.io"]), ("index.docker.io", ["m1", "m2"])]
-    assert list(opts.registry_certificates.items()) == [("z.io", "/c/z"), ("a.io", "/c/a")]
-    assert opts.registry_client_certs == {"z.io": "/c/z.crt,/c/z.key"}
+    assert list(opts.registry.registry_certificates.items()) == [("z.io", "/c/z"), ("a.io", "/c/a")]
+    assert opts.registry.registry_client_certificates == {"z.io": ("/c/z.crt", "/c/z.key")}
     assert list(opts.annotations) == ["org.b", "org.a"]
     assert opts.secrets == {"a": Secret("a", "file", "/s/a"), "b": Secret("b", "env", "B_TOKEN")}
     assert opts.targets == ["one", "two", "three"]
-    assert opts.credential_helpers == ["ecr", "gitlab"]
+    assert opts.registry.credential_helpers == ["ecr", "gitlab"]
 
 
 def test_build_arg_without_value_comes_from_environment() -> None:
@@ -239,8 +256,14 @@ def test_key_value_flags_need_an_equals(flag: str, value: str) -> None:
         parse(flag, value, "--no-push")
 
 
+def test_client_cert_needs_a_certificate_and_a_key() -> None:
+    with pytest.raises(UsageError, match=r'"r.io=/c/r.crt" for "--registry-client-cert" flag: expected '
+                                         r'my.registry.url=/path/to/client/cert,/path/to/client/key'):
+        parse("--registry-client-cert", "r.io=/c/r.crt", "--no-push")
+
+
 def test_credential_helpers_empty_disables_them() -> None:
-    assert parse("--credential-helpers=", "--no-push").credential_helpers == []
+    assert parse("--credential-helpers=", "--no-push").registry.credential_helpers == []
 
 
 # ---- secrets

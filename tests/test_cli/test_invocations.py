@@ -38,8 +38,8 @@ def test_gitlab_ci_with_cache_and_proxy_args() -> None:
                  '--label org.opencontainers.image.revision=abc123 --ignore-path /builds')
     assert opts.cache and opts.cache_repo == "registry.gitlab.com/g/app/cache" and opts.cache_ttl == 86400.0
     assert opts.build_args == {"HTTP_PROXY": "http://proxy:3128", "MY_VAR": "'value with spaces'"}
-    assert opts.registry_maps == {"index.docker.io": ["mirror.gcr.io"]}
-    assert opts.skip_tls_verify_registries == ["registry.internal:5000"]
+    assert opts.registry.registry_maps == {"index.docker.io": ["mirror.gcr.io"]}
+    assert opts.registry.skip_tls_verify_registries == ["registry.internal:5000"]
     assert opts.labels == {"org.opencontainers.image.revision": "abc123"}
     assert opts.ignore_paths == ["/builds"]
     assert opts.context == "${CI_PROJECT_DIR}"  # unexpanded text is kept verbatim
@@ -52,7 +52,7 @@ def test_tekton_task_args() -> None:
                  "--skip-tls-verify --verbosity=debug")
     assert opts.digest_file == "/tekton/results/IMAGE_DIGEST"
     assert opts.oci_layout_path == "/workspace/source/image-digest"
-    assert opts.skip_tls_verify and opts.verbosity == "debug"
+    assert opts.registry.skip_tls_verify and opts.verbosity == "debug"
 
 
 def test_kubernetes_pod_with_gcs_context() -> None:
@@ -89,7 +89,7 @@ def test_skaffold_style() -> None:
                  "--cache-run-layers=false --image-fs-extract-retry=3 --push-retry=2 --target=release "
                  "--build-arg=VERSION=1.0")
     assert opts.snapshot_mode == "redo" and opts.use_new_run and not opts.cache_run_layers
-    assert opts.image_fs_extract_retry == 3 and opts.push_retry == 2 and opts.targets == ["release"]
+    assert opts.image_fs_extract_retry == 3 and opts.registry.push_retry == 2 and opts.targets == ["release"]
 
 
 def test_old_pipeline_with_deprecated_spellings() -> None:
@@ -109,12 +109,12 @@ def test_registry_trust_flags() -> None:
                  "--insecure-registry plain.corp:5000 --insecure-pull --skip-tls-verify-pull "
                  "--registry-map 'index.docker.io=mirror.corp;quay.io=quay-mirror.corp' "
                  "--skip-default-registry-fallback --credential-helpers=ecr --push-ignore-immutable-tag-errors")
-    assert opts.registry_certificates == {"reg.corp:5443": "/kaniko/ssl/certs/corp.crt"}
-    assert opts.registry_client_certs == {"reg.corp:5443": "/certs/client.crt,/certs/client.key"}
-    assert opts.registry_maps == {"index.docker.io": ["mirror.corp"], "quay.io": ["quay-mirror.corp"]}
-    assert opts.insecure_registries == ["plain.corp:5000"]
-    assert opts.insecure_pull and opts.skip_tls_verify_pull and opts.skip_default_registry_fallback
-    assert opts.credential_helpers == ["ecr"] and opts.push_ignore_immutable_tag_errors
+    assert opts.registry.registry_certificates == {"reg.corp:5443": "/kaniko/ssl/certs/corp.crt"}
+    assert opts.registry.registry_client_certificates == {"reg.corp:5443": ("/certs/client.crt", "/certs/client.key")}
+    assert opts.registry.registry_maps == {"index.docker.io": ["mirror.corp"], "quay.io": ["quay-mirror.corp"]}
+    assert opts.registry.insecure_registries == ["plain.corp:5000"]
+    assert opts.registry.insecure_pull and opts.registry.skip_tls_verify_pull and opts.registry.skip_default_registry_fallback
+    assert opts.registry.credential_helpers == ["ecr"] and opts.registry.push_ignore_immutable_tag_errors
 
 
 def test_kiln_additions() -> None:

@@ -1,7 +1,7 @@
 """The entry points: exit codes, error logging, help, the missing engine, redaction end to end.
 
 The engine is always a recording stand-in passed to executor_main (or, for the missing-engine
-case, executor.build is made unimportable), and the root is a scratch directory: no test here
+case, executor.engine is made unimportable), and the root is a scratch directory: no test here
 can start a real build.
 """
 
@@ -134,7 +134,7 @@ def test_deprecated_flags_warn(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 def test_missing_engine_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "executor.build", None)  # makes the import fail as if absent
+    monkeypatch.setitem(sys.modules, "executor.engine", None)  # makes the import fail as if absent
     code = main.executor_main(["--root", str(tmp_path), "--no-push", "--log-format=json"], env={})
     err = capsys.readouterr().err
     assert code == 1
@@ -143,8 +143,8 @@ def test_missing_engine_is_reported(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_engine_without_run_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    empty = type(sys)("executor.build")
-    monkeypatch.setitem(sys.modules, "executor.build", empty)
+    empty = type(sys)("executor.engine")
+    monkeypatch.setitem(sys.modules, "executor.engine", empty)
     assert main.executor_main(["--root", str(tmp_path), "--no-push"], env={}) == 1
     assert "has no run() function" in capsys.readouterr().err
 
@@ -154,7 +154,7 @@ def test_secrets_and_build_args_never_reach_the_log(tmp_path: Path, capsys: pyte
     secret_file.write_text("//registry.npmjs.org/:_authToken=npm_SECRETFILE\n")
 
     def engine(opts: cli.Options) -> None:
-        log = logging.getLogger("executor.build.fake")
+        log = logging.getLogger("executor.engine.fake")
         log.info("build args: %s", opts.build_args)
         log.info("token from env is %s", "ghp_ENVSECRET")
         log.debug("file secret: %s", secret_file.read_text())

@@ -9,13 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from executor.cli import parse_executor_args
+from tests.test_cli.test_flags import field_of
 from tests.test_cli import kaniko_flags as kf
 
 SIMPLE = {f.name: f for f in kf.EXECUTOR_FLAGS
           if f.type in ("bool", "string", "int") and f.name not in kf.EXECUTOR_DEPRECATED
           and f.name not in ("verbosity", "log-format", "snapshot-mode", "custom-platform", "kaniko-dir",
                              "context", "no-push")}
-FIELD = {"destination": "destinations", "ignore-path": "ignore_paths", "insecure-registry": "insecure_registries"}
+FIELD = {"destination": "destinations", "ignore-path": "ignore_paths", "insecure-registry": "registry.insecure_registries"}
 REPEATABLE = ["destination", "ignore-path", "insecure-registry"]
 
 text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
@@ -45,7 +46,7 @@ def invocation(draw: st.DrawFn) -> tuple[list[str], dict[str, Any]]:
                 if value and not value.startswith("="):
                     forms.append([f"-{flag.short}{value}"])
             words.append(draw(st.sampled_from(forms)))
-        expected[name.replace("-", "_")] = value
+        expected[field_of(name)] = value
         repeats.append(("", ""))
     for name in REPEATABLE:
         values = draw(st.lists(text, max_size=3))
@@ -68,4 +69,7 @@ def test_any_spelling_any_order(case: tuple[list[str], dict[str, Any]]) -> None:
     argv, expected = case
     opts = parse_executor_args(argv, env={}, platform_default="linux/amd64")
     for field, value in expected.items():
-        assert getattr(opts, field) == value, (field, argv)
+        got = opts
+        for part in field.split("."):
+            got = getattr(got, part)
+        assert got == value, (field, argv)

@@ -4,7 +4,7 @@ This test machine itself looks like a container (it has /.dockerenv), so the "ba
 point the detection at a fake, empty probe directory (`probe_root=` in-process,
 KILN_CONTAINER_PROBE_ROOT for the real entry point) and give a clean environment. No test lets a
 build run on `/`: the subprocess test only ever reaches the refusal, and in-process tests use a
-recording engine instead of executor.build.
+recording engine instead of executor.engine.
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ def _healthcheck_start_interval(d: Difference) -> bool:
 
 def _copy_flags_in_history(d: Difference) -> bool:
     """dockerd 20.10's BuildKit writes COPY/ADD history without their --chown/--chmod/--link flags;
-    current BuildKit's dispatchCopy names them and kiln follows it (executor/build/history.py)."""
+    current BuildKit's dispatchCopy names them and kiln follows it (executor/dockerfile/history.py)."""
     if not (d.subject.startswith("history.") and isinstance(d.kiln, tuple) and isinstance(d.docker, tuple)):
         return False
     (mine, mine_empty), (theirs, theirs_empty) = d.kiln, d.docker

@@ -1,5 +1,5 @@
 """ARG scoping as docker does it."""
-from executor.build.args import (BuildArgs, GlobalScope, PlatformTriple, StageArgs, parse_build_args,
+from executor.dockerfile.args import (BuildArgs, GlobalScope, PlatformTriple, StageArgs, parse_build_args,
                                  platform_args)
 
 

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from executor.build.context import ContextError, parse_git, prepare_context, resolve_dockerfile
+from executor.engine.context import ContextError, parse_git, prepare_context, resolve_dockerfile
 
 
 def _tar_bytes(entries: list[tuple[tarfile.TarInfo, bytes | None]], gz: bool = False) -> bytes:

@@ -5,29 +5,29 @@ layers onto it, run the base image's ONBUILD triggers, then dispatch every instr
 module and turn what it changed into a layer (walking the root after RUN, the written paths after COPY/ADD).
 Stages that a later COPY --from reads are kept as hard-linked trees in kiln's directory before the root is
 wiped. The target stage's image is what the sinks write.
+
+The loop owns no file system, registry or cache code: it is handed a snapshotter, an image source, an
+optional layer cache and a redactor (see `executor.engine.protocols`), so it runs as well on fakes.
 """
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 import tempfile
-import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Callable
 
-from executor import commands, logs
-from executor.build import args as build_args
-from executor.build.stages import StagePlan, base_stage, plan
+from executor import commands
 from executor.commands.base import CommandContext, Outcome
-from executor.dockerfile import Dockerfile, DockerfileError, Stage, shell
+from executor.dockerfile import Dockerfile, DockerfileError, Stage, select_target, shell
+from executor.dockerfile import args as build_args
+from executor.dockerfile.history import COMMENT
 from executor.dockerfile.instructions import Instruction, from_node
 from executor.dockerfile.parser import parse_nodes
-from executor.image import HistoryEntry, Image, Layer, Platform
+from executor.engine.protocols import ImageSource, Redactor, Snapshotter, StageCache, StageStart, StepCache
+from executor.engine.stages import StagePlan, base_stage, plan
+from executor.image import HistoryEntry, Image, Layer, Platform, host_platform, timestamp
 from executor.image import mediatypes as mt
-from executor.registry import RegistryClient
-from snapshot import IgnoreList, Snapshotter
 
 SCRATCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"   # BuildKit's default for linux
 log = logging.getLogger(__name__)
@@ -43,19 +43,16 @@ class BuildSettings:
     root: str
     kiln_dir: str
     platform: Platform
-    build_args: dict[str, str]
+    build_args: dict[str, str] = field(default_factory=dict)
     target: str = ""
     skip_unused_stages: bool = False
-    snapshot_mode: str = "exact"
     single_snapshot: bool = False
-    compression: str = "gzip"
-    compression_level: int | None = None
     epoch: int | None = None                  # --reproducible / SOURCE_DATE_EPOCH
-    ignore_paths: list[str] = field(default_factory=list)
-    image_format: str = ""                    # "", "oci" or "docker"
+    image_format: str = ""                    # "", mediatypes.OCI or mediatypes.DOCKER
     secrets: dict = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
-    output: Callable[[str], None] | None = None
+    output: Callable[[str], None] | None = None   # RUN output lines
+    build_platform: Platform = field(default_factory=host_platform)
 
 
 @dataclass
@@ -65,26 +62,26 @@ class StageResult:
     saved_root: str | None = None             # a copy of the stage's root, for later COPY --from
 
 
-def _now(epoch: int | None) -> str:
-    moment = datetime.fromtimestamp(epoch if epoch is not None else time.time(), tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + ("Z" if epoch is not None else
-                                                     f".{moment.microsecond:06d}Z")
-
-
 class Builder:
-    def __init__(self, dockerfile: Dockerfile, settings: BuildSettings, client: RegistryClient,
-                 context_dir: str | None, excluded: Callable[[str], bool] | None, work_dir: str):
+    def __init__(self, dockerfile: Dockerfile, settings: BuildSettings, *, snapshotter: Snapshotter,
+                 images: ImageSource, work_dir: str, cache: StepCache | None = None,
+                 redact: Redactor | None = None, context_dir: str | None = None,
+                 excluded: Callable[[str], bool] | None = None, run: Callable | None = None):
         self.dockerfile = dockerfile
         self.settings = settings
-        self.client = client
+        self.snapshotter = snapshotter
+        self.images = images
+        self.cache = cache
+        self.redact: Redactor = redact or (lambda text: text)
         self.context_dir = context_dir
         self.excluded = excluded
         self.work_dir = work_dir
+        self.run = run
         self.results: dict[int, StageResult] = {}
         self.images_pulled: dict[str, Image] = {}
         self.image_roots: dict[str, str] = {}
-        host = Platform.parse(f"linux/{_host_arch()}")
-        target = settings.platform
+        self.root_state: int | None = None     # index of the stage whose files are on the root now
+        target, host = settings.platform, settings.build_platform
         self.build_args = build_args.BuildArgs(
             given=dict(settings.build_args),
             predefined=build_args.platform_args(
@@ -96,18 +93,8 @@ class Builder:
                 default = shell.expand(a.default, self.global_scope.values, dockerfile.escape) \
                     if a.default is not None else None
                 self.global_scope.declare(a.key, default)
-        os.makedirs(os.path.join(work_dir, "layers"), exist_ok=True)
-        if os.path.realpath(settings.root) != "/":
-            # A scratch root stands for the image's "/", which is 0755 (a fresh tmp dir is 0700, and
-            # USER would then not even reach /bin/sh); a layer's "./" entry may still change it.
-            os.chmod(settings.root, 0o755)
-        self.ignore = IgnoreList.from_system(settings.root, kiln_dir=settings.kiln_dir, extra=settings.ignore_paths)
-        self.snapshotter = Snapshotter(settings.root, self.ignore, os.path.join(work_dir, "layers"),
-                                       compression=settings.compression, level=settings.compression_level,
-                                       epoch=settings.epoch, mode=settings.snapshot_mode)
-        self.root_state: int | None = None     # index of the stage whose files are on the root now
-        self.cache = None                      # executor.cache.LayerCache with --cache
-        self.base_cache = None                 # executor.cache.BaseImageCache with --cache-dir
+        self.bases: dict[int, str] = {st.index: self._expand_global(st.base_name, st.from_)
+                                      for st in dockerfile.stages}
 
     # ---- planning ----------------------------------------------------------------------------------
     def _expand_global(self, word: str, where: Instruction) -> str:
@@ -118,13 +105,10 @@ class Builder:
 
     def plan(self) -> StagePlan:
         if self.settings.target:
-            from executor.dockerfile import select_target
             target = select_target(self.dockerfile, self.settings.target)
         else:
             target = self.dockerfile.stages[-1]
-        bases = {st.index: self._expand_global(st.base_name, st.from_) for st in self.dockerfile.stages}
-        self.bases = bases
-        return plan(self.dockerfile, target, bases, self.settings.skip_unused_stages,
+        return plan(self.dockerfile, target, self.bases, self.settings.skip_unused_stages,
                     lambda word: shell.expand(word, self.global_scope.values, self.dockerfile.escape))
 
     # ---- the whole build ---------------------------------------------------------------------------
@@ -134,7 +118,7 @@ class Builder:
         for position, stage in enumerate(stage_plan.stages):
             is_last = position == len(stage_plan.stages) - 1
             log.info("Building stage %s (FROM %s)", stage.ref, self.bases[stage.index])
-            final = self.build_stage(stage, stage_plan, is_last)
+            final = self.build_stage(stage, is_last)
             self.results[stage.index] = final
             if not is_last and stage_plan.copied_from.get(stage.index):
                 final.saved_root = self._save_root(stage)
@@ -145,14 +129,17 @@ class Builder:
             labels = image.config.labels
             labels.update(self.settings.labels)
             image.config.labels = labels
-        image.config.created = _now(self.settings.epoch)
+        image.config.created = self._now()
         if self.settings.image_format:
             image = image.converted(self.settings.image_format)
         image.validate()
         return image
 
+    def _now(self) -> str:
+        return timestamp(self.settings.epoch)
+
     # ---- one stage ---------------------------------------------------------------------------------
-    def _platform_for(self, stage: Stage) -> Platform:
+    def platform_for(self, stage: Stage) -> Platform:
         if stage.platform:
             text = self._expand_global(stage.platform, stage.from_)
             try:
@@ -169,10 +156,10 @@ class Builder:
             if base.index not in self.results:
                 raise stage.from_.error(f"FROM {name}: stage {base.ref} was not built")
             return self.results[base.index].image.copy(), base.index
-        platform = self._platform_for(stage)
+        platform = self.platform_for(stage)
         if name.lower() == "scratch":
             fmt = self.settings.image_format or mt.OCI
-            image = Image.empty(platform, fmt=fmt, created=_now(self.settings.epoch))
+            image = Image.empty(platform, fmt=fmt, created=self._now())
             # BuildKit's emptyImage: WorkingDir "/" and the default PATH (docker build gives both)
             image.config.working_dir = "/"
             image.config.env = [f"PATH={SCRATCH_PATH}"]
@@ -184,8 +171,7 @@ class Builder:
         if key not in self.images_pulled:
             log.info("Retrieving image %s (%s)", name, platform)
             try:
-                cached = self.base_cache.pull(name, platform) if self.base_cache is not None else None
-                self.images_pulled[key] = cached or self.client.pull(name, platform)
+                self.images_pulled[key] = self.images.pull(name, platform)
             except Exception as e:
                 raise where.error(f"FROM {name}: {e}") from None
         return self.images_pulled[key]
@@ -199,23 +185,12 @@ class Builder:
             log.info("Wiping the root for stage %s", stage.ref)
             self.snapshotter.wipe()
         for layer in image.layers:
-            with layer.open_blob() as blob:
-                path = getattr(blob, "name", None)
-            if not path or not os.path.isfile(path):
-                path = self._materialise(layer)
             log.info("Extracting layer %s", layer.digest)
-            self.snapshotter.extract(path, name=layer.digest)
+            self.snapshotter.extract(self.images.blob_file(layer), name=layer.digest)
         if first:
             # Extraction keeps the index up to date; the first stage also finds the files the root held
             # before the build (the container's own), which belong to no layer and must not show up in one.
             self.snapshotter.reindex()
-
-    def _materialise(self, layer: Layer) -> str:
-        path = os.path.join(self.work_dir, "blobs", layer.digest.replace(":", "-"))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with layer.open_blob() as src, open(path, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        return path
 
     def _onbuild_triggers(self, image: Image, stage: Stage) -> list[Instruction]:
         triggers = image.config.on_build or []
@@ -223,16 +198,33 @@ class Builder:
             return []
         image.config.on_build = None
         text = "".join(t + "\n" for t in triggers)
-        instructions: list[Instruction] = []
+        where = f"ONBUILD of {self.bases[stage.index]}"
         try:
-            result = parse_nodes(text, f"ONBUILD of {self.bases[stage.index]}")
-            for node in result.nodes:
-                instructions.append(from_node(node, f"ONBUILD of {self.bases[stage.index]}"))
+            return [from_node(node, where) for node in parse_nodes(text, where).nodes]
         except DockerfileError as e:
             raise stage.from_.error(f"ONBUILD trigger of {self.bases[stage.index]}: {e}") from None
-        return instructions
 
-    def build_stage(self, stage: Stage, stage_plan: StagePlan, is_last: bool) -> StageResult:
+    def _stage_cache(self, stage: Stage, image: Image, continues: int | None) -> StageCache | None:
+        if self.cache is None:
+            return None
+        if continues is not None:
+            base = f"stage:{continues}"
+        elif self.bases[stage.index].lower() == "scratch":
+            base = "scratch"
+        else:
+            base = "image:" + image.digest
+        return self.cache.begin_stage(StageStart(
+            index=stage.index, ref=stage.ref, platform=str(self.platform_for(stage)), base=base,
+            identify=lambda ref: self.identify(ref, stage)))
+
+    def identify(self, ref: str, current: Stage) -> str:
+        """What a `--from` reference of `current` names: `stage:<index>` or `image:<digest>`."""
+        other = self.dockerfile.stage(ref)
+        if other is not None and other.index < current.index:
+            return f"stage:{other.index}"
+        return "image:" + self.pull(ref, self.settings.platform, current.from_).digest
+
+    def build_stage(self, stage: Stage, is_last: bool) -> StageResult:
         image, continues = self.base_image(stage)
         self._prepare_root(stage, image, continues)
         self.root_state = stage.index
@@ -241,46 +233,63 @@ class Builder:
             root=self.settings.root, image=image, args=scope, escape=self.dockerfile.escape,
             work_dir=self.work_dir, context_dir=self.context_dir, excluded=self.excluded,
             source_root=lambda ref: self.source_root(ref, stage), secrets=self.settings.secrets,
-            cache_mount_dir=os.path.join(self.settings.kiln_dir, "cache-mounts"), output=self.settings.output)
+            cache_mount_dir=os.path.join(self.settings.kiln_dir, "cache-mounts"), output=self.settings.output,
+            run=self.run)
         os.makedirs(ctx.cache_mount_dir, exist_ok=True)
         instructions = self._onbuild_triggers(image, stage) + list(stage.instructions)
         single = self.settings.single_snapshot
-        steps = self.cache.begin_stage(self, stage, image, continues) if self.cache is not None else None
+        steps = self._stage_cache(stage, image, continues)
         for inst in instructions:
             log.info("%s", inst.original.splitlines()[0] if inst.original else inst.keyword)
-            if steps is not None and steps.replay(inst, ctx):    # applied from the layer cache
+            if steps is not None and self._replay(steps, inst, ctx):
                 continue
             outcome: Outcome = commands.execute(inst, ctx)
-            self._commit(ctx, inst, outcome, defer=single)
-            if steps is not None:
-                steps.ran(inst, ctx)
+            self._commit(ctx, outcome, defer=single, steps=steps, inst=inst)
         if single and is_last:
             layer_file = self.snapshotter.snapshot()
             if layer_file is not None:
                 image.append_layer(Layer.from_layer_file(layer_file, image.format),
-                                   HistoryEntry(created=_now(self.settings.epoch), created_by="single snapshot",
+                                   HistoryEntry(created=self._now(), created_by="single snapshot",
                                                 comment="kiln --single-snapshot"))
         return StageResult(stage, image)
 
-    def _commit(self, ctx: CommandContext, inst: Instruction, outcome: Outcome, defer: bool) -> None:
+    def _replay(self, steps: StageCache, inst: Instruction, ctx: CommandContext) -> bool:
+        """Apply `inst` from the layer cache when it is there: its layer onto the root, the same layer and
+        history text into the image. True on a hit."""
+        hit = steps.lookup(inst, ctx)
+        if hit is None:
+            return False
+        history = HistoryEntry(created=self._now(), created_by=hit.created_by, comment=COMMENT,
+                               empty_layer=hit.layer is None)
+        if hit.layer is not None:
+            self.snapshotter.extract(hit.blob_path, name=hit.layer.digest)
+            ctx.image.append_layer(hit.layer, history)
+        else:
+            ctx.image.append_history(history)
+        log.info("Using caching version of cmd: %s", (inst.original or inst.keyword).splitlines()[0])
+        return True
+
+    def _commit(self, ctx: CommandContext, outcome: Outcome, defer: bool, steps: StageCache | None,
+                inst: Instruction) -> None:
+        """Turn what a step changed into a layer (or a history entry alone) of the stage's image."""
         image = ctx.image
-        created = _now(self.settings.epoch)
         layer_file = None
         if not defer:
             if outcome.snapshot == "walk":
                 layer_file = self.snapshotter.snapshot()
             elif outcome.snapshot == "paths" and outcome.paths:
                 layer_file = self.snapshotter.snapshot_paths(outcome.paths)
-        # BuildKit writes build-arg values into the history (`RUN |1 TOKEN=...`); kiln masks every value the
-        # log masks (--build-arg values, secrets), so none of them is ever written into an image.
-        created_by = logs.REDACTOR.redact(outcome.created_by)
-        if layer_file is not None:
-            image.append_layer(Layer.from_layer_file(layer_file, image.format),
-                               HistoryEntry(created=created, created_by=created_by,
-                                            comment="buildkit.dockerfile.v0"))
+        # BuildKit writes build-arg values into the history (`RUN |1 TOKEN=...`); what the redactor masks
+        # (secret values) is never written into an image.
+        created_by = self.redact(outcome.created_by)
+        layer = Layer.from_layer_file(layer_file, image.format) if layer_file is not None else None
+        if steps is not None:
+            layer = steps.ran(inst, ctx, layer, created_by)
+        if layer is not None:
+            image.append_layer(layer, HistoryEntry(created=self._now(), created_by=created_by, comment=COMMENT))
         elif created_by:
-            image.append_history(HistoryEntry(created=created, created_by=created_by,
-                                              comment="buildkit.dockerfile.v0", empty_layer=True))
+            image.append_history(HistoryEntry(created=self._now(), created_by=created_by, comment=COMMENT,
+                                              empty_layer=True))
 
     # ---- other stages' and images' roots, for COPY --from and RUN --mount from= ----------------------
     def source_root(self, ref: str, current: Stage) -> str:
@@ -295,91 +304,14 @@ class Builder:
         if ref not in self.image_roots:
             image = self.pull(ref, self.settings.platform, current.from_)
             directory = tempfile.mkdtemp(prefix="image-", dir=self.work_dir)
-            snap = Snapshotter(directory, IgnoreList(directory), os.path.join(self.work_dir, "layers"))
-            for layer in image.layers:
-                with layer.open_blob() as blob:
-                    path = getattr(blob, "name", None)
-                if not path or not os.path.isfile(path):
-                    path = self._materialise(layer)
-                snap.extract(path, name=layer.digest)
+            self.snapshotter.unpack_into(directory, [(self.images.blob_file(layer), layer.digest)
+                                                     for layer in image.layers])
             self.image_roots[ref] = directory
         return self.image_roots[ref]
 
     def _save_root(self, stage: Stage) -> str:
-        """Keep the stage's files for later COPY --from: a hard-linked tree, so it costs no copying."""
+        """Keep the stage's files for later COPY --from (the snapshotter links them, costing no copying)."""
         directory = os.path.join(self.work_dir, "stages", str(stage.index))
         log.info("Saving the files of stage %s for later stages", stage.ref)
-        link_tree(self.settings.root, directory, self.ignore)
+        self.snapshotter.save_tree(directory)
         return directory
-
-
-def link_tree(src_root: str, dest: str, ignore: IgnoreList) -> None:
-    """Mirror `src_root` into `dest` with hard links, keeping metadata and hard-link groups.
-
-    Across mounts (kiln's directory on a volume, or a bind mount) linking fails, and the files are
-    copied instead; names that shared an inode in the root then share one in the copy."""
-    os.makedirs(dest, exist_ok=True)
-    src_root = os.path.abspath(src_root)
-    dirs: list[tuple[str, os.stat_result]] = []
-    copies: dict[tuple[int, int], str] = {}
-    for current, dirnames, filenames in os.walk(src_root):
-        rel_dir = os.path.relpath(current, src_root)
-        rel_dir = "" if rel_dir == "." else rel_dir
-        kept = []
-        for d in dirnames:
-            rel = os.path.join(rel_dir, d)
-            if ignore.covers(rel):
-                continue
-            host = os.path.join(current, d)
-            st = os.lstat(host)
-            target = os.path.join(dest, rel)
-            if os.path.islink(host):
-                _link_or_copy(host, target, st, copies)
-                continue
-            os.mkdir(target)
-            dirs.append((target, st))
-            kept.append(d)
-        dirnames[:] = kept
-        for f in filenames:
-            rel = os.path.join(rel_dir, f)
-            if ignore.covers(rel):
-                continue
-            host = os.path.join(current, f)
-            _link_or_copy(host, os.path.join(dest, rel), os.lstat(host), copies)
-    for target, st in reversed(dirs):
-        os.chown(target, st.st_uid, st.st_gid)
-        os.chmod(target, st.st_mode & 0o7777)
-        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
-
-
-def _link_or_copy(host: str, target: str, st: os.stat_result, copies: dict[tuple[int, int], str]) -> None:
-    try:
-        os.link(host, target, follow_symlinks=False)
-        return
-    except OSError:
-        pass
-    key = (st.st_dev, st.st_ino)
-    if st.st_nlink > 1 and key in copies:
-        os.link(copies[key], target, follow_symlinks=False)
-        return
-    if os.path.islink(host):
-        os.symlink(os.readlink(host), target)
-        os.lchown(target, st.st_uid, st.st_gid)
-    elif os.path.isfile(host):
-        shutil.copy2(host, target, follow_symlinks=False)
-        os.chown(target, st.st_uid, st.st_gid)
-        os.chmod(target, st.st_mode & 0o7777)
-        for name in os.listxattr(host, follow_symlinks=False):
-            os.setxattr(target, name, os.getxattr(host, name, follow_symlinks=False), follow_symlinks=False)
-    else:
-        os.mknod(target, st.st_mode, st.st_rdev)
-        os.chown(target, st.st_uid, st.st_gid)
-        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
-    if st.st_nlink > 1:
-        copies[key] = target
-
-
-def _host_arch() -> str:
-    machine = os.uname().machine
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x",
-            "riscv64": "riscv64", "i686": "386"}.get(machine, machine)

@@ -11,51 +11,32 @@ import logging
 import os
 import shutil
 import tempfile
-from typing import Any
 
-from executor.build.builder import BuildError, Builder, BuildSettings
-from executor.build.context import ContextError, prepare_context, resolve_dockerfile
+from executor import logs
+from executor.cache import base_image_cache, layer_cache
+from executor.cache.warmer import warm as warm_images
 from executor.dockerfile import DockerfileError, parse
+from executor.engine.builder import BuildError, Builder, BuildSettings
+from executor.engine.context import ContextError, prepare_context, resolve_dockerfile
+from executor.engine.images import RegistryImages
+from executor.engine.output import write_outputs
 from executor.image import Platform
 from executor.image import mediatypes as mt
-from executor.registry import RegistryClient, RegistryOptions
+from executor.options import Options, WarmerOptions
+from executor.registry import RegistryClient
 from executor.run import BuildCancelled, supervise
+from snapshot import IgnoreList, Snapshotter
 
 log = logging.getLogger(__name__)
 
 
-def registry_options(opts: Any) -> RegistryOptions:
-    client_certs: dict[str, tuple[str, str]] = {}
-    for host, value in getattr(opts, "registry_client_certs", {}).items():
-        cert, _, key = value.partition(",")
-        client_certs[host] = (cert, key)
-    return RegistryOptions(
-        insecure=getattr(opts, "insecure", False), insecure_pull=opts.insecure_pull,
-        insecure_registries=list(opts.insecure_registries),
-        skip_tls_verify=getattr(opts, "skip_tls_verify", False), skip_tls_verify_pull=opts.skip_tls_verify_pull,
-        skip_tls_verify_registries=list(opts.skip_tls_verify_registries),
-        registry_certificates=dict(opts.registry_certificates), registry_client_certificates=client_certs,
-        registry_mirrors=list(opts.registry_mirrors),
-        skip_default_registry_fallback=opts.skip_default_registry_fallback,
-        push_retry=getattr(opts, "push_retry", 0), image_download_retry=getattr(opts, "image_download_retry", 0),
-        additional_ca_bundle=os.path.join(getattr(opts, "kaniko_dir", "") or "/kaniko", "ssl", "certs",
-                                          "additional-ca-cert-bundle.crt"))
-
-
-def source_date_epoch(opts: Any) -> int | None:
+def source_date_epoch(opts: Options) -> int | None:
     if opts.reproducible:
         return 0
     value = os.environ.get("SOURCE_DATE_EPOCH", "")
     if value.isdigit():
         return int(value)
     return None
-
-
-def _platform(opts: Any) -> Platform:
-    if opts.custom_platform:
-        return Platform.parse(opts.custom_platform)
-    from executor.image import host_platform
-    return host_platform()
 
 
 def _dockerignore(context_dir: str, dockerfile_path: str):
@@ -94,7 +75,7 @@ def _debug_shell(root: str) -> list[str]:
     return []
 
 
-def run(opts: Any) -> int:
+def run(opts: Options) -> int:
     """The executor: build, then write the image wherever the options say. Returns the exit code."""
     if not opts.destinations and not opts.no_push and not opts.tar_path and not opts.oci_layout_path:
         raise BuildError("no destination: give --destination, or --no-push (with --tar-path or "
@@ -151,7 +132,7 @@ def _sweep_stale_work_dirs(kaniko_dir: str) -> int:
     return removed
 
 
-def _run(opts: Any, work_dir: str, dirty_root: bool = False) -> int:
+def _run(opts: Options, work_dir: str, dirty_root: bool = False) -> int:
     try:
         context = prepare_context(opts.context, os.path.join(work_dir, "context"), opts.context_sub_path)
     except ContextError as e:
@@ -161,27 +142,34 @@ def _run(opts: Any, work_dir: str, dirty_root: bool = False) -> int:
         with open(dockerfile_path, "rb") as f:
             text = f.read()
         dockerfile = parse(text, opts.dockerfile if not dockerfile_path.startswith(work_dir) else "Dockerfile")
-        client = RegistryClient(registry_options(opts), blob_dir=os.path.join(opts.kaniko_dir, "blobs"))
+        client = RegistryClient(opts.registry, blob_dir=os.path.join(opts.kaniko_dir, "blobs"))
+        platform = Platform.parse(opts.custom_platform)
+        epoch = source_date_epoch(opts)
+        level = opts.compression_level if opts.compression_level >= 0 else None
         settings = BuildSettings(
-            root=opts.root, kiln_dir=opts.kaniko_dir, platform=_platform(opts), build_args=dict(opts.build_args),
+            root=opts.root, kiln_dir=opts.kaniko_dir, platform=platform, build_args=dict(opts.build_args),
             target=opts.targets[0] if opts.targets else "", skip_unused_stages=opts.skip_unused_stages,
-            snapshot_mode=opts.snapshot_mode, single_snapshot=opts.single_snapshot,
-            compression=opts.compression,
-            compression_level=opts.compression_level if opts.compression_level >= 0 else None,
-            epoch=source_date_epoch(opts), ignore_paths=list(opts.ignore_paths) + _inside_root(
-                opts.root, [context.directory, os.path.dirname(dockerfile_path)]) + _debug_shell(opts.root),
+            single_snapshot=opts.single_snapshot, epoch=epoch,
             image_format={"oci": mt.OCI, "docker": mt.DOCKER}.get(opts.image_format, ""),
             secrets=dict(opts.secrets), labels=dict(opts.labels))
-        builder = Builder(dockerfile, settings, client, context.directory,
-                          _dockerignore(context.directory, dockerfile_path), work_dir)
+        snapshotter = _snapshotter(opts, work_dir, epoch, level, ignore_paths=list(opts.ignore_paths) + _inside_root(
+            opts.root, [context.directory, os.path.dirname(dockerfile_path)]) + _debug_shell(opts.root))
         if dirty_root:
             # the killed build had extracted its base and run commands over the root: what is there now is
             # neither the container's own files nor any image's, so start from a clean root (as a later
             # stage does)
             log.warning("a build killed earlier left files in the root %s: wiping it first", opts.root)
-            builder.snapshotter.wipe()
-        from executor.cache import attach
-        cache = attach(opts, builder, client)
+            snapshotter.wipe()
+        images = RegistryImages(client, os.path.join(work_dir, "blobs"),
+                                base_image_cache(opts.cache_dir, opts.cache_ttl, client))
+        cache = layer_cache(
+            enabled=opts.cache, repo=opts.cache_repo, destinations=list(opts.destinations), ttl=opts.cache_ttl,
+            run_layers=opts.cache_run_layers, copy_layers=opts.cache_copy_layers, push=not opts.no_push_cache,
+            single_snapshot=opts.single_snapshot, platform=platform, client=client,
+            key_settings={"compression": opts.compression, "level": level, "epoch": epoch})
+        builder = Builder(dockerfile, settings, snapshotter=snapshotter, images=images, cache=cache,
+                          redact=logs.REDACTOR.redact, context_dir=context.directory,
+                          excluded=_dockerignore(context.directory, dockerfile_path), work_dir=work_dir)
         try:
             image = builder.build()
         except BuildCancelled:
@@ -191,18 +179,31 @@ def _run(opts: Any, work_dir: str, dirty_root: bool = False) -> int:
         finally:
             if cache is not None:
                 cache.finish()        # uploads done (a failed build keeps what it cached); the push mounts them
-        from executor.build.output import write_outputs
         write_outputs(image, opts, client)
     except (ContextError, DockerfileError) as e:
         raise BuildError(str(e)) from None
     finally:
         context.close()
     if opts.cleanup:
-        builder.snapshotter.wipe()
+        snapshotter.wipe()
     return 0
 
 
-def warm(opts: Any) -> int:
+def _snapshotter(opts: Options, work_dir: str, epoch: int | None, level: int | None,
+                 ignore_paths: list[str]) -> Snapshotter:
+    """The filesystem engine of the root: the ignore list (mounts, kiln's directory, --ignore-path, kiln's
+    own inputs) and where layers are written."""
+    layers = os.path.join(work_dir, "layers")
+    os.makedirs(layers, exist_ok=True)
+    if os.path.realpath(opts.root) != "/":
+        # A scratch root stands for the image's "/", which is 0755 (a fresh tmp dir is 0700, and
+        # USER would then not even reach /bin/sh); a layer's "./" entry may still change it.
+        os.chmod(opts.root, 0o755)
+    ignore = IgnoreList.from_system(opts.root, kiln_dir=opts.kaniko_dir, extra=ignore_paths)
+    return Snapshotter(opts.root, ignore, layers, compression=opts.compression, level=level, epoch=epoch,
+                       mode=opts.snapshot_mode)
+
+
+def warm(opts: WarmerOptions) -> int:
     """The warmer: base images into --cache-dir (executor.cache.warmer)."""
-    from executor.cache.warmer import warm as warm_images
-    return warm_images(opts, lambda blob_dir: RegistryClient(registry_options(opts), blob_dir=blob_dir))
+    return warm_images(opts, lambda blob_dir: RegistryClient(opts.registry, blob_dir=blob_dir))

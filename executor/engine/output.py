@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from executor.image import Image
+from executor.options import Options
 from executor.registry import RegistryClient
 from executor.sinks import push, write_digest_files, write_oci_layout, write_tarball
 
 log = logging.getLogger(__name__)
 
 
-def write_outputs(image: Image, opts: Any, client: RegistryClient) -> str:
+def write_outputs(image: Image, opts: Options, client: RegistryClient) -> str:
     digest = image.digest
     if opts.destinations and not opts.no_push:
         digest = push(image, list(opts.destinations), client=client)

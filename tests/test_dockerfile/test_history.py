@@ -1,4 +1,4 @@
-from executor.build import history
+from executor.dockerfile import history
 
 
 def test_run_with_args_and_suffix():

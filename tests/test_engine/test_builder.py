@@ -1,0 +1,185 @@
+"""The build loop alone, on fakes (issue 11): stage order, root preparation, layers and history, the layer
+cache's hit and miss paths, COPY --from sources, and what the final image holds. No file system engine,
+registry or process runs here; tests/e2e builds the same paths for real."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from executor.dockerfile import DockerfileError, parse
+from executor.engine.builder import Builder, BuildSettings
+from executor.image import Platform
+from executor.image import mediatypes as mt
+from tests.test_engine.fakes import FakeCache, FakeImages, FakeRun, FakeSnapshotter, fake_layer
+
+AMD64 = Platform.parse("linux/amd64")
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    root, work, kiln = tmp_path / "root", tmp_path / "work", tmp_path / "kiln"
+    for d in (root, work, kiln):
+        d.mkdir()
+    return root, work, kiln
+
+
+def build(dirs, text: str, *, images: FakeImages | None = None, cache: FakeCache | None = None,
+          snapshotter: FakeSnapshotter | None = None, context: str | None = None, redact=None, **settings):
+    root, work, kiln = dirs
+    images = images if images is not None else FakeImages({"base": ["l1", "l2"]})
+    snapshotter = snapshotter if snapshotter is not None else FakeSnapshotter()
+    run = FakeRun()
+    settings = {"platform": AMD64, "build_platform": AMD64, **settings}
+    builder = Builder(parse(text.encode(), "Dockerfile"),
+                      BuildSettings(root=str(root), kiln_dir=str(kiln), **settings),
+                      snapshotter=snapshotter, images=images, cache=cache, redact=redact, context_dir=context,
+                      work_dir=str(work), run=run)
+    image = builder.build()
+    return image, snapshotter, run, builder
+
+
+def history(image):
+    return [(h.created_by, h.empty_layer) for h in image.config.history]
+
+
+# ---- stages and the root --------------------------------------------------------------------------------
+
+
+def test_one_stage_extracts_the_base_then_indexes_then_snapshots_each_run(dirs):
+    image, snap, run, _ = build(dirs, "FROM base\nRUN echo one\nENV A=1\nRUN echo two\n")
+    assert snap.calls == [("extract", fake_layer("base/l1").digest), ("extract", fake_layer("base/l2").digest),
+                          ("reindex",), ("snapshot", "walk3"), ("snapshot", "walk4")]
+    assert [s.argv for s in run.specs] == [["/bin/sh", "-c", "echo one"], ["/bin/sh", "-c", "echo two"]]
+    assert run.specs[1].env["A"] == "1"
+    assert len(image.layers) == 4
+    assert history(image)[2:] == [("RUN /bin/sh -c echo one # buildkit", False), ("ENV A=1", True),
+                                  ("RUN /bin/sh -c echo two # buildkit", False)]
+
+
+def test_a_run_that_changes_nothing_writes_history_only(dirs):
+    image, snap, _, _ = build(dirs, "FROM base\nRUN true\n", snapshotter=FakeSnapshotter(changes=[None]))
+    assert len(image.layers) == 2
+    assert history(image)[-1] == ("RUN /bin/sh -c true # buildkit", True)
+
+
+def test_stages_run_in_order_the_root_wiped_between_them_and_copied_from_stages_saved(dirs):
+    text = ("FROM base AS builder\nRUN make\n"
+            "FROM scratch AS other\nENV X=1\n"
+            "FROM base\nCOPY --from=builder /built-by-0 /app/\n")
+    image, snap, _, _ = build(dirs, text)
+    kinds = [c[0] if c[0] != "save_tree" else c for c in snap.calls]
+    assert kinds == ["extract", "extract", "reindex", "snapshot", ("save_tree", "0"),    # stage 0, kept
+                     "wipe",                                                           # stage 1: scratch
+                     "wipe", "extract", "extract",                                     # stage 2
+                     "snapshot_paths"]
+    assert snap.calls[-1] == ("snapshot_paths", ("/app", "/app/built-by-0"))   # the new directory too
+    assert history(image)[-1] == ("COPY /built-by-0 /app/ # buildkit", False)
+    assert os.path.isfile(os.path.join(dirs[0], "app", "built-by-0"))
+
+
+def test_a_stage_built_on_the_previous_one_continues_its_root(dirs):
+    image, snap, _, _ = build(dirs, "FROM base AS a\nRUN one\nFROM a\nRUN two\n")
+    assert [c[0] for c in snap.calls] == ["extract", "extract", "reindex", "snapshot", "snapshot"]
+    assert len(image.layers) == 4           # the base's two, stage a's, and this stage's
+
+
+def test_target_and_skip_unused_stages(dirs):
+    text = "FROM base AS a\nRUN a\nFROM base AS b\nRUN b\nFROM base AS c\nRUN c\n"
+    image, _, run, _ = build(dirs, text, target="b")
+    assert [s.argv[-1] for s in run.specs] == ["a", "b"]           # kaniko builds every stage up to the target
+    image, _, run, _ = build(dirs, text, target="b", skip_unused_stages=True)
+    assert [s.argv[-1] for s in run.specs] == ["b"]
+
+
+def test_onbuild_triggers_of_the_base_run_first_and_are_not_inherited(dirs):
+    images = FakeImages({"base": ["l1"]}, config={"base": {"on_build": ["RUN trigger"]}})
+    image, _, run, _ = build(dirs, "FROM base\nRUN own\n", images=images)
+    assert [s.argv[-1] for s in run.specs] == ["trigger", "own"]
+    assert not image.config.on_build
+
+
+def test_a_base_that_cannot_be_pulled_names_the_line(dirs):
+    with pytest.raises(DockerfileError, match=r"Dockerfile:2: FROM missing: missing: not found"):
+        build(dirs, "FROM base\nFROM missing\n")
+
+
+# ---- the final image ------------------------------------------------------------------------------------
+
+
+def test_labels_created_time_and_format_of_the_final_image(dirs):
+    image, *_ = build(dirs, "FROM base\nLABEL a=1\n", labels={"b": "2"}, epoch=0, image_format=mt.DOCKER)
+    assert image.config.labels == {"a": "1", "b": "2"}
+    assert image.config.created == "1970-01-01T00:00:00Z"
+    assert image.format == mt.DOCKER
+    assert all(h.created == "1970-01-01T00:00:00Z" for h in image.config.history[2:])
+
+
+def test_scratch_gets_buildkits_defaults(dirs):
+    image, snap, _, _ = build(dirs, "FROM scratch\nENV A=1\n")
+    assert image.config.working_dir == "/" and image.config.env[0].startswith("PATH=/usr/local/sbin")
+    assert snap.calls == [("reindex",)]
+
+
+def test_single_snapshot_takes_one_layer_at_the_end(dirs):
+    image, snap, _, _ = build(dirs, "FROM base\nRUN a\nRUN b\n", single_snapshot=True)
+    assert [c[0] for c in snap.calls] == ["extract", "extract", "reindex", "snapshot"]
+    assert history(image)[-3:] == [("RUN /bin/sh -c a # buildkit", True), ("RUN /bin/sh -c b # buildkit", True),
+                                   ("single snapshot", False)]
+
+
+def test_history_goes_through_the_redactor(dirs):
+    image, *_ = build(dirs, "FROM base\nARG TOKEN\nRUN use $TOKEN\n", build_args={"TOKEN": "s3cr3t-value"},
+                      redact=lambda text: text.replace("s3cr3t-value", "***"))
+    assert history(image)[-1] == ("RUN |1 TOKEN=*** /bin/sh -c use $TOKEN # buildkit", False)
+
+
+def test_platform_args_come_from_the_settings(dirs):
+    _, _, run, _ = build(dirs, "FROM base\nARG TARGETARCH\nARG BUILDPLATFORM\nRUN x\n",
+                         platform=Platform.parse("linux/arm64"))
+    assert run.specs[0].env["TARGETARCH"] == "arm64" and run.specs[0].env["BUILDPLATFORM"] == "linux/amd64"
+
+
+# ---- the layer cache ------------------------------------------------------------------------------------
+
+
+def test_cache_miss_runs_the_step_and_hands_the_cache_its_layer(dirs):
+    cache = FakeCache()
+    image, snap, run, _ = build(dirs, "FROM base\nRUN a\nENV X=1\n", cache=cache)
+    base_digest = FakeImages({"base": ["l1", "l2"]}).pull("base", AMD64).digest
+    assert cache.calls[0] == ("begin_stage", 0, "image:" + base_digest)
+    assert cache.calls[1:] == [("lookup", 0, "RUN"), ("ran", 0, "RUN", "RUN /bin/sh -c a # buildkit"),
+                               ("lookup", 0, "ENV"), ("ran", 0, "ENV", "ENV X=1")]
+    assert cache.stored[0][1] == image.layers[-1].digest and cache.stored[1][1] is None
+    assert len(run.specs) == 1
+
+
+def test_cache_hit_extracts_the_cached_layer_instead_of_running(dirs):
+    cache = FakeCache(hits={"RUN a": ("layer-a", "RUN /bin/sh -c a # buildkit"), "RUN b": ("", "RUN b-text")})
+    image, snap, run, _ = build(dirs, "FROM base\nRUN a\nRUN b\nRUN c\n", cache=cache)
+    assert [s.argv[-1] for s in run.specs] == ["c"]
+    assert ("extract", fake_layer("cached:layer-a").digest) in snap.calls
+    assert [c[0] for c in snap.calls].count("snapshot") == 1
+    assert image.layers[2].digest == fake_layer("cached:layer-a").digest
+    assert history(image)[2:] == [("RUN /bin/sh -c a # buildkit", False), ("RUN b-text", True),
+                                  ("RUN /bin/sh -c c # buildkit", False)]
+    assert [c for c in cache.calls if c[0] == "ran"] == [("ran", 0, "RUN", "RUN /bin/sh -c c # buildkit")]
+
+
+def test_cache_sees_stage_bases_and_from_references(dirs):
+    cache = FakeCache()
+    build(dirs, "FROM base AS a\nRUN a\nFROM a\nRUN b\nFROM scratch\nCOPY --from=a /built-by-0 /x\n",
+          cache=cache)
+    assert [s.base for s in cache.starts] == [cache.starts[0].base, "stage:0", "scratch"]
+    assert cache.starts[2].identify("a") == "stage:0"
+    image_base = cache.starts[2].identify("base")
+    assert image_base.startswith("image:sha256:")
+
+
+def test_copy_from_an_image_unpacks_it_once(dirs):
+    images = FakeImages({"base": ["l1"], "other": ["o1", "o2"]})
+    image, snap, _, _ = build(dirs, "FROM base\nCOPY --from=other /from-image /a\nCOPY --from=other /from-image /b\n",
+                              images=images)
+    unpacks = [c for c in snap.calls if c[0] == "unpack_into"]
+    assert unpacks == [("unpack_into", (fake_layer("other/o1").digest, fake_layer("other/o2").digest))]
+    assert os.path.isfile(os.path.join(dirs[0], "a")) and os.path.isfile(os.path.join(dirs[0], "b"))
