@@ -116,9 +116,9 @@ class StageSteps:
         config = {"user": cfg.user, "workdir": cfg.working_dir, "shell": cfg.shell, "platform": self.platform}
         sources: list[str] = []
         if isinstance(inst, (CopyInstruction, AddInstruction)):
-            written = [ctx.expand(s) for s in inst.sources]
-            local = [s for s in written if not (is_url(s) or is_git_source(s))]
-            from_ = ctx.expand(inst.from_) if getattr(inst, "from_", "") else ""
+            expanded = ctx.expanded(inst)
+            local = [s for s in expanded.sources if not (is_url(s) or is_git_source(s))]
+            from_ = getattr(expanded, "from_", "")
             if from_:
                 sources.append(self.identity(from_))
                 root, excluded = ctx.source_root(from_), None
@@ -127,7 +127,7 @@ class StageSteps:
             if local and root:
                 sources.append(_keys.sources_digest(root, local, excluded, self.cache.files))
         elif isinstance(inst, RunInstruction):
-            for m in inst.expanded_mounts(ctx.expand):
+            for m in ctx.expanded(inst).mounts:
                 if m.type != "bind":
                     continue
                 if m.from_:

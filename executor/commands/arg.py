@@ -9,7 +9,7 @@ from executor.dockerfile.instructions import ArgInstruction
 def execute(inst: ArgInstruction, ctx: CommandContext) -> Outcome:
     shown: list[tuple[str, str | None]] = []
     for arg in inst.args:
-        default = ctx.expand(arg.default) if arg.default is not None else None
+        default = inst.expand_word(ctx.expand, arg.default) if arg.default is not None else None
         ctx.args.declare(arg.key, default)
         shown.append((arg.key, ctx.args.values.get(arg.key)))
     return Outcome(created_by=history.arg(shown))

@@ -7,11 +7,14 @@ files it changed: not at all (metadata only), by walking the root (RUN), or from
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable, Protocol, TypeVar
 
 from executor.dockerfile.args import StageArgs
 from executor.dockerfile import shell
+from executor.dockerfile.instructions import Instruction
 from executor.image import Image
+
+I = TypeVar("I", bound=Instruction)
 
 
 @dataclass
@@ -57,3 +60,10 @@ class CommandContext:
 
     def expand_words(self, word: str) -> list[str]:
         return shell.expand_words(word, self.expansion_env(), self.escape)
+
+    def expand_heredoc(self, data: str) -> str:
+        return shell.expand_heredoc(data, self.expansion_env()).result
+
+    def expanded(self, inst: I) -> I:
+        """`inst` with its fields expanded in this stage's environment (`Instruction.expand`)."""
+        return inst.expand(self.expand, self.expand_words, self.expand_heredoc)

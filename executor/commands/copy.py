@@ -1,6 +1,7 @@
 """COPY (and, through `copy_files`, ADD): files from the context, a stage or an image into the root.
 
-Sources, destination, --chown, --chmod and --from are expanded; heredoc sources (`COPY <<EOF /dst`)
+The instruction's fields are expanded first (`Instruction.expand`: sources, destination, --chown, --chmod,
+--exclude, --from, --checksum, heredoc bodies as BuildKit's ExpandRaw); heredoc sources (`COPY <<EOF /dst`)
 become files in a scratch directory first. What was written is snapshotted directly, without a walk.
 """
 from __future__ import annotations
@@ -20,11 +21,9 @@ from executor.dockerfile.instructions import AddInstruction, CopyInstruction
 
 
 def copy_files(inst: CopyInstruction | AddInstruction, ctx: CommandContext, is_add: bool) -> Outcome:
-    sources = [ctx.expand(s) for s in inst.sources]
-    dest = ctx.expand(inst.dest)
-    chown_text = ctx.expand(inst.chown) if inst.chown else ""
-    chmod_text = ctx.expand(inst.chmod) if inst.chmod else ""
-    from_ = ctx.expand(inst.from_) if getattr(inst, "from_", "") else ""
+    inst = ctx.expanded(inst)
+    sources, dest, chown_text, chmod_text = inst.sources, inst.dest, inst.chown, inst.chmod
+    from_ = getattr(inst, "from_", "")
     try:
         chown = resolve_chown(ctx.root, chown_text) if chown_text else None
         if chmod_text:
@@ -47,16 +46,16 @@ def copy_files(inst: CopyInstruction | AddInstruction, ctx: CommandContext, is_a
                 sources=sources, dest=dest, source_root=source_root, root=ctx.root,
                 workdir=ctx.image.config.working_dir or "/", chown=chown, chmod=chmod_text or None, is_add=is_add,
                 excluded=excluded, from_context=from_context,
-                excludes=[ctx.expand(e) for e in inst.excludes], parents=getattr(inst, "parents", False),
+                excludes=inst.excludes, parents=getattr(inst, "parents", False),
                 unpack=getattr(inst, "unpack", None),
-                checksum=(ctx.expand(inst.checksum) or None) if isinstance(inst, _Add) and inst.checksum else None,
+                checksum=(inst.checksum or None) if isinstance(inst, _Add) else None,
                 session=ctx.http_session_factory() if ctx.http_session_factory else None,
                 work_dir=ctx.work_dir))
         if inst.contents:
             scratch = tempfile.mkdtemp(prefix="heredoc-", dir=ctx.work_dir)
             names = []
             for content in inst.contents:
-                data = ctx.expand(content.data) if content.expand else content.data
+                data = content.data
                 path = os.path.join(scratch, content.path.lstrip("/"))
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(path, "w") as f:

@@ -7,7 +7,7 @@ from executor.dockerfile.instructions import EnvInstruction
 
 
 def execute(inst: EnvInstruction, ctx: CommandContext) -> Outcome:
-    pairs = [(ctx.expand(p.key), ctx.expand(p.value)) for p in inst.pairs]
+    pairs = [(p.key, p.value) for p in ctx.expanded(inst).pairs]
     for key, value in pairs:
         ctx.image.config.set_env(key, value)
         ctx.args.env_set(key)

@@ -28,12 +28,11 @@ def port_specs(word: str) -> list[str]:
 
 def execute(inst: ExposeInstruction, ctx: CommandContext) -> Outcome:
     ports: list[str] = []
-    for word in inst.ports:
-        for expanded in ctx.expand_words(word):
-            try:
-                ports.extend(port_specs(expanded))
-            except PortError as e:
-                raise inst.error(f"EXPOSE {expanded}: {e}") from None
+    for expanded in ctx.expanded(inst).ports:
+        try:
+            ports.extend(port_specs(expanded))
+        except PortError as e:
+            raise inst.error(f"EXPOSE {expanded}: {e}") from None
     existing = set(ctx.image.config.exposed_ports or [])
     ctx.image.config.exposed_ports = sorted(existing | set(ports))
     return Outcome(created_by=history.expose(set(ports)))

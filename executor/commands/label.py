@@ -7,7 +7,7 @@ from executor.dockerfile.instructions import LabelInstruction
 
 
 def execute(inst: LabelInstruction, ctx: CommandContext) -> Outcome:
-    pairs = [(ctx.expand(p.key), ctx.expand(p.value)) for p in inst.pairs]
+    pairs = [(p.key, p.value) for p in ctx.expanded(inst).pairs]
     labels = ctx.image.config.labels
     labels.update(pairs)
     ctx.image.config.labels = labels

@@ -64,7 +64,7 @@ def prepare_mounts(inst: RunInstruction, ctx: CommandContext, scratch: str) -> t
     mounts: list[RunMount] = []
     secret_env: dict[str, str] = {}
     workdir = ctx.image.config.working_dir or "/"
-    for m in inst.expanded_mounts(ctx.expand):
+    for m in ctx.expanded(inst).mounts:
         target = m.target
         if target and not target.startswith("/"):
             target = os.path.join(workdir, target)

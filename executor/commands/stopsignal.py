@@ -20,7 +20,7 @@ def valid_signal(value: str) -> bool:
 
 
 def execute(inst: StopSignalInstruction, ctx: CommandContext) -> Outcome:
-    value = ctx.expand(inst.signal)
+    value = ctx.expanded(inst).signal
     if not valid_signal(value):
         raise inst.error(f"STOPSIGNAL {value}: invalid signal")
     ctx.image.config.stop_signal = value

@@ -6,6 +6,6 @@ from executor.dockerfile.instructions import UserInstruction
 
 
 def execute(inst: UserInstruction, ctx: CommandContext) -> Outcome:
-    user = ctx.expand(inst.user)
+    user = ctx.expanded(inst).user
     ctx.image.config.user = user
     return Outcome(created_by=f"USER {user}")

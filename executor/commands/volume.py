@@ -7,7 +7,7 @@ from executor.dockerfile.instructions import VolumeInstruction
 
 
 def execute(inst: VolumeInstruction, ctx: CommandContext) -> Outcome:
-    volumes = [ctx.expand(v) for v in inst.volumes]
+    volumes = ctx.expanded(inst).volumes
     if any(v == "" for v in volumes):
         raise inst.error("VOLUME specified can not be an empty string")
     ctx.image.config.volumes = sorted(set(ctx.image.config.volumes or []) | set(volumes))

@@ -40,7 +40,7 @@ def make_dirs(root: str, path: str, uid: int, gid: int) -> list[str]:
 
 
 def execute(inst: WorkdirInstruction, ctx: CommandContext) -> Outcome:
-    path = normalize(ctx.image.config.working_dir, ctx.expand(inst.path))
+    path = normalize(ctx.image.config.working_dir, ctx.expanded(inst).path)
     ctx.image.config.working_dir = path
     if path == "/":
         return Outcome(created_by=f"WORKDIR {path}")

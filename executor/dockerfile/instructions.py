@@ -1,39 +1,41 @@
 """Typed Dockerfile instructions, made from parser nodes (BuildKit's ``instructions``).
 
-Every instruction keeps its source location and its original text (BuildKit's
-``Original``: the logical line, continuations joined), from which the build writes history
-``created_by``. Nothing is expanded here: each class lists in ``EXPANDED`` the fields the
-build expands with the stage's environment (``shell.expand``: one word to one string;
-fields marked ``*`` take ``shell.expand_words`` where BuildKit splits words):
+Every instruction keeps its source location and its original text (BuildKit's ``Original``: the logical
+line, continuations joined), from which the build writes history ``created_by``. Nothing is expanded when
+they are made: each instruction expands its own fields with the stage's environment in one method,
+``expand(word, words, raw)`` (``word``: one word to one string, ``shell.expand``; ``words``: one word to
+several, ``shell.expand_words``, where BuildKit splits; ``raw``: a heredoc body, quotes left alone,
+``shell.expand_heredoc``), which returns an expanded copy:
 
 =============  ==========================================================================
-instruction    expanded by the build
+instruction    ``expand`` expands
 =============  ==========================================================================
-FROM           base_name, platform, with the global ARGs only (before the first FROM)
-RUN            never by the frontend (the shell does it); only --mount values
-CMD/ENTRYPOINT never
-SHELL          never
-COPY/ADD       sources, dest, --chown, --chmod, --checksum (ADD), heredoc bodies whose
-               delimiter is unquoted (``SourceContent.expand``); --from is not
+FROM           nothing: base_name and platform take the global ARGs only (the build does it)
+RUN            the ``--mount`` values (the command itself is the shell's to expand)
+COPY/ADD       sources, dest, --chown, --chmod, --exclude, heredoc bodies whose delimiter is unquoted,
+               --checksum (ADD), --from (COPY: kaniko expands it; current BuildKit refuses a variable
+               there)
 ENV/LABEL      keys and values
-ARG            names and defaults
-EXPOSE         ports*
+EXPOSE         ports, split into words
 VOLUME         volumes
 USER           user
 WORKDIR        path
 STOPSIGNAL     signal
-HEALTHCHECK    never
-ONBUILD        never (stored as text, run in the child image's build)
-MAINTAINER     never
+ARG            nothing: each default is expanded when its ARG is declared, seeing the ARGs declared
+               before it (BuildKit's dispatchArg)
+CMD, ENTRYPOINT, SHELL, HEALTHCHECK, ONBUILD, MAINTAINER: nothing
 =============  ==========================================================================
+
+Each keyword is made from its node by one small function, found in ``PARSERS``.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from .durations import parse_duration
 from .errors import DockerfileError, ExpansionError
@@ -59,6 +61,10 @@ SECURITY_MODES = ("sandbox", "insecure")
 _STAGE_NAME = re.compile(r"[a-z][a-z0-9\-_.]*\Z")
 _MS = 1_000_000
 
+Expand = Callable[[str], str]                  # one word -> one string
+ExpandWords = Callable[[str], "list[str]"]     # one word -> words
+_I = TypeVar("_I", bound="Instruction")
+
 
 @dataclass(frozen=True)
 class Location:
@@ -75,7 +81,6 @@ class Instruction:
     """Fields common to every instruction."""
 
     keyword: ClassVar[str] = ""
-    EXPANDED: ClassVar[tuple[str, ...]] = ()
     location: Location
     original: str
 
@@ -83,8 +88,13 @@ class Instruction:
         """A DockerfileError at this instruction (for the build's own checks)."""
         return DockerfileError(self.location.file, self.location.start_line, message, self.location.end_line)
 
-    def expand(self, word: str, expander: Callable[[str], str]) -> str:
-        """Run ``expander`` on ``word``, turning its ExpansionError into a DockerfileError."""
+    def expand(self: _I, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> _I:
+        """A copy with every field the build expands expanded (see the table above); expansion errors
+        become DockerfileErrors at this instruction. The instruction itself stays as parsed."""
+        return self
+
+    def expand_word(self, expander: Expand, word: str) -> str:
+        """``expander(word)``, its ExpansionError as a DockerfileError at this instruction."""
         try:
             return expander(word)
         except ExpansionError as exc:
@@ -137,7 +147,6 @@ class SourceContent:
 @dataclass(kw_only=True)
 class FromInstruction(Instruction):
     keyword: ClassVar[str] = "FROM"
-    EXPANDED: ClassVar[tuple[str, ...]] = ("base_name", "platform")
     base_name: str
     stage_name: str = ""      # lower-cased, "" when no AS
     platform: str = ""        # --platform as written, "" when absent
@@ -148,10 +157,9 @@ class RunInstruction(Instruction):
     """``command`` is the argv in JSON form, or one string in shell form (then
     ``prepend_shell`` is True and the stage's SHELL runs it). ``mounts`` are parsed with the
     values as written (checked at parse time); ``mount_specs`` keeps the raw ``--mount``
-    values so the build can re-parse them after expansion with :meth:`expanded_mounts`."""
+    values, from which :meth:`expand` parses them again after expansion."""
 
     keyword: ClassVar[str] = "RUN"
-    EXPANDED: ClassVar[tuple[str, ...]] = ("mount_specs",)
     command: list[str]
     prepend_shell: bool
     heredocs: list[HeredocFile] = field(default_factory=list)
@@ -162,14 +170,14 @@ class RunInstruction(Instruction):
     devices: list[str] = field(default_factory=list)
     flags_used: list[str] = field(default_factory=list)
 
-    def expanded_mounts(self, expander: Callable[[str], str]) -> list[Mount]:
-        out = []
+    def expand(self, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> "RunInstruction":
+        mounts = []
         for spec in self.mount_specs:
             try:
-                out.append(parse_mount(spec, lambda w: self.expand(w, expander)))
+                mounts.append(parse_mount(spec, lambda w: self.expand_word(word, w)))
             except MountError as exc:
                 raise self.error(f"RUN --mount={spec}: {exc}") from None
-        return out
+        return dataclasses.replace(self, mounts=mounts)
 
 
 @dataclass(kw_only=True)
@@ -202,78 +210,108 @@ class _CopyBase(Instruction):
     link: bool = False
     excludes: list[str] = field(default_factory=list)
 
+    def _expanded(self, word: Expand, raw: Expand | None, **more: str) -> dict:
+        w = lambda text: self.expand_word(word, text)     # noqa: E731
+        body = lambda text: self.expand_word(raw or word, text)     # noqa: E731
+        return dict(sources=[w(x) for x in self.sources], dest=w(self.dest), chown=w(self.chown),
+                    chmod=w(self.chmod), excludes=[w(x) for x in self.excludes],
+                    contents=[dataclasses.replace(c, data=body(c.data)) if c.expand else c for c in self.contents],
+                    **{k: w(v) for k, v in more.items()})
+
 
 @dataclass(kw_only=True)
 class CopyInstruction(_CopyBase):
     keyword: ClassVar[str] = "COPY"
-    EXPANDED: ClassVar[tuple[str, ...]] = ("sources", "dest", "chown", "chmod", "contents")
     from_: str = ""
     parents: bool = False
+
+    def expand(self, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> "CopyInstruction":
+        return dataclasses.replace(self, **self._expanded(word, raw, from_=self.from_))
 
 
 @dataclass(kw_only=True)
 class AddInstruction(_CopyBase):
     keyword: ClassVar[str] = "ADD"
-    EXPANDED: ClassVar[tuple[str, ...]] = ("sources", "dest", "chown", "chmod", "checksum", "contents")
     checksum: str = ""
     keep_git_dir: bool | None = None   # None when the flag is absent
     unpack: bool | None = None
+
+    def expand(self, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> "AddInstruction":
+        return dataclasses.replace(self, **self._expanded(word, raw, checksum=self.checksum))
 
 
 @dataclass(kw_only=True)
 class EnvInstruction(Instruction):
     keyword: ClassVar[str] = "ENV"
-    EXPANDED: ClassVar[tuple[str, ...]] = ("pairs",)
     pairs: list[KeyValue]
+
+    def expand(self: _I, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> _I:
+        return dataclasses.replace(self, pairs=[dataclasses.replace(p, key=self.expand_word(word, p.key),
+                                                                    value=self.expand_word(word, p.value))
+                                                for p in self.pairs])
 
 
 @dataclass(kw_only=True)
 class LabelInstruction(Instruction):
     keyword: ClassVar[str] = "LABEL"
-    EXPANDED: ClassVar[tuple[str, ...]] = ("pairs",)
     pairs: list[KeyValue]
+
+    def expand(self: _I, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> _I:
+        return dataclasses.replace(self, pairs=[dataclasses.replace(p, key=self.expand_word(word, p.key),
+                                                                    value=self.expand_word(word, p.value))
+                                                for p in self.pairs])
 
 
 @dataclass(kw_only=True)
 class ArgInstruction(Instruction):
     keyword: ClassVar[str] = "ARG"
-    EXPANDED: ClassVar[tuple[str, ...]] = ("args",)
     args: list[ArgDef]
 
 
 @dataclass(kw_only=True)
 class ExposeInstruction(Instruction):
     keyword: ClassVar[str] = "EXPOSE"
-    EXPANDED: ClassVar[tuple[str, ...]] = ("ports*",)
     ports: list[str]    # sorted as BuildKit sorts them
+
+    def expand(self, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> "ExposeInstruction":
+        split = words or (lambda text: [word(text)])
+        return dataclasses.replace(self, ports=[p for port in self.ports for p in self.expand_word(split, port)])
 
 
 @dataclass(kw_only=True)
 class VolumeInstruction(Instruction):
     keyword: ClassVar[str] = "VOLUME"
-    EXPANDED: ClassVar[tuple[str, ...]] = ("volumes",)
     volumes: list[str]
+
+    def expand(self, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> "VolumeInstruction":
+        return dataclasses.replace(self, volumes=[self.expand_word(word, v) for v in self.volumes])
 
 
 @dataclass(kw_only=True)
 class UserInstruction(Instruction):
     keyword: ClassVar[str] = "USER"
-    EXPANDED: ClassVar[tuple[str, ...]] = ("user",)
     user: str
+
+    def expand(self, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> "UserInstruction":
+        return dataclasses.replace(self, user=self.expand_word(word, self.user))
 
 
 @dataclass(kw_only=True)
 class WorkdirInstruction(Instruction):
     keyword: ClassVar[str] = "WORKDIR"
-    EXPANDED: ClassVar[tuple[str, ...]] = ("path",)
     path: str
+
+    def expand(self, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> "WorkdirInstruction":
+        return dataclasses.replace(self, path=self.expand_word(word, self.path))
 
 
 @dataclass(kw_only=True)
 class StopSignalInstruction(Instruction):
     keyword: ClassVar[str] = "STOPSIGNAL"
-    EXPANDED: ClassVar[tuple[str, ...]] = ("signal",)
     signal: str
+
+    def expand(self, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> "StopSignalInstruction":
+        return dataclasses.replace(self, signal=self.expand_word(word, self.signal))
 
 
 @dataclass(kw_only=True)
@@ -383,196 +421,232 @@ def _sources_and_dest(node: Node) -> tuple[list[str], str, list[SourceContent]]:
     return sources, dest, contents
 
 
-def _build(node: Node, loc: Location) -> Instruction:
-    kw = node.keyword
-    common = {"location": loc, "original": node.original}
+_NO_FLAGS: dict[str, FlagKind] = {}
+
+
+def _from(node: Node, common: dict) -> Instruction:
+    fl = _flags(node, {"platform": FlagKind.STRING})
     args = node.args
-    no_flags: dict[str, FlagKind] = {}
+    if len(args) == 3 and args[1].lower() == "as":
+        name = args[2].lower()
+        if not _STAGE_NAME.match(name):
+            raise _Bad(f"invalid name for build stage: \"{args[2]}\", name can't start with a number "
+                       "or contain symbols")
+    elif len(args) != 1:
+        raise _Bad("FROM requires either one or three arguments")
+    else:
+        name = ""
+    return FromInstruction(base_name=args[0], stage_name=name, platform=fl.string("platform"), **common)
 
-    if kw == "FROM":
-        fl = _flags(node, {"platform": FlagKind.STRING})
-        if len(args) == 3 and args[1].lower() == "as":
-            name = args[2].lower()
-            if not _STAGE_NAME.match(name):
-                raise _Bad(f"invalid name for build stage: \"{args[2]}\", name can't start with a number "
-                           "or contain symbols")
-        elif len(args) != 1:
-            raise _Bad("FROM requires either one or three arguments")
+
+def _run(node: Node, common: dict) -> Instruction:
+    fl = _flags(node, {"mount": FlagKind.STRINGS, "network": FlagKind.STRING,
+                       "security": FlagKind.STRING, "device": FlagKind.STRINGS})
+    specs = fl.strings("mount")
+    mounts = []
+    for spec in specs:
+        try:
+            mounts.append(parse_mount(spec))
+        except MountError as exc:
+            raise _Bad(f"RUN --mount={spec}: {exc}") from None
+    network = fl.string("network", "default")
+    if network not in NETWORK_MODES:
+        raise _Bad(f"RUN: invalid network mode \"{network}\" (use one of {', '.join(NETWORK_MODES)})")
+    security = fl.string("security", "sandbox")
+    if security not in SECURITY_MODES:
+        raise _Bad(f"RUN: security \"{security}\" is not valid (use sandbox or insecure)")
+    docs = [HeredocFile(h.name, h.content, h.chomp, h.expand, h.file_descriptor) for h in node.heredocs]
+    command = _cmdline(node)
+    if not command and not docs:
+        raise _Bad("RUN requires at least one argument")
+    return RunInstruction(command=command, prepend_shell=not node.json, heredocs=docs, mount_specs=specs,
+                          mounts=mounts, network=network, security=security, devices=fl.strings("device"),
+                          flags_used=sorted(fl.used), **common)
+
+
+def _cmd(node: Node, common: dict) -> Instruction:
+    _flags(node, _NO_FLAGS)
+    return CmdInstruction(command=_cmdline(node), prepend_shell=not node.json, **common)
+
+
+def _entrypoint(node: Node, common: dict) -> Instruction:
+    _flags(node, _NO_FLAGS)
+    return EntrypointInstruction(command=_cmdline(node) or None, prepend_shell=not node.json, **common)
+
+
+def _shell(node: Node, common: dict) -> Instruction:
+    _flags(node, _NO_FLAGS)
+    if not node.args:
+        raise _Bad("SHELL requires at least one argument")
+    if not node.json:
+        raise _Bad(f"SHELL requires the arguments to be in JSON form, e.g. SHELL [\"/bin/sh\", \"-c\"] "
+                   f"(got: {node.original.strip()})")
+    return ShellInstruction(shell=list(node.args), **common)
+
+
+def _copy(node: Node, common: dict) -> Instruction:
+    fl = _flags(node, {"chown": FlagKind.STRING, "from": FlagKind.STRING, "chmod": FlagKind.STRING,
+                       "link": FlagKind.BOOL, "exclude": FlagKind.STRINGS, "parents": FlagKind.BOOL})
+    sources, dest, contents = _sources_and_dest(node)
+    _check_chmod(fl.string("chmod"))
+    return CopyInstruction(sources=sources, dest=dest, contents=contents, chown=fl.string("chown"),
+                           chmod=fl.string("chmod"), link=fl.boolean("link"), excludes=fl.strings("exclude"),
+                           from_=fl.string("from"), parents=fl.boolean("parents"), **common)
+
+
+def _add(node: Node, common: dict) -> Instruction:
+    fl = _flags(node, {"chown": FlagKind.STRING, "chmod": FlagKind.STRING, "link": FlagKind.BOOL,
+                       "keep-git-dir": FlagKind.BOOL, "checksum": FlagKind.STRING,
+                       "unpack": FlagKind.BOOL, "exclude": FlagKind.STRINGS})
+    sources, dest, contents = _sources_and_dest(node)
+    _check_chmod(fl.string("chmod"))
+    return AddInstruction(sources=sources, dest=dest, contents=contents, chown=fl.string("chown"),
+                          chmod=fl.string("chmod"), link=fl.boolean("link"), excludes=fl.strings("exclude"),
+                          checksum=fl.string("checksum"),
+                          keep_git_dir=fl.boolean("keep-git-dir") if "keep-git-dir" in fl.used else None,
+                          unpack=fl.boolean("unpack") if "unpack" in fl.used else None, **common)
+
+
+def _env(node: Node, common: dict) -> Instruction:
+    _flags(node, _NO_FLAGS)
+    return EnvInstruction(pairs=_kvps(node), **common)
+
+
+def _label(node: Node, common: dict) -> Instruction:
+    _flags(node, _NO_FLAGS)
+    return LabelInstruction(pairs=_kvps(node), **common)
+
+
+def _arg(node: Node, common: dict) -> Instruction:
+    _flags(node, _NO_FLAGS)
+    if not node.args:
+        raise _Bad("ARG requires at least one argument")
+    defs = []
+    for arg in node.args:
+        if "=" in arg:
+            key, value = arg.split("=", 1)
+            if key == "":
+                raise _Bad("ARG names can not be blank")
+            defs.append(ArgDef(key, value))
         else:
-            name = ""
-        return FromInstruction(base_name=args[0], stage_name=name, platform=fl.string("platform"), **common)
+            defs.append(ArgDef(arg))
+    return ArgInstruction(args=defs, **common)
 
-    if kw == "RUN":
-        fl = _flags(node, {"mount": FlagKind.STRINGS, "network": FlagKind.STRING,
-                           "security": FlagKind.STRING, "device": FlagKind.STRINGS})
-        specs = fl.strings("mount")
-        mounts = []
-        for spec in specs:
-            try:
-                mounts.append(parse_mount(spec))
-            except MountError as exc:
-                raise _Bad(f"RUN --mount={spec}: {exc}") from None
-        network = fl.string("network", "default")
-        if network not in NETWORK_MODES:
-            raise _Bad(f"RUN: invalid network mode \"{network}\" (use one of {', '.join(NETWORK_MODES)})")
-        security = fl.string("security", "sandbox")
-        if security not in SECURITY_MODES:
-            raise _Bad(f"RUN: security \"{security}\" is not valid (use sandbox or insecure)")
-        docs = [HeredocFile(h.name, h.content, h.chomp, h.expand, h.file_descriptor) for h in node.heredocs]
-        command = _cmdline(node)
-        if not command and not docs:
-            raise _Bad("RUN requires at least one argument")
-        return RunInstruction(command=command, prepend_shell=not node.json, heredocs=docs,
-                              mount_specs=specs, mounts=mounts, network=network, security=security,
-                              devices=fl.strings("device"),
-                              flags_used=sorted(fl.used), **common)
 
-    if kw in ("CMD", "ENTRYPOINT"):
-        _flags(node, no_flags)
-        command = _cmdline(node)
-        if kw == "CMD":
-            return CmdInstruction(command=command, prepend_shell=not node.json, **common)
-        return EntrypointInstruction(command=command or None, prepend_shell=not node.json, **common)
+def _expose(node: Node, common: dict) -> Instruction:
+    _flags(node, _NO_FLAGS)
+    if not node.args:
+        raise _Bad("EXPOSE requires at least one argument")
+    return ExposeInstruction(ports=sorted(node.args), **common)
 
-    if kw == "SHELL":
-        _flags(node, no_flags)
-        if not args:
-            raise _Bad("SHELL requires at least one argument")
-        if not node.json:
-            raise _Bad(f"SHELL requires the arguments to be in JSON form, e.g. SHELL [\"/bin/sh\", \"-c\"] "
-                       f"(got: {node.original.strip()})")
-        return ShellInstruction(shell=list(args), **common)
 
-    if kw == "COPY":
-        fl = _flags(node, {"chown": FlagKind.STRING, "from": FlagKind.STRING, "chmod": FlagKind.STRING,
-                           "link": FlagKind.BOOL, "exclude": FlagKind.STRINGS, "parents": FlagKind.BOOL})
-        sources, dest, contents = _sources_and_dest(node)
-        _check_chmod(fl.string("chmod"))
-        return CopyInstruction(sources=sources, dest=dest, contents=contents, chown=fl.string("chown"),
-                               chmod=fl.string("chmod"), link=fl.boolean("link"),
-                               excludes=fl.strings("exclude"), from_=fl.string("from"),
-                               parents=fl.boolean("parents"), **common)
+def _volume(node: Node, common: dict) -> Instruction:
+    _flags(node, _NO_FLAGS)
+    if not node.args:
+        raise _Bad("VOLUME requires at least one argument")
+    volumes = [v.strip() for v in node.args]
+    if "" in volumes:
+        raise _Bad("VOLUME specified can not be an empty string")
+    return VolumeInstruction(volumes=volumes, **common)
 
-    if kw == "ADD":
-        fl = _flags(node, {"chown": FlagKind.STRING, "chmod": FlagKind.STRING, "link": FlagKind.BOOL,
-                           "keep-git-dir": FlagKind.BOOL, "checksum": FlagKind.STRING,
-                           "unpack": FlagKind.BOOL, "exclude": FlagKind.STRINGS})
-        sources, dest, contents = _sources_and_dest(node)
-        _check_chmod(fl.string("chmod"))
-        return AddInstruction(sources=sources, dest=dest, contents=contents, chown=fl.string("chown"),
-                              chmod=fl.string("chmod"), link=fl.boolean("link"),
-                              excludes=fl.strings("exclude"), checksum=fl.string("checksum"),
-                              keep_git_dir=fl.boolean("keep-git-dir") if "keep-git-dir" in fl.used else None,
-                              unpack=fl.boolean("unpack") if "unpack" in fl.used else None, **common)
 
-    if kw == "ENV":
-        _flags(node, no_flags)
-        return EnvInstruction(pairs=_kvps(node), **common)
+def _one_argument(node: Node) -> str:
+    if len(node.args) != 1:
+        raise _Bad(f"{node.keyword} requires exactly one argument")
+    _flags(node, _NO_FLAGS)
+    return node.args[0]
 
-    if kw == "LABEL":
-        _flags(node, no_flags)
-        return LabelInstruction(pairs=_kvps(node), **common)
 
-    if kw == "ARG":
-        _flags(node, no_flags)
-        if not args:
-            raise _Bad("ARG requires at least one argument")
-        defs = []
-        for arg in args:
-            if "=" in arg:
-                key, value = arg.split("=", 1)
-                if key == "":
-                    raise _Bad("ARG names can not be blank")
-                defs.append(ArgDef(key, value))
-            else:
-                defs.append(ArgDef(arg))
-        return ArgInstruction(args=defs, **common)
+def _user(node: Node, common: dict) -> Instruction:
+    return UserInstruction(user=_one_argument(node), **common)
 
-    if kw == "EXPOSE":
-        _flags(node, no_flags)
-        if not args:
-            raise _Bad("EXPOSE requires at least one argument")
-        return ExposeInstruction(ports=sorted(args), **common)
 
-    if kw == "VOLUME":
-        _flags(node, no_flags)
-        if not args:
-            raise _Bad("VOLUME requires at least one argument")
-        volumes = []
-        for v in args:
-            v = v.strip()
-            if v == "":
-                raise _Bad("VOLUME specified can not be an empty string")
-            volumes.append(v)
-        return VolumeInstruction(volumes=volumes, **common)
+def _workdir(node: Node, common: dict) -> Instruction:
+    return WorkdirInstruction(path=_one_argument(node), **common)
 
-    if kw in ("USER", "WORKDIR", "STOPSIGNAL", "MAINTAINER"):
-        if len(args) != 1:
-            raise _Bad(f"{kw} requires exactly one argument")
-        _flags(node, no_flags)
-        if kw == "USER":
-            return UserInstruction(user=args[0], **common)
-        if kw == "WORKDIR":
-            return WorkdirInstruction(path=args[0], **common)
-        if kw == "STOPSIGNAL":
-            return StopSignalInstruction(signal=args[0], **common)
-        return MaintainerInstruction(maintainer=args[0], **common)
 
-    if kw == "HEALTHCHECK":
-        if not args:
-            raise _Bad("HEALTHCHECK requires at least one argument")
-        typ = args[0].upper()
-        rest = args[1:]
-        if typ == "NONE":
-            if rest:
-                raise _Bad("HEALTHCHECK NONE takes no arguments")
-            _flags(node, no_flags)
-            return HealthcheckInstruction(test=["NONE"], **common)
-        fl = _flags(node, {"interval": FlagKind.STRING, "timeout": FlagKind.STRING,
-                           "start-period": FlagKind.STRING, "start-interval": FlagKind.STRING,
-                           "retries": FlagKind.STRING})
-        if typ != "CMD":
-            raise _Bad(f"Unknown type \"{args[0]}\" in HEALTHCHECK (try CMD)")
-        if not rest:
-            raise _Bad("Missing command after HEALTHCHECK CMD")
-        test = ["CMD", *rest] if node.json else ["CMD-SHELL", " ".join(rest)]
-        retries = 0
-        raw_retries = fl.string("retries")
-        if raw_retries:
-            try:
-                retries = int(raw_retries, 10)
-            except ValueError:
-                raise _Bad(f"HEALTHCHECK --retries={raw_retries}: not an integer") from None
-            if retries < 0:
-                raise _Bad(f"HEALTHCHECK: --retries cannot be negative ({retries})")
-            if retries > 0x7FFFFFFF:
-                raise _Bad(f"HEALTHCHECK --retries={raw_retries}: value out of range")
-        return HealthcheckInstruction(
-            test=test, interval=_duration("interval", fl.string("interval")),
-            timeout=_duration("timeout", fl.string("timeout")),
-            start_period=_duration("start-period", fl.string("start-period")),
-            start_interval=_duration("start-interval", fl.string("start-interval")),
-            retries=retries, **common)
+def _stopsignal(node: Node, common: dict) -> Instruction:
+    return StopSignalInstruction(signal=_one_argument(node), **common)
 
-    if kw == "ONBUILD":
-        _flags(node, no_flags)
-        sub = node.sub
-        if sub is None:
-            raise _Bad("ONBUILD requires at least one argument")
-        trigger = sub.keyword
-        if trigger == "ONBUILD":
-            raise _Bad("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
-        if trigger in ("MAINTAINER", "FROM"):
-            raise _Bad(f"{trigger} isn't allowed as an ONBUILD trigger")
-        inner = _build(sub, loc)
-        expression = re.sub(r"(?i)^\s*ONBUILD\s*", "", node.original, count=1)
-        for h in node.heredocs:
-            expression += "\n" + h.content + h.name
-        return OnbuildInstruction(expression=expression, trigger=inner, **common)
 
-    hint = difflib.get_close_matches(kw, INSTRUCTIONS, n=1)
-    suffix = f" (did you mean {hint[0]}?)" if hint else ""
-    raise _Bad(f"unknown instruction: {node.command}{suffix}")
+def _maintainer(node: Node, common: dict) -> Instruction:
+    return MaintainerInstruction(maintainer=_one_argument(node), **common)
+
+
+def _healthcheck(node: Node, common: dict) -> Instruction:
+    args = node.args
+    if not args:
+        raise _Bad("HEALTHCHECK requires at least one argument")
+    typ = args[0].upper()
+    rest = args[1:]
+    if typ == "NONE":
+        if rest:
+            raise _Bad("HEALTHCHECK NONE takes no arguments")
+        _flags(node, _NO_FLAGS)
+        return HealthcheckInstruction(test=["NONE"], **common)
+    fl = _flags(node, {"interval": FlagKind.STRING, "timeout": FlagKind.STRING,
+                       "start-period": FlagKind.STRING, "start-interval": FlagKind.STRING,
+                       "retries": FlagKind.STRING})
+    if typ != "CMD":
+        raise _Bad(f"Unknown type \"{args[0]}\" in HEALTHCHECK (try CMD)")
+    if not rest:
+        raise _Bad("Missing command after HEALTHCHECK CMD")
+    test = ["CMD", *rest] if node.json else ["CMD-SHELL", " ".join(rest)]
+    return HealthcheckInstruction(
+        test=test, interval=_duration("interval", fl.string("interval")),
+        timeout=_duration("timeout", fl.string("timeout")),
+        start_period=_duration("start-period", fl.string("start-period")),
+        start_interval=_duration("start-interval", fl.string("start-interval")),
+        retries=_retries(fl.string("retries")), **common)
+
+
+def _retries(raw: str) -> int:
+    if not raw:
+        return 0
+    try:
+        retries = int(raw, 10)
+    except ValueError:
+        raise _Bad(f"HEALTHCHECK --retries={raw}: not an integer") from None
+    if retries < 0:
+        raise _Bad(f"HEALTHCHECK: --retries cannot be negative ({retries})")
+    if retries > 0x7FFFFFFF:
+        raise _Bad(f"HEALTHCHECK --retries={raw}: value out of range")
+    return retries
+
+
+def _onbuild(node: Node, common: dict) -> Instruction:
+    _flags(node, _NO_FLAGS)
+    sub = node.sub
+    if sub is None:
+        raise _Bad("ONBUILD requires at least one argument")
+    trigger = sub.keyword
+    if trigger == "ONBUILD":
+        raise _Bad("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+    if trigger in ("MAINTAINER", "FROM"):
+        raise _Bad(f"{trigger} isn't allowed as an ONBUILD trigger")
+    inner = _build(sub, common["location"])
+    expression = re.sub(r"(?i)^\s*ONBUILD\s*", "", node.original, count=1)
+    for h in node.heredocs:
+        expression += "\n" + h.content + h.name
+    return OnbuildInstruction(expression=expression, trigger=inner, **common)
+
+
+#: one function per keyword: (node, {"location", "original"}) -> the typed instruction
+PARSERS: dict[str, Callable[[Node, dict], Instruction]] = {
+    "FROM": _from, "RUN": _run, "CMD": _cmd, "ENTRYPOINT": _entrypoint, "SHELL": _shell, "COPY": _copy,
+    "ADD": _add, "ENV": _env, "LABEL": _label, "ARG": _arg, "EXPOSE": _expose, "VOLUME": _volume,
+    "USER": _user, "WORKDIR": _workdir, "STOPSIGNAL": _stopsignal, "MAINTAINER": _maintainer,
+    "HEALTHCHECK": _healthcheck, "ONBUILD": _onbuild,
+}
+
+
+def _build(node: Node, loc: Location) -> Instruction:
+    parser = PARSERS.get(node.keyword)
+    if parser is None:
+        hint = difflib.get_close_matches(node.keyword, INSTRUCTIONS, n=1)
+        suffix = f" (did you mean {hint[0]}?)" if hint else ""
+        raise _Bad(f"unknown instruction: {node.command}{suffix}")
+    return parser(node, {"location": loc, "original": node.original})
 
 
 def _check_chmod(chmod: str) -> None:

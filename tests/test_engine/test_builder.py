@@ -183,3 +183,11 @@ def test_copy_from_an_image_unpacks_it_once(dirs):
     unpacks = [c for c in snap.calls if c[0] == "unpack_into"]
     assert unpacks == [("unpack_into", (fake_layer("other/o1").digest, fake_layer("other/o2").digest))]
     assert os.path.isfile(os.path.join(dirs[0], "a")) and os.path.isfile(os.path.join(dirs[0], "b"))
+
+
+def test_copy_heredoc_keeps_quotes_and_apostrophes(dirs):
+    """BuildKit expands a COPY heredoc body with quotes left alone (ExpandRaw); an apostrophe once made kiln
+    fail with "unexpected end of statement while looking for matching single-quote"."""
+    build(dirs, "FROM base\nENV NAME=kiln\nCOPY <<EOF /greeting\nit's \"$NAME\" \\$HOME\nEOF\n")
+    with open(os.path.join(dirs[0], "greeting")) as f:
+        assert f.read() == "it's \"kiln\" $HOME\n"
