@@ -16,28 +16,37 @@ from typing import BinaryIO
 import zstandard
 from isal import igzip_threaded
 
+from .errors import LayerFormatError
 
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-COMPRESSIONS = ("gzip", "zstd", "none")
+
+COMPRESSIONS = ("gzip", "zstd", "none")          # what a layer may be written with
 DEFAULT_GZIP_LEVEL = 1  # ISA-L level
 DEFAULT_ZSTD_LEVEL = 3
+#: magic bytes; layers are gzip, zstd or plain; ADD also unpacks bzip2 and xz archives
+MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+)
 
 
 def detect(head: bytes) -> str:
-    """'gzip', 'zstd' or 'none' from the first bytes of a blob."""
-    if head.startswith(GZIP_MAGIC):
-        return "gzip"
-    if head.startswith(ZSTD_MAGIC):
-        return "zstd"
+    """'gzip', 'zstd', 'bzip2', 'xz' or 'none' from the first bytes (6 suffice) of a blob.
+    The one place kiln tells compressions apart: layers, images and ADD archives all ask here."""
+    for magic, name in MAGIC:
+        if head.startswith(magic):
+            return name
     return "none"
 
 
 def open_decompressed(raw: BinaryIO, where: str) -> tuple[BinaryIO, str]:
     """Wrap `raw` (positioned at the blob's start, seekable or buffered) in a decompressing reader."""
     buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
-    head = buffered.peek(4)[:4]
+    head = buffered.peek(6)[:6]
     kind = detect(head)
+    if kind not in COMPRESSIONS:
+        raise LayerFormatError(f"{where}: {kind} is not a layer compression (gzip, zstd or none)")
     if kind == "gzip":
         # inflate in a background thread (ISA-L releases the GIL), overlapping the caller's work
         return igzip_threaded.open(buffered, "rb", threads=1), kind  # type: ignore[return-value]

@@ -52,6 +52,63 @@ def split(rel: str) -> tuple[str, str]:
     return parent, base
 
 
+class RootPathError(SnapshotError):
+    """A path inside the root that cannot be resolved (symlink loop, non-directory parent)."""
+
+
+def resolve_components(root: str, path: str, follow_final: bool = True,
+                       known: Callable[[str], bool] | None = None) -> list[str]:
+    """The real components of image path `path` under `root`, as a process chrooted there would see them:
+    every symlink on the way is followed inside the root (an absolute target restarts at the root, `..`
+    stops at the root). Missing components are kept as they are (joined lexically), so the result can be
+    created in order. With `follow_final` False the last component is left as it is (it may be a symlink).
+    `known(prefix)` may say a relative prefix is a real directory already (no lstat then).
+    Raises RootPathError for a symlink loop or a component that is not a directory."""
+    root = root.rstrip("/")
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    parts.reverse()                 # pop() yields the next component
+    resolved: list[str] = []        # components below root, all existing non-symlinks (or missing)
+    hops = 0
+    while parts:
+        part = parts.pop()
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        if not parts and not follow_final:
+            resolved.append(part)
+            break
+        candidate = "/".join((*resolved, part))
+        if known is not None and known(candidate):
+            resolved.append(part)
+            continue
+        try:
+            st = os.lstat(f"{root}/{candidate}")
+        except FileNotFoundError:
+            resolved.append(part)
+            continue
+        except NotADirectoryError:
+            raise RootPathError(f'"/{"/".join(resolved)}" is not a directory') from None
+        if stat.S_ISLNK(st.st_mode):
+            hops += 1
+            if hops > MAX_SYMLINK_HOPS:
+                raise RootPathError(f"too many levels of symbolic links resolving {path} in {root or '/'}")
+            target = os.readlink(f"{root}/{candidate}")
+            if target.startswith("/"):
+                resolved = []
+            parts.extend(reversed([p for p in target.split("/") if p not in ("", ".")]))
+            continue
+        resolved.append(part)
+    return resolved
+
+
+def resolve_in_root(root: str, path: str, follow_final: bool = True) -> str:
+    """The host path of image path `path` as seen from inside `root` (see `resolve_components`); the
+    final component need not exist."""
+    resolved = resolve_components(root, path, follow_final)
+    return os.path.join(root, *resolved) if resolved else root
+
+
 class Resolver:
     """Resolves directory paths under a root without ever leaving it; caches what it has checked.
 
@@ -67,6 +124,9 @@ class Resolver:
     def invalidate(self) -> None:
         self._cache = {"": ""}
 
+    def _known(self, rel: str) -> bool:
+        return self._cache.get(rel) == rel
+
     def directory(self, rel: str, create: bool) -> str | None:
         """Real relative path of directory `rel`; creates missing components (mode 0755, owned by
         the caller) when `create`, else returns None when one is missing. Raises SnapshotError when
@@ -74,57 +134,29 @@ class Resolver:
         hit = self._cache.get(rel)
         if hit is not None:
             return hit
-        # start below the longest ancestor already known to be a real directory at its own path
-        base = rel
-        rest: list[str] = []
-        while base:
-            base, _, comp = base.rpartition("/")
-            rest.append(comp)
-            if self._cache.get(base) == base:
-                break
-        cur = base
-        todo = rest  # reversed: pop() yields the next component
-        hops = 0
-        while todo:
-            comp = todo.pop()
-            if comp in ("", "."):
-                continue
-            if comp == "..":
-                cur = cur.rpartition("/")[0]
-                continue
+        try:
+            parts = resolve_components(self.root, rel, known=self._known)
+        except RootPathError as e:
+            raise RootPathError(f"{e} (resolving /{rel})") from None
+        cur = ""
+        for comp in parts:
             cand = f"{cur}/{comp}" if cur else comp
-            if self._cache.get(cand) == cand:
-                cur = cand
-                continue
-            host = f"{self.root}/{cand}"
-            try:
-                st = os.lstat(host)
-            except FileNotFoundError:
-                if not create:
-                    return None
-                os.mkdir(host, 0o755)
-                os.chmod(host, 0o755)  # whatever the umask
-                if self._on_create:
-                    self._on_create(cand)
+            if not self._known(cand):
+                host = f"{self.root}/{cand}"
+                try:
+                    st = os.lstat(host)
+                except FileNotFoundError:
+                    if not create:
+                        return None
+                    os.mkdir(host, 0o755)
+                    os.chmod(host, 0o755)  # whatever the umask
+                    if self._on_create:
+                        self._on_create(cand)
+                else:
+                    if not stat.S_ISDIR(st.st_mode):
+                        raise RootPathError(f"/{cand} is not a directory (needed as a parent of /{rel})")
                 self._cache[cand] = cand
-                cur = cand
-                continue
-            if stat.S_ISDIR(st.st_mode):
-                self._cache[cand] = cand
-                cur = cand
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                hops += 1
-                if hops > MAX_SYMLINK_HOPS:
-                    raise SnapshotError(f"too many levels of symbolic links resolving /{rel} (at /{cand})")
-                target = os.readlink(host)
-                if target.startswith("/"):
-                    cur = ""
-                parts = target.split("/")
-                parts.reverse()
-                todo.extend(parts)
-                continue
-            raise SnapshotError(f"/{cand} is not a directory (needed as a parent of /{rel})")
+            cur = cand
         self._cache[rel] = cur
         return cur
 

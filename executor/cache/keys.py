@@ -18,7 +18,7 @@ import os
 import stat
 from typing import Any, Callable, Iterable
 
-from executor.commands.copyfiles import select_sources
+from executor.commands.copying import select_sources
 
 #: bump when the key material or the cache image format changes
 KEY_VERSION = "kiln-cache-v1"

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from executor.commands.addurl import is_git_source, is_url
+from executor.commands.copying.url import is_git_source, is_url
 from executor.dockerfile.instructions import AddInstruction, CopyInstruction, Instruction, RunInstruction
 from executor.image import Layer
 

@@ -1,4 +1,4 @@
-"""ADD: COPY plus local archives unpacked and URLs downloaded (see executor.commands.copyfiles)."""
+"""ADD: COPY plus local archives unpacked and URLs downloaded (see executor.commands.copying.files)."""
 from __future__ import annotations
 
 from executor.commands.base import CommandContext, Outcome

@@ -10,13 +10,11 @@ import os
 import shutil
 import tempfile
 
-from executor.dockerfile import history
 from executor.commands.base import CommandContext, Outcome
-from executor.commands.chown import ChownError, resolve_chown
-from executor.commands.copychmod import ChmodError, parse_chmod
-from executor.dockerfile.instructions import AddInstruction as _Add
-from executor.commands.copyerrors import CopyError
-from executor.commands.copyfiles import CopyRequest, copy_into_root
+from executor.commands.copying import CopyError, CopyRequest, copy_into_root
+from executor.commands.copying.chmod import ChmodError, parse_chmod
+from executor.commands.copying.chown import ChownError, resolve_chown
+from executor.dockerfile import history
 from executor.dockerfile.instructions import AddInstruction, CopyInstruction
 
 
@@ -48,7 +46,7 @@ def copy_files(inst: CopyInstruction | AddInstruction, ctx: CommandContext, is_a
                 excluded=excluded, from_context=from_context,
                 excludes=inst.excludes, parents=getattr(inst, "parents", False),
                 unpack=getattr(inst, "unpack", None),
-                checksum=(inst.checksum or None) if isinstance(inst, _Add) else None,
+                checksum=(inst.checksum or None) if isinstance(inst, AddInstruction) else None,
                 session=ctx.http_session_factory() if ctx.http_session_factory else None,
                 work_dir=ctx.work_dir))
         if inst.contents:

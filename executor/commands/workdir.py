@@ -6,7 +6,7 @@ import posixpath
 
 from executor.commands.base import CommandContext, Outcome
 from executor.dockerfile.instructions import WorkdirInstruction
-from executor.run.rootpath import resolve_in_root
+from snapshot.paths import resolve_in_root
 from executor.run.users import lookup_user
 
 

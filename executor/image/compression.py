@@ -1,4 +1,5 @@
-"""Layer compression: gzip via ISA-L (isal.igzip), zstd via zstandard, or none; detection by magic bytes."""
+"""Layer compression for the image model: gzip via ISA-L (isal.igzip), zstd via zstandard, or none.
+Detection by magic bytes and the level scale are the filesystem engine's (`snapshot.compression`)."""
 from __future__ import annotations
 
 import hashlib
@@ -10,28 +11,20 @@ from typing import BinaryIO
 import zstandard
 from isal import igzip
 
+from snapshot.compression import COMPRESSIONS, detect, isal_level
+
 GZIP = "gzip"
 ZSTD = "zstd"
 NONE = "none"
-COMPRESSIONS = (GZIP, ZSTD, NONE)
-
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 CHUNK = 1 << 20
 
-
-def detect(head: bytes) -> str:
-    """The compression of a blob from its first bytes (at least 4 for zstd)."""
-    if head.startswith(_GZIP_MAGIC):
-        return GZIP
-    if head.startswith(_ZSTD_MAGIC):
-        return ZSTD
-    return NONE
+__all__ = ["COMPRESSIONS", "GZIP", "ZSTD", "NONE", "CompressedResult", "compress_file", "compress_stream",
+           "decompress_file", "detect", "detect_file", "open_compressor", "open_decompressed"]
 
 
 def detect_file(path: str) -> str:
     with open(path, "rb") as f:
-        return detect(f.read(4))
+        return detect(f.read(6))
 
 
 def _check(compression: str) -> None:
@@ -54,8 +47,8 @@ def open_compressor(stream: BinaryIO, compression: str, level: int | None = None
     """A writable stream that compresses into `stream`. Closing it finishes the frame but leaves `stream` open."""
     _check(compression)
     if compression == GZIP:
-        # isal levels are 0..3; map zlib-style levels (1..9) onto them, default 1 (fast, standard output).
-        lvl = 1 if level is None or level < 0 else min(3, max(0, level // 3))
+        # zlib-style levels (0-9) onto ISA-L's 0-3 as layers are written (snapshot.compression.isal_level)
+        lvl = isal_level(None if level is None or level < 0 else level)
         return igzip.IGzipFile(fileobj=stream, mode="wb", compresslevel=lvl, mtime=0)
     if compression == ZSTD:
         lvl = 3 if level is None or level < 0 else level

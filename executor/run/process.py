@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from executor.run import pid1, tree
 from executor.run.errors import RunError, failed, not_started
-from executor.run.rootpath import resolve_in_root
+from snapshot.paths import resolve_in_root
 from executor.run.targets import CreatedPaths
 from executor.run.users import ExecUser, lookup_user
 

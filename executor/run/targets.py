@@ -15,7 +15,7 @@ import stat
 from dataclasses import dataclass, field
 
 from executor.run.errors import RunError
-from executor.run.rootpath import RootPathError, resolve_in_root
+from snapshot.paths import RootPathError, resolve_in_root
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass, field
 
 from executor.run.errors import UserError
-from executor.run.rootpath import resolve_in_root
+from snapshot.paths import resolve_in_root
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def read_in_root(root: str, path: str) -> str | None:
         return None
 
 
-_read_in_root = read_in_root  # the name executor.commands.chown imported first
+_read_in_root = read_in_root  # the name executor.commands.copying.chown imported first
 
 
 def resolve_user(spec: str, passwd: list[PasswdEntry] | None, group: list[GroupEntry] | None) -> ExecUser:

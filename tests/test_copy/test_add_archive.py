@@ -8,8 +8,8 @@ import tarfile
 import pytest
 import zstandard
 
-from executor.commands.addarchive import is_archive
-from executor.commands.copyfiles import CopyError, CopyRequest, copy_into_root
+from executor.commands.copying.archive import is_archive
+from executor.commands.copying.files import CopyError, CopyRequest, copy_into_root
 from tests.test_copy.helpers import T0, entry, mkdir, names, symlink, tree, write
 
 M1 = 1_234_567_890

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from executor.commands.addurl import fetch_url, filename_for
-from executor.commands.copyfiles import CopyError, CopyRequest, copy_into_root
+from executor.commands.copying.url import fetch_url, filename_for
+from executor.commands.copying.files import CopyError, CopyRequest, copy_into_root
 from tests.test_copy.helpers import entry, names
 
 LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT"
@@ -139,7 +139,7 @@ def test_add_unpack_true_extracts_a_remote_archive(server, dirs) -> None:
 
 
 def test_git_sources_are_refused_clearly(dirs) -> None:
-    from executor.commands.addurl import is_git_source
+    from executor.commands.copying.url import is_git_source
 
     assert is_git_source("https://github.com/moby/buildkit.git#v0.10.1")
     assert is_git_source("git@github.com:moby/buildkit.git")

@@ -5,7 +5,7 @@ import os
 import socket
 import stat
 
-from executor.commands.copyfiles import CopyRequest, copy_into_root
+from executor.commands.copying.files import CopyRequest, copy_into_root
 from tests.test_copy.helpers import entry, mkdir, symlink, write
 
 

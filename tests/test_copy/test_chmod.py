@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from executor.commands.copychmod import ChmodError, parse_chmod
+from executor.commands.copying.chmod import ChmodError, parse_chmod
 
 F = stat.S_IFREG
 D = stat.S_IFDIR

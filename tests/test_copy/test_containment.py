@@ -8,7 +8,7 @@ import tempfile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from executor.commands.copyfiles import CopyError, CopyRequest, copy_into_root
+from executor.commands.copying.files import CopyError, CopyRequest, copy_into_root
 from tests.test_copy.helpers import write
 
 NAMES = st.sampled_from(["a", "b", "etc", "usr", "..", "."])

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from executor.commands.copyfiles import CopyError, CopyRequest, copy_into_root
+from executor.commands.copying.files import CopyError, CopyRequest, copy_into_root
 from tests.test_copy.helpers import T0, entry, mkdir, names, tree, write
 
 

@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from executor.commands.copyfiles import CopyError, CopyRequest, copy_into_root
+from executor.commands.copying.files import CopyError, CopyRequest, copy_into_root
 from tests.test_copy.helpers import T0, entry, mkdir, names, symlink, write
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from executor.commands.copymatch import BadPattern, go_match, has_wildcards, validate_pattern
+from executor.commands.copying.match import BadPattern, go_match, has_wildcards, validate_pattern
 
 CASES = [
     ("abc", "abc", True), ("*", "abc", True), ("*c", "abc", True), ("a*", "a", True),

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from executor.commands.copyfiles import CopyRequest, copy_into_root
+from executor.commands.copying.files import CopyRequest, copy_into_root
 from tests.test_copy.helpers import T0, entry, mkdir, symlink, tree, write
 
 T1 = 1_500_000_000_987_654_321

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from executor.run.rootpath import RootPathError, resolve_in_root
+from snapshot.paths import RootPathError, resolve_in_root
 
 
 @pytest.fixture(scope="module")

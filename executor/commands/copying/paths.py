@@ -12,9 +12,9 @@ import os
 import posixpath
 import stat
 
-from executor.commands.copyerrors import CopyError
-from executor.run.rootpath import RootPathError
-from executor.run.rootpath import resolve_in_root as _resolve
+from executor.commands.copying.errors import CopyError
+from snapshot.paths import RootPathError
+from snapshot.paths import resolve_in_root as _resolve
 
 
 def clean_image_path(path: str) -> str:

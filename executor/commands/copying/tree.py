@@ -16,9 +16,9 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from executor.commands.copychmod import ChmodSpec
-from executor.commands.copyerrors import CopyError
-from executor.commands.copypath import image_path, lstat_or_none, resolve_in_root
+from executor.commands.copying.chmod import ChmodSpec
+from executor.commands.copying.errors import CopyError
+from executor.commands.copying.paths import image_path, lstat_or_none, resolve_in_root
 
 log = logging.getLogger(__name__)
 

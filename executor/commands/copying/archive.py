@@ -26,8 +26,9 @@ from typing import IO
 
 import zstandard
 
-from executor.commands.copyerrors import CopyError
-from executor.commands.copypath import lstat_or_none, resolve_in_root
+from executor.commands.copying.errors import CopyError
+from executor.commands.copying.paths import lstat_or_none, resolve_in_root
+from snapshot.compression import detect
 
 try:
     from isal import igzip as _gzip
@@ -36,25 +37,10 @@ except ImportError:  # pragma: no cover - isal is a dependency
 
 log = logging.getLogger(__name__)
 
-_MAGIC: list[tuple[bytes, str]] = [
-    (b"\x1f\x8b\x08", "gzip"),
-    (b"BZh", "bzip2"),
-    (b"\xfd7zXZ\x00", "xz"),
-    (b"\x28\xb5\x2f\xfd", "zstd"),
-]
-
-
-def detect_compression(head: bytes) -> str:
-    for magic, name in _MAGIC:
-        if head.startswith(magic):
-            return name
-    return "none"
-
-
 @contextlib.contextmanager
 def _open_stream(path: str) -> Iterator[IO[bytes]]:
     with open(path, "rb") as raw:
-        kind = detect_compression(raw.read(8))
+        kind = detect(raw.read(8))
         raw.seek(0)
         if kind == "gzip":
             stream: IO[bytes] = _gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]

@@ -14,10 +14,10 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 
-from executor.commands.copyerrors import CopyError
-from executor.commands.copymatch import go_match, has_wildcards
-from executor.commands.copypath import clean_image_path, lstat_or_none, resolve_in_root
-from executor.commands.copytree import (CopyState, copy_entry, copy_file_info, dir_target, is_visible,
+from executor.commands.copying.errors import CopyError
+from executor.commands.copying.match import go_match, has_wildcards
+from executor.commands.copying.paths import clean_image_path, lstat_or_none, resolve_in_root
+from executor.commands.copying.tree import (CopyState, copy_entry, copy_file_info, dir_target, is_visible,
                                         source_rel)
 
 

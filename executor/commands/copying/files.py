@@ -13,9 +13,9 @@ Behaviour follows BuildKit (dockerfile2llb ``dispatchCopy`` + fsutil ``copy.Copy
 * the destination is resolved inside ``root``: symlinks on the way are followed within it;
 * ADD: URLs are downloaded (mode 0600, Last-Modified) and not extracted unless ``unpack`` is True;
   local archives are extracted into the destination directory unless ``unpack`` is False (see
-  ``addarchive``); git repository sources are refused with a message (not supported yet);
+  ``archive``); git repository sources are refused with a message (not supported yet);
 * --exclude patterns (.dockerignore syntax) drop wildcard matches and entries below each source;
-  --parents keeps each source's path below a ``/./`` pivot (see ``copyparents``).
+  --parents keeps each source's path below a ``/./`` pivot (see ``parents``).
 
 Where docker's builders disagree, kiln takes BuildKit's side except: several sources into a dest
 without ``/`` are refused (classic docker/kaniko) unless it is an existing directory (kaniko); a
@@ -35,15 +35,15 @@ from dataclasses import dataclass
 
 import requests
 
-from executor.commands.addarchive import extract_archive, is_archive
-from executor.commands.addurl import UNNAMED, fetch_url, is_git_source, is_url
-from executor.commands.copychmod import ChmodError, ChmodSpec, parse_chmod
-from executor.commands.copyerrors import CopyError
-from executor.commands.copymatch import go_match, has_wildcards
-from executor.commands.copyparents import copy_with_parents
-from executor.commands.copypath import (clean_image_path, dirname, lstat_or_none,
+from executor.commands.copying.archive import extract_archive, is_archive
+from executor.commands.copying.url import UNNAMED, fetch_url, is_git_source, is_url
+from executor.commands.copying.chmod import ChmodError, ChmodSpec, parse_chmod
+from executor.commands.copying.errors import CopyError
+from executor.commands.copying.match import go_match, has_wildcards
+from executor.commands.copying.parents import copy_with_parents
+from executor.commands.copying.paths import (clean_image_path, dirname, lstat_or_none,
                                         resolve_in_root)
-from executor.commands.copytree import (CopyState, copy_entry, is_visible, mkdir_all,
+from executor.commands.copying.tree import (CopyState, copy_entry, is_visible, mkdir_all,
                                         source_rel)
 
 __all__ = ["CopyRequest", "CopyError", "copy_into_root", "fetch_url", "parse_chmod", "ChmodError"]

@@ -21,7 +21,7 @@ from email.message import Message
 
 import requests
 
-from executor.commands.copyerrors import CopyError
+from executor.commands.copying.errors import CopyError
 
 log = logging.getLogger(__name__)
 
