@@ -81,6 +81,8 @@ class Instruction:
     """Fields common to every instruction."""
 
     keyword: ClassVar[str] = ""
+    #: string fields the base ``expand`` expands as one word each (other rules override ``expand``)
+    WORD_FIELDS: ClassVar[tuple[str, ...]] = ()
     location: Location
     original: str
 
@@ -91,7 +93,9 @@ class Instruction:
     def expand(self: _I, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> _I:
         """A copy with every field the build expands expanded (see the table above); expansion errors
         become DockerfileErrors at this instruction. The instruction itself stays as parsed."""
-        return self
+        if not self.WORD_FIELDS:
+            return self
+        return dataclasses.replace(self, **{f: self.expand_word(word, getattr(self, f)) for f in self.WORD_FIELDS})
 
     def expand_word(self, expander: Expand, word: str) -> str:
         """``expander(word)``, its ExpansionError as a DockerfileError at this instruction."""
@@ -170,7 +174,8 @@ class RunInstruction(Instruction):
     devices: list[str] = field(default_factory=list)
     flags_used: list[str] = field(default_factory=list)
 
-    def expand(self, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> "RunInstruction":
+    def expand(self, word: Expand, words: ExpandWords | None = None,
+               raw: Expand | None = None) -> "RunInstruction":
         mounts = []
         for spec in self.mount_specs:
             try:
@@ -225,7 +230,8 @@ class CopyInstruction(_CopyBase):
     from_: str = ""
     parents: bool = False
 
-    def expand(self, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> "CopyInstruction":
+    def expand(self, word: Expand, words: ExpandWords | None = None,
+               raw: Expand | None = None) -> "CopyInstruction":
         return dataclasses.replace(self, **self._expanded(word, raw, from_=self.from_))
 
 
@@ -236,30 +242,30 @@ class AddInstruction(_CopyBase):
     keep_git_dir: bool | None = None   # None when the flag is absent
     unpack: bool | None = None
 
-    def expand(self, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> "AddInstruction":
+    def expand(self, word: Expand, words: ExpandWords | None = None,
+               raw: Expand | None = None) -> "AddInstruction":
         return dataclasses.replace(self, **self._expanded(word, raw, checksum=self.checksum))
 
 
 @dataclass(kw_only=True)
-class EnvInstruction(Instruction):
-    keyword: ClassVar[str] = "ENV"
+class _KeyValues(Instruction):
     pairs: list[KeyValue]
 
-    def expand(self: _I, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> _I:
-        return dataclasses.replace(self, pairs=[dataclasses.replace(p, key=self.expand_word(word, p.key),
-                                                                    value=self.expand_word(word, p.value))
+    def expand(self: _I, word: Expand, words: ExpandWords | None = None,
+               raw: Expand | None = None) -> _I:
+        w = lambda text: self.expand_word(word, text)     # noqa: E731
+        return dataclasses.replace(self, pairs=[dataclasses.replace(p, key=w(p.key), value=w(p.value))
                                                 for p in self.pairs])
 
 
 @dataclass(kw_only=True)
-class LabelInstruction(Instruction):
-    keyword: ClassVar[str] = "LABEL"
-    pairs: list[KeyValue]
+class EnvInstruction(_KeyValues):
+    keyword: ClassVar[str] = "ENV"
 
-    def expand(self: _I, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> _I:
-        return dataclasses.replace(self, pairs=[dataclasses.replace(p, key=self.expand_word(word, p.key),
-                                                                    value=self.expand_word(word, p.value))
-                                                for p in self.pairs])
+
+@dataclass(kw_only=True)
+class LabelInstruction(_KeyValues):
+    keyword: ClassVar[str] = "LABEL"
 
 
 @dataclass(kw_only=True)
@@ -273,7 +279,8 @@ class ExposeInstruction(Instruction):
     keyword: ClassVar[str] = "EXPOSE"
     ports: list[str]    # sorted as BuildKit sorts them
 
-    def expand(self, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> "ExposeInstruction":
+    def expand(self, word: Expand, words: ExpandWords | None = None,
+               raw: Expand | None = None) -> "ExposeInstruction":
         split = words or (lambda text: [word(text)])
         return dataclasses.replace(self, ports=[p for port in self.ports for p in self.expand_word(split, port)])
 
@@ -283,35 +290,30 @@ class VolumeInstruction(Instruction):
     keyword: ClassVar[str] = "VOLUME"
     volumes: list[str]
 
-    def expand(self, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> "VolumeInstruction":
+    def expand(self, word: Expand, words: ExpandWords | None = None,
+               raw: Expand | None = None) -> "VolumeInstruction":
         return dataclasses.replace(self, volumes=[self.expand_word(word, v) for v in self.volumes])
 
 
 @dataclass(kw_only=True)
 class UserInstruction(Instruction):
     keyword: ClassVar[str] = "USER"
+    WORD_FIELDS: ClassVar[tuple[str, ...]] = ("user",)
     user: str
-
-    def expand(self, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> "UserInstruction":
-        return dataclasses.replace(self, user=self.expand_word(word, self.user))
 
 
 @dataclass(kw_only=True)
 class WorkdirInstruction(Instruction):
     keyword: ClassVar[str] = "WORKDIR"
+    WORD_FIELDS: ClassVar[tuple[str, ...]] = ("path",)
     path: str
-
-    def expand(self, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> "WorkdirInstruction":
-        return dataclasses.replace(self, path=self.expand_word(word, self.path))
 
 
 @dataclass(kw_only=True)
 class StopSignalInstruction(Instruction):
     keyword: ClassVar[str] = "STOPSIGNAL"
+    WORD_FIELDS: ClassVar[tuple[str, ...]] = ("signal",)
     signal: str
-
-    def expand(self, word: Expand, words: ExpandWords | None = None, raw: Expand | None = None) -> "StopSignalInstruction":
-        return dataclasses.replace(self, signal=self.expand_word(word, self.signal))
 
 
 @dataclass(kw_only=True)
