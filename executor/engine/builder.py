@@ -185,8 +185,9 @@ class Builder:
             log.info("Wiping the root for stage %s", stage.ref)
             self.snapshotter.wipe()
         for layer in image.layers:
+            blob = self.images.blob_file(layer)          # downloaded and verified first
             log.info("Extracting layer %s", layer.digest)
-            self.snapshotter.extract(self.images.blob_file(layer), name=layer.digest)
+            self.snapshotter.extract(blob, name=layer.digest)
         if first:
             # Extraction keeps the index up to date; the first stage also finds the files the root held
             # before the build (the container's own), which belong to no layer and must not show up in one.
