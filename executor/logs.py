@@ -107,6 +107,18 @@ class SecretRedactor(logging.Filter):
         self._ordered: list[str] = []
         self._lock = threading.Lock()
 
+    def register_value(self, value: str) -> bool:
+        """Register a value and, for a multi-line one, each of its lines (stripped). Returns False when
+        the whole value was too short to be redacted."""
+        ok = self.register(value)
+        stripped = value.strip()
+        if stripped != value:
+            ok = self.register(stripped) or ok
+        if "\n" in stripped:
+            for line in stripped.splitlines():
+                self.register(line.strip())
+        return ok
+
     def register(self, value: str) -> bool:
         """Register one value; returns False when it is too short to be redacted."""
         if not value or len(value) < self.min_length:
@@ -146,16 +158,9 @@ REDACTOR = SecretRedactor()
 
 
 def register_secret(value: str) -> bool:
-    """Register a value the log must never show (a secret, a build-arg value). Also registers
-    each line of a multi-line value. Returns False when the whole value was too short."""
-    ok = REDACTOR.register(value)
-    stripped = value.strip()
-    if stripped != value:
-        ok = REDACTOR.register(stripped) or ok
-    if "\n" in stripped:
-        for line in stripped.splitlines():
-            REDACTOR.register(line.strip())
-    return ok
+    """Register a value the log must never show (a secret, a secret-looking build arg's value). Also
+    registers each line of a multi-line value. Returns False when the whole value was too short."""
+    return REDACTOR.register_value(value)
 
 
 def register_secrets(values: Iterable[str]) -> None:

@@ -15,12 +15,12 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from executor import cli, logs, safety
+from executor import cli, logs, masking, safety
+from executor.dockerfile.args import looks_secret
 
 __all__ = ["executor_main", "warmer_main", "VERSION"]
 
@@ -35,8 +35,6 @@ try:
         VERSION = "0.1.0"
 except ImportError:  # pragma: no cover
     VERSION = "0.1.0"
-
-_SECRET_FILE_LIMIT = 1 << 20  # register file secrets up to 1 MiB for redaction
 
 
 class EngineMissing(Exception):
@@ -65,24 +63,11 @@ def _load_engine(attr: str) -> Callable[[Any], Any]:
 
 
 def _register_secrets(opts: cli.Options, env: Mapping[str, str]) -> None:
-    """Everything whose value must not appear in the log: build-arg values and secrets."""
-    for key, value in opts.build_args.items():
-        if value and not logs.register_secret(value):
-            log.debug("build arg %s is too short to be masked in the log", key)
-    for secret in opts.secrets.values():
-        if secret.type == "env":
-            value = env.get(secret.source, "")
-            if value:
-                logs.register_secret(value)
-        else:
-            try:
-                if not stat.S_ISREG(os.stat(secret.source).st_mode):
-                    continue  # a FIFO or device would block or never end; only plain files are read
-                with open(secret.source, "rb") as fh:
-                    data = fh.read(_SECRET_FILE_LIMIT)
-            except OSError:
-                continue  # the build reports a missing secret file when a RUN asks for it
-            logs.register_secret(data.decode("utf-8", errors="replace"))
+    """What the log must never show: --secret values and secret-looking build args' values."""
+    for value in masking.masked_values(opts, env):
+        if not logs.register_secret(value):
+            log.debug("a secret value is too short to be masked in the log")
+    masking.warn_secret_build_args(opts)
 
 
 def _run_engine(func: Callable[[Any], Any], opts: Any, verbosity: str) -> int:
@@ -168,7 +153,7 @@ def warmer_main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
     if failed is not None:
         return failed
     for key, value in opts.build_args.items():
-        if value:
+        if value and looks_secret(key):
             logs.register_secret(value)
     return _run_engine(engine or (lambda o: _load_engine("warm")(o)), opts, opts.verbosity)
 

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 from executor.registry.options import DEFAULT_CREDENTIAL_HELPERS, RegistryOptions
 
+__all__ = ["CACHE_TTL_DEFAULT", "DEFAULT_CREDENTIAL_HELPERS", "DEFAULT_KANIKO_DIR", "GitOptions", "Options",
+           "RegistryOptions", "Secret", "WarmerOptions"]
+
 DEFAULT_KANIKO_DIR = "/kaniko"
 CACHE_TTL_DEFAULT = 336 * 3600.0  # two weeks, as kaniko
 

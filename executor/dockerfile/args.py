@@ -16,10 +16,27 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
 log = logging.getLogger(__name__)
+
+# BuildKit's SecretsUsedInArgOrEnv lint rule (frontend/dockerfile/dockerfile2llb/validations.go,
+# getSecretsRegex): a name whose whole, first or last `_`-separated word is one of these looks secret,
+# unless such a word is one of the allowed ones.
+_SECRET_WORDS = ("apikey", "auth", "credential", "credentials", "key", "password", "pword", "passwd", "secret",
+                 "token")
+_ALLOWED_WORDS = ("public", "file", "version")
+_SECRET_NAME = re.compile(r"(?i)(?:_|^)(?:" + "|".join(_SECRET_WORDS) + r")(?:_|$)")
+_ALLOWED_NAME = re.compile(r"(?i)(?:_|^)(?:" + "|".join(_ALLOWED_WORDS) + r")(?:_|$)")
+
+
+def looks_secret(name: str) -> bool:
+    """Whether an ARG or ENV name looks like it holds a secret (API_TOKEN, db_password, AUTH), by BuildKit's
+    SecretsUsedInArgOrEnv rule (PUBLIC_KEY, KEY_FILE, TOKEN_VERSION do not)."""
+    return bool(_SECRET_NAME.search(name)) and not _ALLOWED_NAME.search(name)
+
 
 PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
               "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")

@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 
-from executor import logs
+from executor import masking
 from executor.cache import base_image_cache, layer_cache
 from executor.cache.warmer import warm as warm_images
 from executor.dockerfile import DockerfileError, parse
@@ -168,7 +168,8 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False) -> int:
             single_snapshot=opts.single_snapshot, platform=platform, client=client,
             key_settings={"compression": opts.compression, "level": level, "epoch": epoch})
         builder = Builder(dockerfile, settings, snapshotter=snapshotter, images=images, cache=cache,
-                          redact=logs.REDACTOR.redact, context_dir=context.directory,
+                          redact=masking.redactor(masking.masked_values(opts, os.environ)).redact,
+                          context_dir=context.directory,
                           excluded=_dockerignore(context.directory, dockerfile_path), work_dir=work_dir)
         try:
             image = builder.build()

@@ -171,6 +171,20 @@ def test_secrets_and_build_args_never_reach_the_log(tmp_path: Path, capsys: pyte
     assert err.count("***") >= 4
 
 
+def test_plain_build_args_are_logged_as_docker_shows_them(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 12: only secret-looking build args are masked; `FROM $BASE` must show the image it pulls."""
+    def engine(opts: cli.Options) -> None:
+        logging.getLogger("executor.engine.fake").info("Retrieving image %s", opts.build_args["BASE"])
+
+    code = main.executor_main(["--root", "/tmp/kiln-unused-root", "--no-push", "--build-arg",
+                               "BASE=registry.example/team/base:1.2.3", "--build-arg", "DB_PASSWORD=hunter2-db"],
+                              env={}, engine=engine)
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "Retrieving image registry.example/team/base:1.2.3" in err
+    assert "hunter2-db" not in err and "build arg DB_PASSWORD looks like a secret" in err
+
+
 def test_warmer_runs_its_engine(capsys: pytest.CaptureFixture[str]) -> None:
     engine = Recorder()
     assert main.warmer_main(["-i", "alpine:3.20", "-c", "/tmp/cache", "--force"], env={}, engine=engine) == 0

@@ -1,6 +1,8 @@
 """ARG scoping as docker does it."""
-from executor.dockerfile.args import (BuildArgs, GlobalScope, PlatformTriple, StageArgs, parse_build_args,
-                                 platform_args)
+import pytest
+
+from executor.dockerfile.args import (BuildArgs, GlobalScope, PlatformTriple, StageArgs, looks_secret,
+                                      parse_build_args, platform_args)
 
 
 def _scopes(given=None):
@@ -74,3 +76,13 @@ def test_arg_without_value_is_unset():
     stage = StageArgs(ba, g)
     stage.declare("NOTHING", None)
     assert "NOTHING" not in stage.run_env({})
+
+
+@pytest.mark.parametrize("name,secret", [
+    ("API_TOKEN", True), ("token", True), ("DB_PASSWORD", True), ("AUTH", True), ("secret_MESSAGE", True),
+    ("api_key", True), ("GITHUB_CREDENTIALS", True), ("apikey", True), ("PASSWD", True),
+    ("PUBLIC_KEY", False), ("KEY_FILE", False), ("TOKEN_VERSION", False), ("VERSION", False),
+    ("KEYBOARD", False), ("MONKEY", False), ("AUTHOR", False), ("BASE", False), ("HTTP_PROXY", False),
+])
+def test_secret_looking_names_follow_buildkits_rule(name, secret):
+    assert looks_secret(name) is secret
