@@ -19,6 +19,7 @@ from executor.dockerfile import DockerfileError, parse
 from executor.engine.builder import BuildError, Builder, BuildSettings
 from executor.engine.context import ContextError, prepare_context, resolve_dockerfile
 from executor.engine.images import RegistryImages
+from executor.engine import preflight
 from executor.engine.output import write_outputs
 from executor.image import Platform
 from executor.image import mediatypes as mt
@@ -133,6 +134,8 @@ def _sweep_stale_work_dirs(kaniko_dir: str) -> int:
 
 
 def _run(opts: Options, work_dir: str, dirty_root: bool = False) -> int:
+    client = RegistryClient(opts.registry, blob_dir=os.path.join(opts.kaniko_dir, "blobs"))
+    preflight.check(opts, client)        # before anything is fetched, pulled or run
     try:
         context = prepare_context(opts.context, os.path.join(work_dir, "context"), opts.context_sub_path)
     except ContextError as e:
@@ -142,7 +145,6 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False) -> int:
         with open(dockerfile_path, "rb") as f:
             text = f.read()
         dockerfile = parse(text, opts.dockerfile if not dockerfile_path.startswith(work_dir) else "Dockerfile")
-        client = RegistryClient(opts.registry, blob_dir=os.path.join(opts.kaniko_dir, "blobs"))
         platform = Platform.parse(opts.custom_platform)
         epoch = source_date_epoch(opts)
         level = opts.compression_level if opts.compression_level >= 0 else None

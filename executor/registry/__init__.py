@@ -18,10 +18,10 @@ Decisions where kaniko/the specs leave room (see also RegistryOptions):
 """
 from .auth import ANONYMOUS, CredentialError, Credentials, resolve as resolve_credentials
 from .client import Pulled, RegistryClient
-from .errors import NotFoundError, RegistryError, UnauthorizedError
+from .errors import NotFoundError, RegistryError, UnauthorizedError, UnreachableError
 from .options import RegistryOptions
 from .reference import Reference, ReferenceError
 
 __all__ = ["Reference", "ReferenceError", "RegistryOptions", "RegistryClient", "Pulled", "Credentials",
            "CredentialError", "ANONYMOUS", "resolve_credentials", "RegistryError", "NotFoundError",
-           "UnauthorizedError"]
+           "UnauthorizedError", "UnreachableError"]

@@ -20,6 +20,71 @@ class UnauthorizedError(RegistryError):
     pass
 
 
+class UnreachableError(RegistryError):
+    """The registry could not be reached at all (refused, unknown host, timed out, TLS failed): one line,
+    `cannot reach registry HOST (REASON) for REFERENCE`; the library's text is logged at debug level."""
+
+    def __init__(self, registry: str, repository: str, phase: str, reason: str, reference: str = ""):
+        self.reason = reason
+        self.reference = reference or (f"{registry}/{repository}" if repository else "")
+        RegistryError.__init__(self, registry, repository, phase, reason)
+        target = f" for {self.reference}" if self.reference else ""
+        self.args = (f"cannot reach registry {registry} ({reason}){target}",)
+
+    def for_reference(self, reference: str) -> "UnreachableError":
+        """The same error, naming the full reference (with its tag) the caller was after."""
+        return UnreachableError(self.registry, self.repository, self.phase, self.reason, reference)
+
+
+_TLS_HINT = "use --registry-certificate host=ca.pem, or --skip-tls-verify*"
+
+
+def connection_reason(error: BaseException) -> str:
+    """Why a connection failed, in a few words: `connection refused`, `unknown host`, `timed out`,
+    `connection reset`, `TLS: certificate verify failed`... (the exception chain is searched for the OS
+    error or TLS error under requests' and urllib3's wrappers)."""
+    import socket
+    import ssl
+
+    seen: set[int] = set()
+    todo: list[BaseException] = [error]
+    while todo:
+        e = todo.pop(0)
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLCertVerificationError):
+            return f"TLS: {e.verify_message or 'certificate verify failed'}; {_TLS_HINT}"
+        if isinstance(e, ssl.SSLError):
+            if e.reason == "WRONG_VERSION_NUMBER":
+                return "TLS: the registry does not speak TLS there"
+            return f"TLS: {(e.reason or 'handshake failed').lower().replace('_', ' ')}"
+        if isinstance(e, socket.gaierror):
+            return "unknown host"
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(e, ConnectionResetError):
+            return "connection reset"
+        if isinstance(e, (TimeoutError, socket.timeout)):
+            return "timed out"
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror.lower()
+        todo.extend(x for x in (e.__cause__, e.__context__) if x is not None)
+        todo.extend(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))
+        reason = getattr(e, "reason", None)
+        if isinstance(reason, BaseException):
+            todo.append(reason)
+    text = str(error)
+    for needle, reason in (("Connection refused", "connection refused"), ("Name or service not known", "unknown host"),
+                           ("Temporary failure in name resolution", "unknown host"), ("timed out", "timed out"),
+                           ("Connection reset", "connection reset"),
+                           ("CERTIFICATE_VERIFY_FAILED", f"TLS: certificate verify failed; {_TLS_HINT}"),
+                           ("WRONG_VERSION_NUMBER", "TLS: the registry does not speak TLS there")):
+        if needle in text:
+            return reason
+    return text.splitlines()[0][:120] if text else error.__class__.__name__
+
+
 class NotFoundError(RegistryError):
     pass
 

@@ -16,7 +16,8 @@ import requests
 import urllib3
 
 from . import auth
-from .errors import NotFoundError, RegistryError, UnauthorizedError, describe_body
+from .errors import (NotFoundError, RegistryError, UnauthorizedError, UnreachableError, connection_reason,
+                     describe_body)
 from .options import RegistryOptions, is_local
 from .reference import DOCKER_HUB, DOCKER_HUB_API
 
@@ -127,7 +128,8 @@ class Transport:
         with self._lock:
             if self.base is not None:
                 return
-            errors = []
+            errors: list[str] = []
+            unreachable: list[str] = []
             schemes = self._schemes()
             for scheme in schemes:
                 url = f"{scheme}://{self.host}/v2/"
@@ -137,6 +139,9 @@ class Transport:
                     resp = self._send_with_retries("GET", url, phase="ping", repository=repository, headers={},
                                                    body=None, stream=False, allow_redirects=True, timeout_retry=True,
                                                    retry_connection=scheme == schemes[-1])
+                except UnreachableError as e:
+                    unreachable.append(f"{scheme}: {e.reason}")
+                    continue
                 except RegistryError as e:
                     errors.append(f"{scheme}: {e.detail}")
                     continue
@@ -151,9 +156,14 @@ class Transport:
                 log.debug("registry %s speaks %s, auth %s", self.registry, scheme,
                           self.challenge.scheme if self.challenge else "none")
                 return
-            hint = "" if "http" in self._schemes() else " (plain HTTP not allowed: use --insecure, " \
-                "--insecure-pull or --insecure-registry)"
-            raise RegistryError(self.registry, repository, "ping", "; ".join(errors) + hint)
+            hint = "" if "http" in schemes else "plain HTTP not allowed: use --insecure, --insecure-pull or " \
+                "--insecure-registry"
+            if unreachable and not errors:
+                reasons = {u.split(": ", 1)[1] for u in unreachable}
+                reason = reasons.pop() if len(reasons) == 1 else "; ".join(unreachable)
+                raise UnreachableError(self.registry, repository, "ping", "; ".join(filter(None, (reason, hint))))
+            raise RegistryError(self.registry, repository, "ping", "; ".join(errors + unreachable) +
+                                (f" ({hint})" if hint else ""))
 
     def url(self, path: str) -> str:
         if path.startswith("http://") or path.startswith("https://"):
@@ -296,15 +306,22 @@ class Transport:
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
                 # ChunkedEncodingError: the connection broke while an answer's body was read (a reset
                 # mid-body of a manifest or token answer); as retryable as a reset before the answer
+                reason = connection_reason(e)
+                log.debug("%s %s %s: %s", phase, method, url.split("?")[0], e)
                 if attempt < retries and retry_connection and not isinstance(e, requests.exceptions.SSLError):
-                    self._sleep(attempt, None, phase, f"connection error: {e}")
+                    self._sleep(attempt, None, phase, reason)
                     attempt += 1
                     continue
-                raise RegistryError(self.registry, repository, phase,
-                                    f"{method} {url.split('?')[0]} failed: {_short(e)}") from None
+                if isinstance(e, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ReadTimeout)) or \
+                        payload is not None:
+                    # it was reached: the connection broke while a request or an answer was under way
+                    raise RegistryError(self.registry, repository, phase,
+                                        f"{method} {url.split('?')[0]} failed: {reason}") from None
+                raise UnreachableError(self.registry, repository, phase, reason) from None
             except requests.RequestException as e:
+                log.debug("%s %s %s: %s", phase, method, url.split("?")[0], e)
                 raise RegistryError(self.registry, repository, phase,
-                                    f"{method} {url.split('?')[0]} failed: {_short(e)}") from None
+                                    f"{method} {url.split('?')[0]} failed: {connection_reason(e)}") from None
             finally:
                 if hasattr(payload, "close") and payload is not data:
                     payload.close()
@@ -321,11 +338,3 @@ class Transport:
         wait = min(wait, self.options.retry_backoff_max)
         log.warning("%s %s: %s; retrying in %.1fs", phase, self.registry, why, wait)
         time.sleep(wait)
-
-
-def _short(e: Exception) -> str:
-    text = str(e)
-    m = re.search(r"\[SSL[^\]]*\][^')\"]*", text)
-    if m:
-        return m.group(0).strip() + " (use --registry-certificate host=ca.pem, or --skip-tls-verify*)"
-    return text[:300]

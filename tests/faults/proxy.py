@@ -3,7 +3,8 @@
 Clients talk plain HTTP to ``127.0.0.1:PORT``; the proxy forwards each request to the upstream registry
 (HTTP or HTTPS with the rig's CA) and relays the answer, unless a ``Fault`` rule matches the request:
 
-* ``status``       answer ``status`` (500/502/503/429...) with optional ``Retry-After``, without forwarding
+* ``status``       answer ``status`` (500/502/503/429...) with optional ``Retry-After`` and ``body``, without
+  forwarding
 * ``reset_upload`` read ``nbytes`` of the request body, then reset the connection (RST)
 * ``reset_download`` forward, send the headers and ``nbytes`` of the answer's body, then reset
 * ``stall``        accept the request, then send nothing for ``seconds`` and close
@@ -52,6 +53,7 @@ class Fault:
     retry_after: str | None = None
     nbytes: int = 0
     seconds: float = 0.0
+    body: bytes = b""            # status: the answer's body (default: a distribution UNAVAILABLE error)
     matched: int = 0             # matching requests so far
     fired: int = 0               # faults delivered so far
 
@@ -215,7 +217,7 @@ class _Handler(BaseHTTPRequestHandler):
                 headers["Retry-After"] = fault.retry_after
             owner.record(method, path, f"status {fault.status}")
             self._answer(fault.status, headers,
-                         b'{"errors":[{"code":"UNAVAILABLE","message":"injected by the fault proxy"}]}')
+                         fault.body or b'{"errors":[{"code":"UNAVAILABLE","message":"injected by the fault proxy"}]}')
             return
         if fault and fault.action == "stall":
             owner.record(method, path, "stall")

@@ -37,7 +37,7 @@ def test_full_disk_is_a_clear_error(case, base_images, plain_registry, tmp_path)
         os.makedirs(d)
     with open(os.path.join(ctx, "Dockerfile"), "w") as f:
         f.write(f"FROM {base_images.busybox_amd64}\n{run}\n")
-    repo = "faults/disk-full-" + case.split()[0]
+    repo = "faults/disk-full-" + case.split()[0].lower()
     argv = kiln_argv(ctx, root, kdir, "--destination", plain_registry.ref(f"{repo}:v1"),
                      "--insecure-registry", plain_registry.host)
     target = kdir if small == "kaniko" else root

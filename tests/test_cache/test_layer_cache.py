@@ -178,9 +178,13 @@ def test_cache_repo_behind_bearer_auth(kiln, base_images, token_registry):
     assert _ran(second) == set(), second.stderr[-3000:]
     scopes = [s for entry in token_registry.token_log() if entry.get("granted") for s in entry.get("scopes", [])]
     assert any(f"repository:{repo}/cache:" in s for s in scopes), scopes[-10:]
-    # without credentials the cache cannot be read: every step runs (and the push fails)
+    # without credentials the build is refused before it starts (the push permission check)...
     empty = os.path.join(kiln.context({"config.json": "{}"}))
-    third = kiln.build(ctx, *args, docker_config=empty)
+    refused = kiln.build(ctx, *args, docker_config=empty)
+    assert refused.returncode != 0 and _ran(refused) == set()
+    assert f"cannot push to {ref}" in refused.stderr, refused.stderr[-2000:]
+    # ...and with the check skipped the cache cannot be read: every step runs (and the push fails)
+    third = kiln.build(ctx, *args, "--skip-push-permission-check", docker_config=empty)
     assert third.returncode != 0 and _ran(third) == {"ONE", "TWO", "THREE"}
 
 
