@@ -167,7 +167,7 @@ def test_production_path_builds_what_docker_builds(case: Case, executor_image: K
                                                    tmp_path_factory: pytest.TempPathFactory):
     """test_parity's test, with kiln in a pod instead of a scratch root; its other fixtures as it names them."""
     judge = test_parity.test_kiln_builds_what_docker_builds
-    # the pod's bundle (a copy of the image's root) outside the directory the pod sees as a volume
+    # the pod's bundle (its overlay root's upper and work directories) outside the directory it sees as a volume
     kiln = PodKiln(executor_image, str(tmp_path), str(tmp_path_factory.mktemp(f"pod-{case.name}")))
     variant = production_variant(case)
     kwargs = {}
