@@ -280,8 +280,16 @@ def main() -> None:
             _make_private()
     except BaseException as err:  # noqa: BLE001
         hint = ""
-        if ctypes.get_errno() == 1:  # EPERM
+        if ctypes.get_errno() == 1 and cfg["chroot"]:  # EPERM
             hint = " (RUN in a root other than / needs root with CAP_SYS_ADMIN, as in kiln's container)"
+        elif ctypes.get_errno() == 1:
+            # On / (kiln as PID 1 of its container) only these need namespaces; a Kubernetes pod's
+            # container has no CAP_SYS_ADMIN by default.
+            needs = ", ".join(w for ns, w in (("mount", "RUN --mount"), ("net", "RUN --network=none"),
+                                              ("uts", "a RUN hostname")) if ns in cfg["namespaces"])
+            hint = (f" ({needs} on / needs namespaces of its own, and creating them needs CAP_SYS_ADMIN in kiln's "
+                    "container, which a Kubernetes pod lacks by default: add SYS_ADMIN to the container's "
+                    "securityContext capabilities)")
         os.write(err_fd, f"setting up namespaces: {err}{hint}\n".encode())
         os._exit(127)
 

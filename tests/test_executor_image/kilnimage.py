@@ -210,6 +210,9 @@ class Pod:
     cwd: str | None = None
     no_new_privileges: bool = False
     kubelet_files: bool = True                    # /etc/hosts, /etc/resolv.conf, /etc/hostname as kubelet mounts
+    # the root file system: an overlay mount over the unpacked image (as containerd's overlayfs snapshotter
+    # gives a pod; no copy) instead of a copy of it
+    overlay_rootfs: bool = False
     cid: str = field(default_factory=lambda: "kiln-t-" + uuid.uuid4().hex[:10])
     proc: subprocess.Popen | None = None
     bundle: str = ""
@@ -217,7 +220,14 @@ class Pod:
     def prepare(self) -> str:
         self.bundle = tempfile.mkdtemp(prefix="pod-", dir=self.workdir)
         rootfs = os.path.join(self.bundle, "rootfs")
-        run(["cp", "-a", os.path.join(self.image.bundle, "rootfs"), rootfs])
+        if self.overlay_rootfs:
+            upper, work = os.path.join(self.bundle, "upper"), os.path.join(self.bundle, "work")
+            for d in (rootfs, upper, work):
+                os.makedirs(d)
+            lower = os.path.join(self.image.bundle, "rootfs")
+            run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={upper},workdir={work}", rootfs])
+        else:
+            run(["cp", "-a", os.path.join(self.image.bundle, "rootfs"), rootfs])
         run(["runc", "spec", "--bundle", self.bundle])
         with open(os.path.join(self.bundle, "config.json")) as f:
             cfg = json.load(f)
@@ -305,6 +315,12 @@ class Pod:
         for f in (getattr(self, "out", None), getattr(self, "err", None)):
             if f:
                 f.close()
+        if self.overlay_rootfs and self.bundle:
+            rootfs = os.path.join(self.bundle, "rootfs")
+            if os.path.ismount(rootfs):
+                run(["umount", rootfs])
+            for d in ("upper", "work"):
+                shutil.rmtree(os.path.join(self.bundle, d), ignore_errors=True)
         shutil.rmtree(os.path.join(self.bundle, "rootfs"), ignore_errors=True)
 
     def run(self, timeout: float = 300) -> subprocess.CompletedProcess:

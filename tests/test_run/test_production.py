@@ -32,15 +32,16 @@ mount -t proc proc "$R/proc"
 mount -t tmpfs tmpfs "$R/tmp"
 mount -t tmpfs -o mode=755 tmpfs "$R/dev"
 for n in null zero urandom; do touch "$R/dev/$n"; mount --bind "/dev/$n" "$R/dev/$n"; done
-exec chroot "$R" /usr/bin/python3 -B /kiln/tests/test_run/driver.py / "$@"
+exec ${KILN_TEST_EXEC_PREFIX:-} chroot "$R" /usr/bin/python3 -B /kiln/tests/test_run/driver.py / "$@"
 """
 
 
 def start_container(root: str, script: str, user: str = "", spec: dict | None = None,
-                    sidecar: bool = False) -> subprocess.Popen:
+                    sidecar: bool = False, exec_prefix: str = "") -> subprocess.Popen:
+    """exec_prefix: words before the container's chroot (e.g. setpriv dropping a capability)."""
     if shutil.which("unshare") is None:
         pytest.skip("util-linux unshare is needed to make a test container")
-    env = dict(os.environ, KILN_REPO=REPO, KILN_TEST_SPEC=json.dumps(spec or {}))
+    env = dict(os.environ, KILN_REPO=REPO, KILN_TEST_SPEC=json.dumps(spec or {}), KILN_TEST_EXEC_PREFIX=exec_prefix)
     if sidecar:
         env["KILN_TEST_SIDECAR"] = "1"
     return subprocess.Popen(
@@ -50,8 +51,8 @@ def start_container(root: str, script: str, user: str = "", spec: dict | None = 
 
 
 def in_container(root: str, script: str, user: str = "", spec: dict | None = None,
-                 sidecar: bool = False) -> tuple[int, list[str]]:
-    proc = start_container(root, script, user, spec, sidecar)
+                 sidecar: bool = False, exec_prefix: str = "") -> tuple[int, list[str]]:
+    proc = start_container(root, script, user, spec, sidecar, exec_prefix)
     out, _ = proc.communicate(timeout=30)
     return proc.returncode, out.splitlines()
 
@@ -171,3 +172,18 @@ def test_mounts_hostname_and_network_none_in_production_mode(bbroot):
     assert not os.path.exists(os.path.join(bbroot, "var"))
     assert not os.path.exists(os.path.join(bbroot, "scratch"))
     assert os.path.isdir(os.path.join(bbroot, "app"))
+
+
+def test_mount_without_cap_sys_admin_says_what_needs_it(bbroot):
+    """A Kubernetes pod's container has no CAP_SYS_ADMIN by default: a RUN --mount on / cannot get its mount
+    namespace. The message names the instruction and the capability, not the scratch-root case."""
+    os.makedirs(os.path.join(bbroot, "srv", "cache"))
+    spec = {"mounts": [{"target": "/var/cache/apt", "source": "/srv/cache"}]}
+    rc, lines = in_container(bbroot, "echo ran", spec=spec, exec_prefix="setpriv --bounding-set=-sys_admin --")
+    assert rc == 1, lines
+    (error,) = [line for line in lines if line.startswith("error: ")]
+    assert "could not be started: setting up namespaces: unshare(mount): Operation not permitted" in error, error
+    assert "(RUN --mount on / needs namespaces of its own, and creating them needs CAP_SYS_ADMIN" in error, error
+    assert "root other than /" not in error
+    assert outputs(lines) == [] and leftovers(lines) == []
+    assert not os.path.exists(os.path.join(bbroot, "var"))      # the target made for the mount is gone again

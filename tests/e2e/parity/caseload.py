@@ -47,6 +47,7 @@ class Case:
     dockerfile_text: str = ""
     kiln_args: list[str] = field(default_factory=list)        # extra executor flags (kaniko defaults differ)
     fail: bool = False          # both builders must refuse the Dockerfile (a RUN's exit status)
+    production: "Expectations | None" = None   # expect.yaml `production:` (test_parity_production.py only)
 
     def build_args(self, base: str, debian: str | None, http: str | None = None,
                    onbuild: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -94,6 +95,34 @@ class Case:
         return dest
 
 
+@dataclass
+class Expectations:
+    """expect.yaml's `production:` section: what differs only when kiln runs as PID 1 of its executor image on
+    `/` (test_parity_production.py), on top of the case's own `accept:`; a `pending:` here replaces the case's.
+    `absent:` names accepted differences of the case that do not occur on that path (each with its reason).
+    `pending_error`: the text kiln's output must hold while a `kiln-build-fails` bug is pending."""
+    accepted: list[Accepted] = field(default_factory=list)
+    absent: list[Accepted] = field(default_factory=list)
+    pending: str | None = None
+    pending_subjects: list[str] = field(default_factory=list)
+    pending_error: str | None = None
+
+
+def _expectations(name: str, expect: dict) -> tuple[list[Accepted], str | None, list[str]]:
+    """(accepted, pending, pending_subjects) of an expect.yaml mapping (or its `production:` section)."""
+    pending = expect.get("pending")
+    pending_subjects = [str(x).lstrip("/") for x in expect.get("pending_subjects") or []]
+    if pending and not pending_subjects:
+        raise ValueError(f"{name}/expect.yaml: pending without pending_subjects (the differences it makes)")
+    accepted = []
+    for item in expect.get("accept") or []:
+        if not item.get("reason"):
+            raise ValueError(f"{name}/expect.yaml: an accepted difference without a reason: {item}")
+        accepted.append(Accepted(item["subject"].lstrip("/"), item.get("attribute"), item["reason"],
+                                 bool(item.get("optional"))))
+    return accepted, pending, pending_subjects
+
+
 def _make_tar(src: str, out: str) -> None:
     """A tar of `src` (gzip without a header timestamp, so docker's and kiln's copies are the same bytes)."""
     suffix = os.path.splitext(out)[1]
@@ -136,15 +165,12 @@ def load_cases() -> list[Case]:
         case.kiln_args = [str(a) for a in spec.get("kiln_args") or []]
         case.docker_replace = {str(k): str(v) for k, v in (spec.get("docker_replace") or {}).items()}
         expect = _yaml(os.path.join(directory, "expect.yaml"))
-        case.pending = expect.get("pending")
-        case.pending_subjects = [str(x).lstrip("/") for x in expect.get("pending_subjects") or []]
-        if case.pending and not case.pending_subjects:
-            raise ValueError(f"{name}/expect.yaml: pending without pending_subjects (the differences it makes)")
-        for item in expect.get("accept") or []:
-            if not item.get("reason"):
-                raise ValueError(f"{name}/expect.yaml: an accepted difference without a reason: {item}")
-            case.accepted.append(Accepted(item["subject"].lstrip("/"), item.get("attribute"), item["reason"],
-                                          bool(item.get("optional"))))
+        case.accepted, case.pending, case.pending_subjects = _expectations(name, expect)
+        if expect.get("production"):
+            section = expect["production"]
+            accepted, pending, subjects = _expectations(name, section)
+            absent, _, _ = _expectations(name, {"accept": section.get("absent")})
+            case.production = Expectations(accepted, absent, pending, subjects, section.get("pending_error"))
         with open(os.path.join(directory, "Dockerfile")) as f:
             text = f.read()
         case.dockerfile_text = text
