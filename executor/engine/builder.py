@@ -28,6 +28,7 @@ from executor.engine.protocols import ImageSource, Redactor, Snapshotter, StageC
 from executor.engine.stages import StagePlan, base_stage, plan
 from executor.image import HistoryEntry, Image, Layer, Platform, host_platform, timestamp
 from executor.image import mediatypes as mt
+from snapshot.errors import UnsafeEntryError
 
 SCRATCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"   # BuildKit's default for linux
 log = logging.getLogger(__name__)
@@ -44,13 +45,15 @@ class BuildSettings:
     kiln_dir: str
     platform: Platform
     build_args: dict[str, str] = field(default_factory=dict)
-    target: str = ""
+    targets: list[str] = field(default_factory=list)   # --target: the first is the result; [] the last stage
     skip_unused_stages: bool = False
     single_snapshot: bool = False
+    extract_retries: int = 0                  # --image-fs-extract-retry: again after a failed fetch + extract
     epoch: int | None = None                  # --reproducible / SOURCE_DATE_EPOCH
     image_format: str = ""                    # "", mediatypes.OCI or mediatypes.DOCKER
     secrets: dict = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)     # --annotation: the manifest's
     output: Callable[[str], None] | None = None   # RUN output lines
     build_platform: Platform = field(default_factory=host_platform)
 
@@ -63,13 +66,13 @@ class StageResult:
 
 
 class Builder:
-    def __init__(self, dockerfile: Dockerfile, settings: BuildSettings, *, snapshotter: Snapshotter,
+    def __init__(self, dockerfile: Dockerfile, settings: BuildSettings, *, snapshotter: Snapshotter | None,
                  images: ImageSource, work_dir: str, cache: StepCache | None = None,
                  redact: Redactor | None = None, context_dir: str | None = None,
                  excluded: Callable[[str], bool] | None = None, run: Callable | None = None):
         self.dockerfile = dockerfile
         self.settings = settings
-        self.snapshotter = snapshotter
+        self._snapshotter = snapshotter       # None: a plan only (describe), no build
         self.images = images
         self.cache = cache
         self.redact: Redactor = redact or (lambda text: text)
@@ -104,32 +107,58 @@ class Builder:
             raise where.error(str(e)) from None
 
     def plan(self) -> StagePlan:
-        if self.settings.target:
-            target = select_target(self.dockerfile, self.settings.target)
-        else:
-            target = self.dockerfile.stages[-1]
-        return plan(self.dockerfile, target, self.bases, self.settings.skip_unused_stages,
+        targets = [select_target(self.dockerfile, t) for t in self.settings.targets] or [self.dockerfile.stages[-1]]
+        return plan(self.dockerfile, targets, self.bases, self.settings.skip_unused_stages,
                     lambda word: shell.expand(word, self.global_scope.values, self.dockerfile.escape))
+
+    @property
+    def snapshotter(self) -> Snapshotter:
+        if self._snapshotter is None:
+            raise BuildError("this build loop was made without a snapshotter: it can describe a build, not run it")
+        return self._snapshotter
+
+    def describe(self) -> list[str]:
+        """The plan of the build (`--dryrun`), one line per step: each stage's base resolved to its digest
+        (its manifest and config fetched, no layer), its ONBUILD triggers, its instructions, the stages
+        kept for a later COPY --from. Runs, extracts and pushes nothing."""
+        stage_plan = self.plan()
+        lines: list[str] = []
+        for stage in stage_plan.stages:
+            name = self.bases[stage.index]
+            lines.append(f"FROM {name}" + (f" AS {stage.name}" if stage.name else "") +
+                         ("   # the result" if stage is stage_plan.final and len(stage_plan.stages) > 1 else ""))
+            triggers: list[str] = []
+            if base_stage(self.dockerfile, stage, name) is not None:
+                lines.append(f"  CONTINUE stage {name}")
+            elif name.lower() != "scratch":
+                platform = self.platform_for(stage)
+                image = self.pull(name, platform, stage.from_)
+                lines.append(f"  PULL {name} {image.digest} ({platform}, {len(image.layers)} layers)")
+                triggers = list(image.config.on_build or [])
+            lines.extend(f"  ONBUILD {t}" for t in triggers)
+            lines.extend(f"  {(inst.original or inst.keyword).splitlines()[0]}" for inst in stage.instructions)
+            if stage_plan.copied_from.get(stage.index):
+                lines.append(f"  SAVE stage {stage.ref} for COPY --from")
+        return lines
 
     # ---- the whole build ---------------------------------------------------------------------------
     def build(self) -> Image:
         stage_plan = self.plan()
-        final: StageResult | None = None
         for position, stage in enumerate(stage_plan.stages):
             is_last = position == len(stage_plan.stages) - 1
             log.info("Building stage %s (FROM %s)", stage.ref, self.bases[stage.index])
-            final = self.build_stage(stage, is_last)
-            self.results[stage.index] = final
+            result = self.build_stage(stage, is_result=stage is stage_plan.final)
+            self.results[stage.index] = result
             if not is_last and stage_plan.copied_from.get(stage.index):
-                final.saved_root = self._save_root(stage)
-        assert final is not None
+                result.saved_root = self._save_root(stage)
         self.build_args.warn_unconsumed()
-        image = final.image
+        image = self.results[stage_plan.final.index].image
         if self.settings.labels:
             labels = image.config.labels
             labels.update(self.settings.labels)
             image.config.labels = labels
         image.config.created = self._now()
+        image.annotations.update(self.settings.annotations)
         if self.settings.image_format:
             image = image.converted(self.settings.image_format)
         image.validate()
@@ -185,13 +214,31 @@ class Builder:
             log.info("Wiping the root for stage %s", stage.ref)
             self.snapshotter.wipe()
         for layer in image.layers:
-            blob = self.images.blob_file(layer)          # downloaded and verified first
-            log.info("Extracting layer %s", layer.digest)
-            self.snapshotter.extract(blob, name=layer.digest)
+            self._fetch_and_extract(layer)
         if first:
             # Extraction keeps the index up to date; the first stage also finds the files the root held
             # before the build (the container's own), which belong to no layer and must not show up in one.
             self.snapshotter.reindex()
+
+    def _fetch_and_extract(self, layer: Layer) -> None:
+        """One base layer onto the root: downloaded and verified first, then extracted. With
+        --image-fs-extract-retry N a failure of either is tried again N times (kaniko streams a layer while
+        it extracts it, so its retry covers both); a layer that would write outside the root is refused at
+        once, never retried."""
+        attempts = max(0, self.settings.extract_retries) + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                blob = self.images.blob_file(layer)
+                log.info("Extracting layer %s", layer.digest)
+                self.snapshotter.extract(blob, name=layer.digest)
+                return
+            except UnsafeEntryError:
+                raise
+            except Exception as e:
+                if attempt == attempts:
+                    raise
+                log.warning("fetching and extracting layer %s failed (%s); --image-fs-extract-retry: attempt %d "
+                            "of %d", layer.digest, e, attempt + 1, attempts)
 
     def _onbuild_triggers(self, image: Image, stage: Stage) -> list[Instruction]:
         triggers = image.config.on_build or []
@@ -225,7 +272,7 @@ class Builder:
             return f"stage:{other.index}"
         return "image:" + self.pull(ref, self.settings.platform, current.from_).digest
 
-    def build_stage(self, stage: Stage, is_last: bool) -> StageResult:
+    def build_stage(self, stage: Stage, is_result: bool) -> StageResult:
         image, continues = self.base_image(stage)
         self._prepare_root(stage, image, continues)
         self.root_state = stage.index
@@ -246,7 +293,7 @@ class Builder:
                 continue
             outcome: Outcome = commands.execute(inst, ctx)
             self._commit(ctx, outcome, defer=single, steps=steps, inst=inst)
-        if single and is_last:
+        if single and is_result:
             layer_file = self.snapshotter.snapshot()
             if layer_file is not None:
                 image.append_layer(Layer.from_layer_file(layer_file, image.format),

@@ -10,6 +10,7 @@ import fcntl
 import logging
 import os
 import shutil
+import sys
 import tempfile
 
 from executor import masking
@@ -150,10 +151,16 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False) -> int:
         level = opts.compression_level if opts.compression_level >= 0 else None
         settings = BuildSettings(
             root=opts.root, kiln_dir=opts.kaniko_dir, platform=platform, build_args=dict(opts.build_args),
-            target=opts.targets[0] if opts.targets else "", skip_unused_stages=opts.skip_unused_stages,
-            single_snapshot=opts.single_snapshot, epoch=epoch,
+            targets=list(opts.targets), skip_unused_stages=opts.skip_unused_stages,
+            single_snapshot=opts.single_snapshot, extract_retries=opts.image_fs_extract_retry, epoch=epoch,
             image_format={"oci": mt.OCI, "docker": mt.DOCKER}.get(opts.image_format, ""),
-            secrets=dict(opts.secrets), labels=dict(opts.labels))
+            secrets=dict(opts.secrets), labels=dict(opts.labels), annotations=dict(opts.annotations))
+        images = RegistryImages(client, os.path.join(work_dir, "blobs"),
+                                base_image_cache(opts.cache_dir, opts.cache_ttl, client))
+        if opts.dryrun:      # the root is not touched at all
+            _dry_run(opts, Builder(dockerfile, settings, snapshotter=None, images=images, work_dir=work_dir,
+                                   context_dir=context.directory))
+            return 0
         snapshotter = _snapshotter(opts, work_dir, epoch, level, ignore_paths=list(opts.ignore_paths) + _inside_root(
             opts.root, [context.directory, os.path.dirname(dockerfile_path)]) + _debug_shell(opts.root))
         if dirty_root:
@@ -162,8 +169,6 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False) -> int:
             # stage does)
             log.warning("a build killed earlier left files in the root %s: wiping it first", opts.root)
             snapshotter.wipe()
-        images = RegistryImages(client, os.path.join(work_dir, "blobs"),
-                                base_image_cache(opts.cache_dir, opts.cache_ttl, client))
         cache = layer_cache(
             enabled=opts.cache, repo=opts.cache_repo, destinations=list(opts.destinations), ttl=opts.cache_ttl,
             run_layers=opts.cache_run_layers, copy_layers=opts.cache_copy_layers, push=not opts.no_push_cache,
@@ -192,6 +197,21 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False) -> int:
     return 0
 
 
+def _dry_run(opts: Options, builder: Builder) -> None:
+    """--dryrun: print the plan (stages, resolved bases, steps, outputs) on stdout; nothing is run, extracted
+    or pushed (kaniko's fork renders its plan the same way and returns no image)."""
+    lines = builder.describe()
+    if opts.destinations and not opts.no_push:
+        lines.append("PUSH " + " ".join(opts.destinations))
+    if opts.tar_path:
+        lines.append(f"TAR {opts.tar_path}")
+    if opts.oci_layout_path:
+        lines.append(f"OCI LAYOUT {opts.oci_layout_path}")
+    sys.stdout.write("".join(line + "\n" for line in lines))
+    sys.stdout.flush()
+    log.info("--dryrun: nothing was run, extracted or pushed")
+
+
 def _snapshotter(opts: Options, work_dir: str, epoch: int | None, level: int | None,
                  ignore_paths: list[str]) -> Snapshotter:
     """The filesystem engine of the root: the ignore list (mounts, kiln's directory, --ignore-path, kiln's
@@ -202,6 +222,10 @@ def _snapshotter(opts: Options, work_dir: str, epoch: int | None, level: int | N
         # A scratch root stands for the image's "/", which is 0755 (a fresh tmp dir is 0700, and
         # USER would then not even reach /bin/sh); a layer's "./" entry may still change it.
         os.chmod(opts.root, 0o755)
+    if opts.ignore_var_run:
+        # kaniko's --ignore-var-run (default true): /var/run is neither extracted, snapshotted nor wiped (a
+        # pod's runtime mounts live there); false keeps it, and only what is mounted below it is ignored
+        ignore_paths = [*ignore_paths, "/var/run"]
     ignore = IgnoreList.from_system(opts.root, kiln_dir=opts.kaniko_dir, extra=ignore_paths)
     return Snapshotter(opts.root, ignore, layers, compression=opts.compression, level=level, epoch=epoch,
                        mode=opts.snapshot_mode)

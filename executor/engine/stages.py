@@ -10,9 +10,14 @@ from executor.dockerfile.instructions import CopyInstruction, OnbuildInstruction
 
 @dataclass
 class StagePlan:
-    stages: list[Stage]                                  # to build, in order; the last is the target
+    stages: list[Stage]                                  # to build, in order
     copied_from: dict[int, bool] = field(default_factory=dict)   # stage index -> a later stage copies from it
     based_on: dict[int, int] = field(default_factory=dict)       # stage index -> index of its base stage
+    target: Stage | None = None                          # the stage whose image is the build's result
+
+    @property
+    def final(self) -> Stage:
+        return self.target if self.target is not None else self.stages[-1]
 
 
 def stage_refs(stage: Stage) -> list[str]:
@@ -36,14 +41,20 @@ def base_stage(dockerfile: Dockerfile, stage: Stage, expanded_base: str) -> Stag
     return None
 
 
-def plan(dockerfile: Dockerfile, target: Stage, bases: dict[int, str], skip_unused: bool,
+def plan(dockerfile: Dockerfile, target: Stage | list[Stage], bases: dict[int, str], skip_unused: bool,
          expand: Callable[[str], str] = lambda word: word) -> StagePlan:
     """`bases` maps each stage index to its expanded FROM name; `expand` expands a `--from` value with the
-    global ARGs (`COPY --from=${BUILDER}`)."""
+    global ARGs (`COPY --from=${BUILDER}`).
+
+    `target` may be several stages (kaniko's `--target a,b`): the first is the result, the others are built
+    too. Every stage up to the last target is built (kaniko's default), or with `skip_unused` only the
+    targets and what they need."""
+    targets = target if isinstance(target, list) else [target]
+    last = max(t.index for t in targets)
     based_on: dict[int, int] = {}
     deps: dict[int, set[int]] = {}
     copied: dict[int, bool] = {}
-    for st in dockerfile.stages[: target.index + 1]:
+    for st in dockerfile.stages[: last + 1]:
         d: set[int] = set()
         base = base_stage(dockerfile, st, bases[st.index])
         if base is not None:
@@ -61,14 +72,14 @@ def plan(dockerfile: Dockerfile, target: Stage, bases: dict[int, str], skip_unus
         deps[st.index] = d
     if skip_unused:
         needed: set[int] = set()
-        todo = [target.index]
+        todo = [t.index for t in targets]
         while todo:
             i = todo.pop()
             if i in needed:
                 continue
             needed.add(i)
             todo.extend(deps.get(i, ()))
-        stages = [s for s in dockerfile.stages[: target.index + 1] if s.index in needed]
+        stages = [s for s in dockerfile.stages[: last + 1] if s.index in needed]
     else:
-        stages = list(dockerfile.stages[: target.index + 1])
-    return StagePlan(stages, {i: True for i in copied if any(s.index == i for s in stages)}, based_on)
+        stages = list(dockerfile.stages[: last + 1])
+    return StagePlan(stages, {i: True for i in copied if any(s.index == i for s in stages)}, based_on, targets[0])

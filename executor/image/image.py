@@ -54,8 +54,10 @@ class Image:
         return Descriptor(media_type, _digest.of_bytes(data), len(data))
 
     def manifest(self) -> Manifest:
+        # annotations go into the manifest whatever its media type, as go-containerregistry's
+        # mutate.Annotations (kaniko's --annotation) writes them
         return Manifest(self.media_type, self.config_descriptor(), tuple(l.descriptor for l in self.layers),
-                        dict(self.annotations) if self.format == mt.OCI else {}, raw=self.raw_manifest)
+                        dict(self.annotations), raw=self.raw_manifest)
 
     def manifest_bytes(self) -> bytes:
         """Exactly the bytes whose sha256 is the image digest: what every sink writes."""
@@ -90,7 +92,7 @@ class Image:
             self.config.copy(),
             [l.with_media_type(mt.to_format(l.media_type, fmt)) for l in self.layers],
             mt.to_format(self.media_type, fmt),
-            dict(self.annotations) if fmt == mt.OCI else {},
+            dict(self.annotations),
             mt.to_format(self.config_media_type, fmt) if self.config_media_type else None,
         )
 

@@ -75,15 +75,18 @@ class RegistryClient:
         for candidate in candidates:
             registry, _, prefix = candidate.partition("/")
             where = Reference(registry, f"{prefix}/{ref.repository}" if prefix else ref.repository, ref.tag, ref.digest)
+            if candidate != ref.registry:
+                log.info("Retrieving image %s from mapped registry %s", where, registry)
             try:
                 return self._resolve_at(where, platform)
             except RegistryError as e:
                 if len(candidates) == 1:
                     raise
                 errors.append(str(e))
-                log.warning("pulling %s from %s failed: %s", ref, registry, e)
+                log.warning("pulling %s from %s failed: %s; trying the next registry", ref, registry, e)
+        fallback = "" if ref.registry in candidates else " (--skip-default-registry-fallback: not asked)"
         raise RegistryError(ref.registry, ref.repository, "manifest GET",
-                            "not found on any mirror nor the registry: " + " | ".join(errors))
+                            f"not found on any mapped registry nor {ref.registry}{fallback}: " + " | ".join(errors))
 
     def _resolve_at(self, ref: Reference, platform: Platform | None) -> tuple[Reference, Manifest, Pulled]:
         t = self.transport(ref.registry)

@@ -115,13 +115,28 @@ class RegistryOptions:
         return None
 
     def pull_registries(self, registry: str) -> list[str]:
-        """Where to look for an image of `registry`: mirrors first for docker.io, then the registry.
+        """Where to look for an image of `registry`, in order: its --registry-map entries (and, for Docker
+        Hub, the --registry-mirror ones), then the registry itself unless --skip-default-registry-fallback
+        (kaniko's RetrieveRemoteImage). A map key names a registry as written (`quay.io`, `gcr.io`); Docker
+        Hub is `index.docker.io` (kaniko's key) or `docker.io`.
 
         A mirror may carry a path ("mirror.example/dockerhub"): the repository is looked up under it.
         """
-        if registry != DOCKER_HUB or not self.registry_mirrors:
+        host = registry_host(registry)
+        keys = {registry, host} | ({DOCKER_HUB, "index.docker.io"} if registry == DOCKER_HUB else set())
+        mapped: list[str] = []
+        for key, targets in self.registry_maps.items():
+            if key in keys or registry_host(key) == host:
+                mapped.extend(targets)
+        if registry == DOCKER_HUB:
+            mapped.extend(self.registry_mirrors)
+        mirrors: list[str] = []
+        for m in mapped:
+            m = re.sub(r"^[a-z]+://", "", m.strip()).rstrip("/")
+            if m and m not in mirrors:
+                mirrors.append(m)
+        if not mirrors:
             return [registry]
-        mirrors = [re.sub(r"^[a-z]+://", "", m.strip()).rstrip("/") for m in self.registry_mirrors]
         return mirrors + ([] if self.skip_default_registry_fallback else [registry])
 
 

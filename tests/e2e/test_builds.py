@@ -37,7 +37,8 @@ RUN id -u > /tmp/uid && id -G > /tmp/groups && echo "$HOME" > /tmp/home
 """
     files = {"Dockerfile": dockerfile, "hello.sh": "#!/bin/sh\necho hi\n", "conf/a.conf": "a=1\n",
              "conf/sub/b.conf": "b=2\n"}
-    run, report = _build(kiln, plain_registry, files, "runcopy", "--build-arg", "WHO=zebra-7731")
+    run, report = _build(kiln, plain_registry, files, "runcopy", "--build-arg", "WHO=zebra-7731",
+                         "--ignore-var-run=false")
     layers = _new_layers(report, 1)
     assert len(layers) == 5, [l.names() for l in layers]          # WORKDIR, COPY, COPY, RUN, RUN
     workdir, copy1, copy2, run1, run2 = layers
@@ -47,7 +48,7 @@ RUN id -u > /tmp/uid && id -G > /tmp/groups && echo "$HOME" > /tmp/home
     assert sorted(copy2.names()) == ["etc", "etc/app", "etc/app/a.conf", "etc/app/sub", "etc/app/sub/b.conf"]
     assert run1.read("app/out.txt") == b"hello zebra-7731\n"
     assert "bin/.wh.ls" in run1.names(), "a deleted base file is a whiteout (kaniko #2958)"
-    assert "var/run/app/pid" in run1.names(), "files under /var/run are kept (kaniko #506)"
+    assert "var/run/app/pid" in run1.names(), "files under /var/run are kept with --ignore-var-run=false"
     assert run2.read("tmp/uid") == b"1000\n"
     assert run2.read("tmp/groups").split() == [b"1000", b"50"]
     assert run2.read("tmp/home") == b"/home/app\n"
@@ -291,3 +292,11 @@ RUN echo "building $VERSION" > /version && test -n "$API_TOKEN"
             if layer.member(name).type == "file":
                 assert token.encode() not in layer.read(name), name
     assert report.layers[-1].read("version") == b"building 1.2.3\n"
+
+
+def test_var_run_is_ignored_by_default(kiln, base_images, plain_registry):
+    """kaniko's --ignore-var-run defaults to true: what a RUN writes under /var/run is in no layer."""
+    dockerfile = f"FROM {base_images.busybox_amd64}\nRUN mkdir -p /var/run/app /srv && touch /var/run/app/pid /srv/x\n"
+    run, report = _build(kiln, plain_registry, {"Dockerfile": dockerfile}, "varrun")
+    names = report.layers[-1].names()
+    assert "srv/x" in names and not any(n.startswith("var/run") for n in names), names

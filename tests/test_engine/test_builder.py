@@ -3,6 +3,7 @@ cache's hit and miss paths, COPY --from sources, and what the final image holds.
 registry or process runs here; tests/e2e builds the same paths for real."""
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -86,10 +87,21 @@ def test_a_stage_built_on_the_previous_one_continues_its_root(dirs):
 
 def test_target_and_skip_unused_stages(dirs):
     text = "FROM base AS a\nRUN a\nFROM base AS b\nRUN b\nFROM base AS c\nRUN c\n"
-    image, _, run, _ = build(dirs, text, target="b")
+    image, _, run, _ = build(dirs, text, targets=["b"])
     assert [s.argv[-1] for s in run.specs] == ["a", "b"]           # kaniko builds every stage up to the target
-    image, _, run, _ = build(dirs, text, target="b", skip_unused_stages=True)
+    image, _, run, _ = build(dirs, text, targets=["b"], skip_unused_stages=True)
     assert [s.argv[-1] for s in run.specs] == ["b"]
+
+
+def test_several_targets_build_them_all_and_the_first_is_the_result(dirs):
+    """kaniko's `--target b,a`: the first target is pushed, the others are built too."""
+    text = "FROM base AS a\nRUN a\nFROM base AS b\nRUN b\nFROM base AS c\nRUN c\nLABEL c=1\n"
+    image, _, run, _ = build(dirs, text, targets=["b", "c"], skip_unused_stages=True)
+    assert [s.argv[-1] for s in run.specs] == ["b", "c"]
+    assert history(image)[-1] == ("RUN /bin/sh -c b # buildkit", False) and not image.config.labels
+    image, _, run, _ = build(dirs, text, targets=["a", "b"])
+    assert [s.argv[-1] for s in run.specs] == ["a", "b"]
+    assert history(image)[-1] == ("RUN /bin/sh -c a # buildkit", False)
 
 
 def test_onbuild_triggers_of_the_base_run_first_and_are_not_inherited(dirs):
@@ -191,3 +203,33 @@ def test_copy_heredoc_keeps_quotes_and_apostrophes(dirs):
     build(dirs, "FROM base\nENV NAME=kiln\nCOPY <<EOF /greeting\nit's \"$NAME\" \\$HOME\nEOF\n")
     with open(os.path.join(dirs[0], "greeting")) as f:
         assert f.read() == "it's \"kiln\" $HOME\n"
+
+
+def test_annotations_go_into_the_manifest(dirs):
+    image, *_ = build(dirs, "FROM base\nLABEL a=1\n", annotations={"org.example/team": "build", "k": "v"})
+    manifest = json.loads(image.manifest_bytes())
+    assert manifest["annotations"] == {"org.example/team": "build", "k": "v"}
+    assert "annotations" not in json.loads(image.config_bytes())
+
+
+def test_describe_plans_without_touching_the_root(dirs):
+    root, work, kiln = dirs
+    images = FakeImages({"base": ["l1", "l2"]}, config={"base": {"on_build": ["RUN trigger"]}})
+    text = "FROM base AS builder\nRUN make \\\n  all\nFROM scratch\nCOPY --from=builder /out /out\nFROM builder\nENV A=1\n"
+    builder = Builder(parse(text.encode(), "Dockerfile"),
+                      BuildSettings(root=str(root), kiln_dir=str(kiln), platform=AMD64, build_platform=AMD64,
+                                    targets=["1"]),
+                      snapshotter=None, images=images, work_dir=str(work))
+    digest = images.pull("base", AMD64).digest
+    assert builder.describe() == [
+        "FROM base AS builder",
+        f"  PULL base {digest} (linux/amd64, 2 layers)",
+        "  ONBUILD RUN trigger",
+        "  RUN make   all",              # the logical line, continuations joined
+        "  SAVE stage builder for COPY --from",
+        "FROM scratch   # the result",
+        "  COPY --from=builder /out /out",
+    ]
+    assert os.listdir(root) == []
+    with pytest.raises(Exception, match="can describe a build, not run it"):
+        builder.build()

@@ -41,6 +41,22 @@ def test_mirrors():
     assert o.pull_registries("docker.io") == ["mirror.example", "m2.example", "m3.example:5000/hub"]
 
 
+def test_registry_maps():
+    """--registry-map (kaniko's RegistryMaps): mirrors per registry, in order, then the registry itself."""
+    o = RegistryOptions(registry_maps={"quay.io": ["q1.example", "q2.example:5000/quay"],
+                                       "index.docker.io": ["hub-mirror.example"], "made-up.example": ["127.0.0.1:5000"]},
+                        registry_mirrors=["m.example"])
+    assert o.pull_registries("quay.io") == ["q1.example", "q2.example:5000/quay", "quay.io"]
+    assert o.pull_registries("docker.io") == ["hub-mirror.example", "m.example", "docker.io"]
+    assert o.pull_registries("made-up.example") == ["127.0.0.1:5000", "made-up.example"]
+    assert o.pull_registries("ghcr.io") == ["ghcr.io"]
+    assert RegistryOptions(registry_maps={"docker.io": ["d.example"]}).pull_registries("docker.io") == \
+        ["d.example", "docker.io"]
+    o.skip_default_registry_fallback = True
+    assert o.pull_registries("quay.io") == ["q1.example", "q2.example:5000/quay"]
+    assert o.pull_registries("ghcr.io") == ["ghcr.io"]       # nothing mapped: the registry itself
+
+
 def test_is_local():
     assert is_local("localhost:5000") and is_local("127.0.0.1:1") and is_local("10.1.2.3")
     assert not is_local("ghcr.io") and not is_local("8.8.8.8:443")
