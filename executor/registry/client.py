@@ -80,7 +80,7 @@ class RegistryClient:
             try:
                 return self._resolve_at(where, platform)
             except RegistryError as e:
-                if len(candidates) == 1:
+                if candidates == [ref.registry]:
                     raise
                 errors.append(str(e))
                 log.warning("pulling %s from %s failed: %s; trying the next registry", ref, registry, e)
@@ -205,6 +205,9 @@ class RegistryClient:
                              digest, stats.uploaded, stats.mounted, stats.existed)
                     break
                 except RegistryError as e:
+                    if self.options.push_ignore_immutable_tag_errors and is_immutable_tag_error(e):
+                        log.info("Immutable tag error ignored for %s@%s: %s", ref.kaniko_name, digest, e)
+                        break
                     if attempt + 1 >= attempts:
                         raise
                     wait = self.options.retry_backoff * (2 ** attempt)
@@ -252,6 +255,18 @@ class RegistryClient:
                          scopes=[f"repository:{ref.repository}:pull"], expect=[200, 404])
         resp.close()
         return resp.status_code == 200
+
+
+#: what registries answer when a tag may not be overwritten (kaniko's errTagImmutable)
+IMMUTABLE_TAG_ERRORS = (
+    "The repository has enabled tag immutability",            # Google Artifact Registry
+    "cannot be overwritten because the tag is immutable",     # Amazon ECR
+)
+
+
+def is_immutable_tag_error(error: RegistryError) -> bool:
+    """--push-ignore-immutable-tag-errors: a manifest PUT refused because the tag is immutable."""
+    return error.phase == "manifest PUT" and any(text in str(error) for text in IMMUTABLE_TAG_ERRORS)
 
 
 def _as_ref(ref: Reference | str) -> Reference:
