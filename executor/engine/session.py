@@ -169,6 +169,11 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False) -> int:
             # stage does)
             log.warning("a build killed earlier left files in the root %s: wiping it first", opts.root)
             snapshotter.wipe()
+        elif opts.pre_cleanup:
+            # kaniko's --pre-cleanup: the container's own files (all but kiln's, the mounts and the ignore
+            # list) go before the first base is extracted
+            log.info("--pre-cleanup: wiping the root %s before the build", opts.root)
+            snapshotter.wipe()
         cache = layer_cache(
             enabled=opts.cache, repo=opts.cache_repo, destinations=list(opts.destinations), ttl=opts.cache_ttl,
             run_layers=opts.cache_run_layers, copy_layers=opts.cache_copy_layers, push=not opts.no_push_cache,

@@ -45,8 +45,8 @@ class Kiln:
 
     def build(self, context: str, *args: str, env: dict[str, str] | None = None, timeout: float = 600,
               docker_config: str | None = None, input_bytes: bytes | None = None,
-              context_override: str | None = None) -> BuildRun:
-        root = str(self.tmp.mktemp("root"))
+              context_override: str | None = None, root_override: str | None = None) -> BuildRun:
+        root = root_override or str(self.tmp.mktemp("root"))
         kdir = str(self.tmp.mktemp("kaniko"))
         argv = [sys.executable, "-m", "executor", "--context", context_override or context, "--root", root,
                 "--kaniko-dir", kdir,

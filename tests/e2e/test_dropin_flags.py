@@ -142,3 +142,21 @@ def test_image_fs_extract_retry_fetches_and_extracts_again(kiln, base_images, pl
     run = kiln.build(ctx, *args, "--image-fs-extract-retry", "2").check()
     assert "--image-fs-extract-retry: attempt 2 of 3" in run.stderr
     assert judge_registry_image(plain_registry, dest).layers[-1].read("ran") == f"{MARKER}\n".encode()
+
+
+def test_pre_cleanup_wipes_the_root_before_the_build(kiln, base_images, plain_registry, tmp_path):
+    """Without --pre-cleanup a RUN sees the files the root held before the build (the container's own, which no
+    layer gets); with it they are gone before the base is extracted."""
+    dockerfile = f"FROM {base_images.busybox_amd64}\nRUN if test -e /left-before; then echo seen-$((40+2)); else echo gone-$((40+2)); fi\n"
+    ctx = kiln.context({"Dockerfile": dockerfile})
+    outcomes = {}
+    for flag in ((), ("--pre-cleanup",)):
+        root = tmp_path / f"root{len(flag)}"
+        root.mkdir()
+        (root / "left-before").write_text("the container's own file\n")
+        run = kiln.build(ctx, "--no-push", "--insecure-registry", plain_registry.host, *flag,
+                         root_override=str(root)).check()
+        outcomes[flag] = ("seen-42" in run.stdout + run.stderr, (root / "left-before").exists())
+        assert ("gone-42" in run.stdout + run.stderr) is not outcomes[flag][0]
+    assert outcomes[()] == (True, True)
+    assert outcomes[("--pre-cleanup",)] == (False, False)
