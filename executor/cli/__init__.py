@@ -17,7 +17,7 @@ from executor.options import (CACHE_TTL_DEFAULT, DEFAULT_CREDENTIAL_HELPERS, DEF
                               Options, Secret, WarmerOptions)
 from executor.registry.options import RegistryOptions
 
-from .flags import EXECUTOR_FLAGS, WARMER_FLAGS
+from .flags import EXECUTOR_FLAGS, NO_EFFECT, WARMER_FLAGS
 from .pflag import (FlagSpec, HelpRequested, Parsed, UsageError, VersionRequested, format_usage, parse_bool,
                     parse_duration, parse_go_int, scan, set_multikv)
 
@@ -182,7 +182,7 @@ def _check_logging(values: dict[str, Any]) -> None:
 def _prologue(specs: Sequence[FlagSpec], argv: Sequence[str], prog: str) -> Parsed:
     parsed = scan(specs, argv)
     if parsed.help:
-        raise HelpRequested(format_usage(prog, specs))
+        raise HelpRequested(format_usage(prog, specs, NO_EFFECT))
     return parsed
 
 
@@ -202,7 +202,7 @@ def parse_executor_args(
         if parsed.positionals == ["version"]:
             raise VersionRequested()
         if parsed.positionals[0] == "help":  # cobra's implicit help command
-            raise HelpRequested(format_usage("executor", EXECUTOR_FLAGS))
+            raise HelpRequested(format_usage("executor", EXECUTOR_FLAGS, NO_EFFECT))
         raise UsageError(f'unknown command "{parsed.positionals[0]}" for "executor"')
     v = parsed.values
     notices: list[str] = []

@@ -13,7 +13,27 @@ from executor.options import CACHE_TTL_DEFAULT, GitOptions
 
 from .pflag import FlagSpec, parse_bool, parse_go_int
 
-__all__ = ["EXECUTOR_FLAGS", "WARMER_FLAGS"]
+__all__ = ["EXECUTOR_FLAGS", "NO_EFFECT", "WARMER_FLAGS"]
+
+#: The kaniko flags kiln accepts that have no effect of their own in kiln, and why. `--help` shows each reason;
+#: tests/test_cli/test_no_flag_dropped.py fails when an option is neither read by kiln nor listed here (a flag
+#: parsed and then ignored is a bug the user cannot see), or is listed here and read after all.
+NO_EFFECT: dict[str, str] = {
+    "use-new-run": "kiln has one RUN implementation; its snapshots already find what a RUN changed from inode "
+                   "change times (--snapshot-mode=exact)",
+    "compressed-caching": "kiln's layers, cached ones too, are compressed files on disk, never held in memory",
+    "preserve-context": "always on: the build context is on kiln's ignore list (or in kiln's work directory), so "
+                        "switching stages or --cleanup never removes it",
+    "materialize": "always on: a step taken from the layer cache is extracted onto the root like any other, so "
+                   "the root always holds the target's files",
+    "force-build-metadata": "always on: every instruction gets its history entry, as BuildKit writes it",
+    "credential-helpers": "not yet: kiln reads config.json (auths, credHelpers, credsStore) and GitLab's "
+                          "CI_REGISTRY_* variables; the cloud helpers (gcr, ecr, acr) are issue 14",
+    "bucket": "not yet: GCS build contexts are issue 14",
+    "git": "not yet: a git context is cloned with its URL's #ref only (branch, depth and the rest are being "
+           "wired to the clone)",
+    "azure-container-registry-config": "ignored by kaniko too; --credential-helpers=acr is its successor",
+}
 
 
 def _set_git(cur: GitOptions, value: str) -> GitOptions:

@@ -309,7 +309,9 @@ def scan(specs: Sequence[FlagSpec], argv: Sequence[str]) -> Parsed:
 # --------------------------------------------------------------------------------------------
 # Help
 
-def format_usage(prog: str, specs: Sequence[FlagSpec]) -> str:
+def format_usage(prog: str, specs: Sequence[FlagSpec], no_effect: Mapping[str, str] | None = None) -> str:
+    """pflag's usage text; a flag named in `no_effect` shows why it changes nothing."""
+    no_effect = no_effect or {}
     lines = [f"Usage:\n  {prog} [flags]\n", "Flags:"]
     rows: list[tuple[str, str]] = []
     for s in sorted(specs, key=lambda s: s.name.lower()):
@@ -323,7 +325,8 @@ def format_usage(prog: str, specs: Sequence[FlagSpec]) -> str:
         if s.kind == "duration":
             default = " (default 336h0m0s)"
         env = f" [env {s.env}]" if s.env else ""
-        rows.append((f"  {short}--{s.name}{kind}", f"{s.help}{default}{env}"))
+        why = f" [no effect in kiln: {no_effect[s.name]}]" if s.name in no_effect else ""
+        rows.append((f"  {short}--{s.name}{kind}", f"{s.help}{default}{env}{why}"))
     rows.append(("  -h, --help", f"help for {prog}"))
     width = max(len(r[0]) for r in rows) + 3
     lines.extend(f"{left.ljust(width)}{right}" for left, right in rows)

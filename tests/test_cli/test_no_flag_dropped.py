@@ -1,0 +1,110 @@
+"""Issue 12, "nothing can be dropped again": every option a flag sets is read by kiln outside the CLI, or its
+flag is in `executor.cli.flags.NO_EFFECT` with the reason (which `--help` shows). A flag parsed and then ignored
+is a bug the user cannot see; this test is how kiln sees it.
+
+"Read" means an attribute access `<options>.<field>` in kiln's own code outside `executor/cli/` and
+`executor/options.py`, where `<options>` is a name `opts`/`options`, or `self.options` / `x.options` / `x.registry`
+(the registry options)."""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import os
+
+import pytest
+
+from executor.cli import EXECUTOR_FLAGS, WARMER_FLAGS, format_usage
+from executor.cli.flags import NO_EFFECT
+from executor.options import Options, WarmerOptions
+from executor.registry.options import RegistryOptions
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NOT_OPTIONS = {"registry", "notices"}         # containers and the parser's notices, not flags
+
+
+def _option_holder(node: ast.expr, own: bool) -> bool:
+    if isinstance(node, ast.Name):
+        return node.id in ("opts", "options") or own and node.id == "self"
+    return isinstance(node, ast.Attribute) and node.attr in ("options", "registry")
+
+
+def reads(sources: dict[str, str]) -> set[str]:
+    """The option fields the given sources (path -> text) read; in executor/registry/options.py, the
+    RegistryOptions methods' own `self.<field>` count too."""
+    found: set[str] = set()
+    for path, text in sources.items():
+        own = path == os.path.join("executor", "registry", "options.py")
+        for node in ast.walk(ast.parse(text, path)):
+            if isinstance(node, ast.Attribute) and _option_holder(node.value, own):
+                found.add(node.attr)
+    return found
+
+
+def kiln_sources() -> dict[str, str]:
+    out = {}
+    for directory, dirnames, filenames in os.walk(os.path.join(REPO, "executor")):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        rel = os.path.relpath(directory, REPO)
+        if rel == os.path.join("executor", "cli") or rel.startswith(os.path.join("executor", "cli") + os.sep):
+            continue
+        for name in filenames:
+            if name.endswith(".py") and os.path.join(rel, name) != os.path.join("executor", "options.py"):
+                with open(os.path.join(directory, name), encoding="utf-8") as f:
+                    out[os.path.join(rel, name)] = f.read()
+    return out
+
+
+def _flags_of(field: str, specs) -> list[str]:
+    return sorted({s.name for s in specs if s.dest in (field, f"registry.{field}")})
+
+
+def dropped(option_type, specs, read: set[str]) -> list[str]:
+    """Fields set by flags that nothing reads and NO_EFFECT does not explain."""
+    fields = [f.name for f in dataclasses.fields(option_type) if f.name not in NOT_OPTIONS]
+    fields += [f.name for f in dataclasses.fields(RegistryOptions) if _flags_of(f.name, specs)]
+    out = []
+    for field in fields:
+        flags = _flags_of(field, specs)
+        if not flags or field in read:
+            continue
+        if not all(flag in NO_EFFECT for flag in flags):
+            out.append(f"{field} (--{', --'.join(flags)})")
+    return out
+
+
+def test_every_executor_option_is_read_or_explained():
+    assert dropped(Options, EXECUTOR_FLAGS, reads(kiln_sources())) == []
+
+
+def test_every_warmer_option_is_read_or_explained():
+    assert dropped(WarmerOptions, WARMER_FLAGS, reads(kiln_sources())) == []
+
+
+def test_the_table_explains_only_what_kiln_does_not_read():
+    """A flag listed as having no effect whose option kiln reads after all makes the table lie."""
+    read = reads(kiln_sources())
+    by_name = {s.name: s for s in EXECUTOR_FLAGS + WARMER_FLAGS}
+    lying = [name for name in NO_EFFECT if by_name[name].dest.removeprefix("registry.") in read]
+    assert lying == []
+    assert set(NO_EFFECT) <= set(by_name)
+
+
+def test_a_dropped_option_is_caught():
+    """The check itself: a field nobody reads, its flag not in the table, is reported; once read, it is not."""
+    @dataclasses.dataclass(frozen=True)
+    class WithExtra(Options):
+        shiny_new_option: bool = False
+
+    specs = (*EXECUTOR_FLAGS, dataclasses.replace(EXECUTOR_FLAGS[0], name="shiny-new-option",
+                                                  dest="shiny_new_option"))
+    read = reads(kiln_sources())
+    assert dropped(WithExtra, specs, read) == ["shiny_new_option (--shiny-new-option)"]
+    assert dropped(WithExtra, specs, read | reads({"x.py": "def f(opts):\n    return opts.shiny_new_option\n"})) == []
+
+
+@pytest.mark.parametrize("flag", sorted(name for name in NO_EFFECT
+                                        if not next(s for s in EXECUTOR_FLAGS if s.name == name).hidden))
+def test_help_says_why_a_flag_has_no_effect(flag):
+    usage = format_usage("executor", EXECUTOR_FLAGS, NO_EFFECT)
+    line = next(l for l in usage.splitlines() if f"--{flag} " in l or l.rstrip().endswith(f"--{flag}"))
+    assert f"[no effect in kiln: {NO_EFFECT[flag]}]" in line
