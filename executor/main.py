@@ -108,6 +108,8 @@ def executor_main(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     env = os.environ if env is None else env
+    if argv and argv[0] in cli.SUBCOMMANDS:
+        return _subcommand(argv[0], argv[1:], env)
     try:
         opts = cli.parse_executor_args(argv, env=env)
         cli.validate_executor(opts)
@@ -130,6 +132,33 @@ def executor_main(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
         log.error("%s", exc)
         return 1
     return _run_engine(engine or (lambda o: _load_engine("run")(o)), opts, opts.verbosity)
+
+
+def _subcommand(name: str, argv: list[str], env: Mapping[str, str]) -> int:
+    """`executor login ...` and `executor push ...` (the osscontainertools fork's subcommands)."""
+    prog = f"executor {name}"
+    try:
+        opts = cli.parse_login_args(argv, env) if name == "login" else cli.parse_push_args(argv, env)
+    except cli.HelpRequested as usage:
+        sys.stdout.write(str(usage))
+        return 0
+    except cli.UsageError as exc:
+        return _usage_error(prog, exc)
+    failed = _setup_logging(opts, prog)
+    if failed is not None:
+        return failed
+    if name == "login":
+        logs.register_secret(opts.password)
+        return _run_engine(_login, opts, opts.verbosity)
+    return _run_engine(lambda o: importlib.import_module("executor.engine.push").run(o), opts, opts.verbosity)
+
+
+def _login(opts: cli.LoginOptions) -> int:
+    from executor.registry.auth import login_config_path, store_credentials
+
+    where = store_credentials(opts.registry, opts.username, opts.password, login_config_path())
+    log.info("Stored the credentials for %s in %s", opts.registry, where)
+    return 0
 
 
 def warmer_main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from executor.registry.options import DEFAULT_CREDENTIAL_HELPERS, RegistryOptions
 
-__all__ = ["CACHE_TTL_DEFAULT", "DEFAULT_CREDENTIAL_HELPERS", "DEFAULT_KANIKO_DIR", "GitOptions", "Options",
-           "RegistryOptions", "Secret", "WarmerOptions"]
+__all__ = ["CACHE_TTL_DEFAULT", "DEFAULT_CREDENTIAL_HELPERS", "DEFAULT_KANIKO_DIR", "GitOptions", "LoginOptions",
+           "Options", "PushOptions", "RegistryOptions", "Secret", "WarmerOptions"]
 
 DEFAULT_KANIKO_DIR = "/kaniko"
 CACHE_TTL_DEFAULT = 336 * 3600.0  # two weeks, as kaniko
@@ -111,6 +111,35 @@ class Options:
     # registries (push, pull, trust, mirrors, retries, credentials)
     registry: RegistryOptions = field(default_factory=RegistryOptions)
     # what the parser noticed (deprecated spellings...), logged as warnings once logging is set up
+    notices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoginOptions:
+    """`executor login REGISTRY -u USER (-p PASSWORD | --password-stdin)` (the osscontainertools fork's)."""
+
+    registry: str = ""
+    username: str = ""
+    password: str = ""
+    password_stdin: bool = False
+    verbosity: str = "info"
+    log_format: str = "color"
+    log_timestamp: bool = False
+    notices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PushOptions:
+    """`executor push PATH -d DEST...`: a docker-save tarball (a file) or an OCI image layout (a directory),
+    pushed as the fork's `executor push` does, after the same push permission check as a build."""
+
+    path: str = ""
+    destinations: list[str] = field(default_factory=list)
+    skip_push_permission_check: bool = False
+    registry: RegistryOptions = field(default_factory=RegistryOptions)
+    verbosity: str = "info"
+    log_format: str = "color"
+    log_timestamp: bool = False
     notices: tuple[str, ...] = ()
 
 

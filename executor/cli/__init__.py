@@ -10,21 +10,23 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from typing import Any, Iterable, Mapping, Sequence
+import sys
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from executor.image import host_platform as _host
 from executor.options import (CACHE_TTL_DEFAULT, DEFAULT_CREDENTIAL_HELPERS, DEFAULT_KANIKO_DIR, GitOptions,
-                              Options, Secret, WarmerOptions)
+                              LoginOptions, Options, PushOptions, Secret, WarmerOptions)
 from executor.registry.options import RegistryOptions
 
-from .flags import EXECUTOR_FLAGS, NO_EFFECT, WARMER_FLAGS
+from .flags import EXECUTOR_FLAGS, LOGIN_FLAGS, NO_EFFECT, PUSH_FLAGS, WARMER_FLAGS
 from .pflag import (FlagSpec, HelpRequested, Parsed, UsageError, VersionRequested, format_usage, parse_bool,
                     parse_duration, parse_go_int, scan, set_multikv)
 
 __all__ = [
     "CACHE_TTL_DEFAULT", "DEFAULT_CREDENTIAL_HELPERS", "EXECUTOR_FLAGS", "WARMER_FLAGS", "FlagSpec", "GitOptions",
     "HelpRequested", "Options", "Secret", "UsageError", "VersionRequested", "WarmerOptions", "format_usage",
-    "host_platform", "parse_bool", "parse_duration", "parse_executor_args", "parse_go_int",
+    "host_platform", "parse_bool", "parse_duration", "parse_executor_args", "parse_go_int", "parse_login_args",
+    "parse_push_args", "LoginOptions", "PushOptions", "SUBCOMMANDS",
     "parse_warmer_args", "validate_executor", "validate_warmer", "absolutize_paths",
     "resolve_warmer_dockerfile",
 ]
@@ -252,6 +254,50 @@ def parse_executor_args(
         raise UsageError("--root must not be empty; use --root / or a scratch directory")
     v["notices"] = tuple(notices)
     return Options(**v)
+
+
+#: the executor's subcommands besides the build itself (the osscontainertools fork's)
+SUBCOMMANDS = ("login", "push")
+
+
+def parse_login_args(argv: Sequence[str], env: Mapping[str, str] | None = None,
+                     stdin: Callable[[], str] | None = None) -> LoginOptions:
+    """`executor login <registry> -u USER (-p PASSWORD | --password-stdin)`, with the fork's checks.
+    `stdin` reads the password for --password-stdin (default: sys.stdin)."""
+    parsed = _prologue(LOGIN_FLAGS, argv, "executor login")
+    v = parsed.values
+    _check_logging(v)
+    if len(parsed.positionals) != 1:
+        raise UsageError(f"accepts 1 arg(s), received {len(parsed.positionals)}: executor login <registry>")
+    if not v["username"]:
+        raise UsageError("username required")
+    if not v["password"] and not v["password_stdin"]:
+        raise UsageError("a password must be supplied via --password or --password-stdin")
+    if v["password"] and v["password_stdin"]:
+        raise UsageError("only one of --password or --password-stdin may be specified")
+    if v["password_stdin"]:
+        text = (stdin or sys.stdin.read)()
+        v["password"] = text.removesuffix("\n").removesuffix("\r")
+        if not v["password"]:
+            raise UsageError("password is blank")
+    notices = ("WARNING! Using --password via the CLI is insecure. Use --password-stdin.",) \
+        if "password" in parsed.changed else ()
+    return LoginOptions(registry=parsed.positionals[0], notices=notices, **v)
+
+
+def parse_push_args(argv: Sequence[str], env: Mapping[str, str] | None = None) -> PushOptions:
+    """`executor push <path> -d DEST... [registry flags] [--skip-push-permission-check]`."""
+    env = os.environ if env is None else env
+    parsed = _prologue(PUSH_FLAGS, argv, "executor push")
+    v = parsed.values
+    _check_logging(v)
+    if len(parsed.positionals) != 1:
+        raise UsageError(f"accepts 1 arg(s), received {len(parsed.positionals)}: executor push <path>")
+    if not v["destinations"]:
+        raise UsageError("at least one --destination is required")
+    v["registry"] = _registry_options(v, env, parsed, mirror_env=True,
+                                      kaniko_dir=env.get("KANIKO_DIR") or DEFAULT_KANIKO_DIR)
+    return PushOptions(path=parsed.positionals[0], **v)
 
 
 def parse_warmer_args(

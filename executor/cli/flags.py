@@ -13,7 +13,7 @@ from executor.options import CACHE_TTL_DEFAULT, GitOptions
 
 from .pflag import FlagSpec, parse_bool, parse_go_int
 
-__all__ = ["EXECUTOR_FLAGS", "NO_EFFECT", "WARMER_FLAGS"]
+__all__ = ["EXECUTOR_FLAGS", "LOGIN_FLAGS", "NO_EFFECT", "PUSH_FLAGS", "WARMER_FLAGS"]
 
 #: The kaniko flags kiln accepts that have no effect of their own in kiln, and why. `--help` shows each reason;
 #: tests/test_cli/test_no_flag_dropped.py fails when an option is neither read by kiln nor listed here (a flag
@@ -217,3 +217,20 @@ WARMER_FLAGS: tuple[FlagSpec, ...] = (
        "Path to the file containing Azure container registry configuration information (ignored).",
        hidden=True),
 )
+
+LOGIN_FLAGS: tuple[FlagSpec, ...] = (
+    *_LOG_FLAGS,
+    _f("username", "string", "username", "", "Username for the registry", short="u"),
+    _f("password", "string", "password", "", "Password for the registry", short="p"),
+    _f("password-stdin", "bool", "password_stdin", False, "Accept the registry password via stdin"),
+)
+
+PUSH_FLAGS: tuple[FlagSpec, ...] = (
+    *_LOG_FLAGS,
+    *_REGISTRY_FLAGS,
+    _f("destination", "multi", "destinations", [], "Registry the image should be pushed to. Repeatable.",
+       short="d"),
+    _f("skip-push-permission-check", "bool", "skip_push_permission_check", False,
+       "Skip check of the push permission"),
+)
+

@@ -65,8 +65,13 @@ def check(opts: Options, client: RegistryClient) -> None:
     """Raise PreflightError unless every destination parses and may be pushed to."""
     parse_destinations(opts)
     cache_repository(opts)
+    check_push_permissions(push_targets(opts), client)
+
+
+def check_push_permissions(targets: list[str], client: RegistryClient) -> None:
+    """Raise PreflightError unless each target repository accepts an upload (each repository once)."""
     checked: set[str] = set()
-    for target in push_targets(opts):
+    for target in targets:
         ref = Reference.parse(target)
         repository = f"{ref.registry}/{ref.repository}"
         if repository in checked:

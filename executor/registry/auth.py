@@ -189,3 +189,49 @@ def resolve(registry: str, docker_config_dir: str | None = None) -> Credentials:
         log.debug("credentials for %s from GitLab CI variables", host)
         return creds
     return ANONYMOUS
+
+
+def login_config_path(env: dict[str, str] | None = None) -> str:
+    """Where `executor login` writes: $DOCKER_CONFIG/config.json, else ~/.docker/config.json (the docker CLI's,
+    and the fork's `executor login`; kiln's executor image sets DOCKER_CONFIG=/kaniko/.docker/)."""
+    env = os.environ if env is None else env
+    directory = env.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    return os.path.join(directory, "config.json")
+
+
+def store_credentials(registry: str, username: str, password: str, path: str) -> str:
+    """Save `username`/`password` for `registry` in the docker config at `path` (created 0600 if missing), or
+    in the credential helper it names for that registry (credHelpers, then credsStore), as `docker login`
+    does. Docker Hub is stored under https://index.docker.io/v1/. Returns where they went."""
+    host = registry_host(registry)
+    server = _helper_server(host)
+    cfg = load_config(path) if os.path.exists(path) else {}
+    helper = next((h for k, h in (cfg.get("credHelpers") or {}).items() if _matches(k, host)), None) \
+        or cfg.get("credsStore")
+    if helper:
+        program = f"docker-credential-{helper}"
+        payload = json.dumps({"ServerURL": server, "Username": username, "Secret": password}).encode()
+        try:
+            proc = subprocess.run([program, "store"], input=payload, capture_output=True, timeout=60)
+        except FileNotFoundError:
+            raise CredentialError(f"credential helper {program} is not on PATH (named in docker config {path} "
+                                  f"for {server})") from None
+        if proc.returncode != 0:
+            raise CredentialError(f"credential helper {program} could not store credentials for {server} "
+                                  f"(exit {proc.returncode}): {proc.stderr.decode(errors='replace').strip()[:300]}")
+        return program
+    auths = cfg.setdefault("auths", {})
+    if not isinstance(auths, dict):
+        raise CredentialError(f"docker config {path}: 'auths' is not an object")
+    for key in [k for k in auths if _matches(k, host)]:
+        del auths[key]          # one entry per registry, as docker login leaves it
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    auths[server] = {"auth": token}
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.kiln-{os.getpid()}"
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        json.dump(cfg, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
