@@ -145,10 +145,17 @@ def layers(edges: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+def edge_lines(edges: dict[str, set[str]]) -> list[str]:
+    return [f"{source} -> {', '.join(sorted(edges[source]))}" for source in sorted(edges)]
+
+
+def floor_rows(edges: dict[str, set[str]]) -> list[str]:
+    """The markdown rows of docs/architecture.md's floor table."""
+    return [f"| {i} | {', '.join(f'`{p}`' for p in floor)} |" for i, floor in enumerate(layers(edges))]
+
+
 if __name__ == "__main__":
     g = graph()
-    for source in sorted(g):
-        print(f"{source} -> {', '.join(sorted(g[source]))}")
+    print("\n".join(edge_lines(g)))
     print("cycles:", cycles(g) or "none")
-    for i, floor in enumerate(layers(g)):
-        print(f"floor {i}: {', '.join(floor)}")
+    print("\n".join(floor_rows(g)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import re
 
-from tests.test_architecture.imports import REPO, cycles, graph
+from tests.test_architecture.imports import REPO, cycles, floor_rows, graph
 
 
 def test_package_graph_has_no_cycle() -> None:
@@ -32,6 +32,13 @@ def _documented() -> dict[str, set[str]]:
 def test_architecture_doc_draws_the_graph_as_it_is() -> None:
     """Regenerate the block with `python -m tests.test_architecture.imports` when the graph changes."""
     assert _documented() == graph()
+
+
+def test_architecture_doc_lists_the_floors_as_they_are():
+    with open(os.path.join(REPO, "docs", "architecture.md"), encoding="utf-8") as f:
+        text = f.read()
+    rows = [line for line in text.splitlines() if re.match(r"^\| \d+ \| `", line)]
+    assert rows == floor_rows(graph())
 
 
 def test_snapshot_knows_nothing_of_dockerfiles_or_images() -> None:
