@@ -160,3 +160,40 @@ def test_pre_cleanup_wipes_the_root_before_the_build(kiln, base_images, plain_re
         assert ("gone-42" in run.stdout + run.stderr) is not outcomes[flag][0]
     assert outcomes[()] == (True, True)
     assert outcomes[("--pre-cleanup",)] == (False, False)
+
+
+# ---- flags whose behaviour kiln always has (NO_EFFECT's "always on") ----------------------------------------
+
+
+def test_preserve_context_holds_with_cleanup(kiln, base_images, plain_registry, tmp_path):
+    """--preserve-context: the context, here inside the root as /workspace is in a pod, survives the stages and
+    --cleanup (kiln never wipes its context)."""
+    root = tmp_path / "root"
+    context = root / "workspace"
+    context.mkdir(parents=True)
+    (context / "Dockerfile").write_text(f"FROM {base_images.busybox_amd64} AS a\nRUN echo a > /a\n"
+                                        f"FROM {base_images.busybox_amd64}\nCOPY --from=a /a /a\nCOPY keep.txt /\n")
+    (context / "keep.txt").write_text("kept\n")
+    run = kiln.build(str(context), "--no-push", "--insecure-registry", plain_registry.host, "--preserve-context",
+                     "--cleanup", root_override=str(root))
+    run.check()
+    assert sorted(os.listdir(root)) == ["workspace"], "--cleanup wiped everything but the context"
+    assert (context / "keep.txt").read_text() == "kept\n"
+
+
+def test_materialize_and_force_build_metadata_are_what_kiln_does(kiln, base_images, plain_registry):
+    """--materialize: after a build whose every step came from the cache, the root holds the target's files;
+    --force-build-metadata: metadata instructions have their history entries. kiln does both always."""
+    repo = f"dropin/materialize-{os.getpid()}"
+    dockerfile = f"FROM {base_images.busybox_amd64}\nRUN echo {MARKER} > /made\nLABEL meta=1\nENV X=1\n"
+    ctx = kiln.context({"Dockerfile": dockerfile})
+    args = ("--destination", plain_registry.ref(f"{repo}:v1"), "--insecure-registry", plain_registry.host,
+            "--cache", "--materialize", "--force-build-metadata", "--use-new-run", "--compressed-caching=false")
+    kiln.build(ctx, *args).check()
+    second = kiln.build(ctx, *args).check()
+    assert "Using caching version of cmd: RUN echo" in second.stderr
+    with open(os.path.join(second.root, "made")) as f:
+        assert f.read() == f"{MARKER}\n"
+    history = judge_registry_image(plain_registry, plain_registry.ref(f"{repo}:v1"), unpack=False).config["history"]
+    assert [h["created_by"] for h in history[-2:]] == ["LABEL meta=1", "ENV X=1"]
+    assert all(h.get("empty_layer") for h in history[-2:])
