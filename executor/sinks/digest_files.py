@@ -19,16 +19,18 @@ log = logging.getLogger(__name__)
 
 
 def write_file(path: str, content: bytes) -> None:
-    """Write `content` to `path`, creating missing parent directories (mode 0700, as kaniko does)."""
+    """Write `content` to `path` as Go's os.WriteFile(path, data, 0644) does in kaniko: a new file is created
+    0644 (less the umask), missing parent directories 0700; an existing file keeps its mode and owner, and a
+    device or FIFO (`/dev/termination-log`, `/dev/stdout`) is written to, never changed."""
     parent = os.path.dirname(path)
     if parent and not os.path.isdir(parent):
         os.makedirs(parent, mode=0o700, exist_ok=True)
     try:
-        with open(path, "wb") as f:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        with os.fdopen(fd, "wb") as f:
             f.write(content)
     except OSError as e:
         raise OSError(e.errno, f"cannot write digest file {path}: {e.strerror}") from None
-    os.chmod(path, 0o644)
 
 
 def _refs(destinations: list[str | Reference]) -> list[Reference]:

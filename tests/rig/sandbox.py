@@ -2,8 +2,9 @@
 
 ``run_sandboxed`` starts ``unshare --mount --propagation private`` and, inside that private mount
 namespace, this module's ``__main__`` bind-mounts each writable path (and /tmp) onto itself, then
-remounts every other mount read-only (``/``, ``/sys``, ...; ``/dev`` and ``/proc`` stay as they
-are), checks that ``/`` really refuses writes, and execs the command. Nothing leaks to the host's
+remounts every other mount read-only (``/``, ``/sys``, ``/dev``...; ``/proc``, ``/dev/pts`` and ``/dev/shm``
+stay as they are: device nodes on a read-only mount still work, but cannot be changed), checks that ``/`` and
+``/dev`` really refuse changes, and execs the command. Nothing leaks to the host's
 mount table, so a bug in the command under test cannot damage the machine outside ``writable``.
 """
 from __future__ import annotations
@@ -20,7 +21,10 @@ from collections.abc import Mapping, Sequence
 log = logging.getLogger(__name__)
 
 ALWAYS_WRITABLE = ("/tmp",)
-UNTOUCHED = ("/dev", "/proc")          # left as the host has them (devices, procfs)
+# left as the host has them: procfs, and the writable kinds below /dev (/dev itself is remounted read-only
+# like the rest: its device nodes still read and write, but nothing can chmod, chown or replace them; a digest
+# file written to /dev/null once made the machine's /dev/null 0644)
+UNTOUCHED = ("/proc", "/dev/pts", "/dev/shm", "/dev/mqueue")
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC = 32, 4096, 16384
@@ -105,8 +109,8 @@ def _enter(writable: list[str]) -> None:
             if name in options:
                 flags |= flag
         _mount(libc, None, target, flags)
-    if os.access("/", os.W_OK) or os.access("/usr", os.W_OK):
-        raise SandboxError("sandbox: / is still writable after the read-only remount; refusing to run")
+    if os.access("/", os.W_OK) or os.access("/usr", os.W_OK) or os.access("/dev", os.W_OK):
+        raise SandboxError("sandbox: / or /dev is still writable after the read-only remount; refusing to run")
 
 
 def _main(args: list[str]) -> int:

@@ -28,11 +28,14 @@ def test_writes_outside_writable_fail_and_inside_work(outside_tmp) -> None:
     script = (f"echo a > {inside}/a && echo inside-ok; "
               f"echo b > {outside}/b || echo outside-refused; "
               f"mkdir /work/main/.sandbox-probe-{os.getpid()} || echo repo-refused; "
-              "echo c > /tmp/kiln-sandbox-probe && echo tmp-ok; echo d > /dev/null && echo dev-ok")
+              "echo c > /tmp/kiln-sandbox-probe && echo tmp-ok; echo d > /dev/null && echo dev-ok; "
+              "chmod 600 /dev/null || echo dev-chmod-refused; touch /dev/kiln-probe || echo dev-create-refused")
     proc = run_sandboxed(["sh", "-c", script], writable=[inside])
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == ["inside-ok", "outside-refused", "repo-refused", "tmp-ok", "dev-ok"]
-    assert proc.stderr.count("Read-only file system") == 2
+    assert proc.stdout.split() == ["inside-ok", "outside-refused", "repo-refused", "tmp-ok", "dev-ok",
+                                   "dev-chmod-refused", "dev-create-refused"]
+    assert proc.stderr.count("Read-only file system") == 4
+    assert oct(os.stat("/dev/null").st_mode & 0o777) == "0o666"
     assert open(os.path.join(inside, "a")).read() == "a\n"
     assert not os.path.exists(os.path.join(outside, "b"))
     assert not os.path.exists(f"/work/main/.sandbox-probe-{os.getpid()}")
