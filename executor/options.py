@@ -83,6 +83,7 @@ class Options:
     reproducible: bool = False
     # snapshotting and the filesystem
     root: str = "/"
+    extract: str = "lazy"   # kiln's --extract: lazy | eager
     kaniko_dir: str = DEFAULT_KANIKO_DIR
     snapshot_mode: str = "exact"
     single_snapshot: bool = False

@@ -24,8 +24,6 @@ NO_EFFECT: dict[str, str] = {
     "compressed-caching": "kiln's layers, cached ones too, are compressed files on disk, never held in memory",
     "preserve-context": "always on: the build context is on kiln's ignore list (or in kiln's work directory), so "
                         "switching stages or --cleanup never removes it",
-    "materialize": "always on: a step taken from the layer cache is extracted onto the root like any other, so "
-                   "the root always holds the target's files",
     "force-build-metadata": "always on: every instruction gets its history entry, as BuildKit writes it",
     "credential-helpers": "not yet: kiln reads config.json (auths, credHelpers, credsStore) and GitLab's "
                           "CI_REGISTRY_* variables; the cloud helpers (gcr, ecr, acr) are issue 14",
@@ -179,6 +177,9 @@ EXECUTOR_FLAGS: tuple[FlagSpec, ...] = (
     # kiln's own
     _f("root", "string", "root", "/", "Root directory the image is built on (kiln); a scratch directory "
        "lets kiln run outside a container"),
+    _f("extract", "choice", "extract", "lazy", "When a stage's base goes onto the root (kiln): lazy, when the "
+       "first step needs its files (a stage of metadata only extracts nothing); eager, at the start of every "
+       "stage. The image is the same either way", choices=("lazy", "eager")),
     # deprecated spellings
     _f("snapshotMode", "string", "snapshot_mode_deprecated", "", "Deprecated: use --snapshot-mode.",
        deprecated="Flag --snapshotMode is deprecated. Use: --snapshot-mode"),

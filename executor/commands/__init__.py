@@ -23,5 +23,11 @@ def module_for(instruction: ins.Instruction) -> ModuleType:
     return import_module(f"executor.commands.{name}")
 
 
+def touches_root(instruction: ins.Instruction) -> bool:
+    """Whether the instruction reads or writes the root's files (its module's TOUCHES_ROOT, default True):
+    a stage whose instructions do not never needs its base's files on disk."""
+    return getattr(module_for(instruction), "TOUCHES_ROOT", True)
+
+
 def execute(instruction: ins.Instruction, ctx):
     return module_for(instruction).execute(instruction, ctx)

@@ -5,6 +5,8 @@ from executor.dockerfile import history
 from executor.commands.base import CommandContext, Outcome
 from executor.dockerfile.instructions import ArgInstruction
 
+TOUCHES_ROOT = False   # config and history only: no file of the root is read or written
+
 
 def execute(inst: ArgInstruction, ctx: CommandContext) -> Outcome:
     shown: list[tuple[str, str | None]] = []

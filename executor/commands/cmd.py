@@ -6,6 +6,8 @@ from executor.commands.base import CommandContext, Outcome
 from executor.commands.metadata import with_shell
 from executor.dockerfile.instructions import CmdInstruction
 
+TOUCHES_ROOT = False   # config and history only: no file of the root is read or written
+
 
 def execute(inst: CmdInstruction, ctx: CommandContext) -> Outcome:
     args = with_shell(ctx.image.config.shell, inst.command) if inst.prepend_shell else list(inst.command)

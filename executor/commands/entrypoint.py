@@ -6,6 +6,8 @@ from executor.commands.base import CommandContext, Outcome
 from executor.commands.metadata import with_shell
 from executor.dockerfile.instructions import EntrypointInstruction
 
+TOUCHES_ROOT = False   # config and history only: no file of the root is read or written
+
 
 def execute(inst: EntrypointInstruction, ctx: CommandContext) -> Outcome:
     if inst.command is None:

@@ -5,6 +5,8 @@ from executor.dockerfile import history
 from executor.commands.base import CommandContext, Outcome
 from executor.dockerfile.instructions import LabelInstruction
 
+TOUCHES_ROOT = False   # config and history only: no file of the root is read or written
+
 
 def execute(inst: LabelInstruction, ctx: CommandContext) -> Outcome:
     pairs = [(p.key, p.value) for p in ctx.expanded(inst).pairs]

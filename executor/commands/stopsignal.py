@@ -6,6 +6,8 @@ import signal
 from executor.commands.base import CommandContext, Outcome
 from executor.dockerfile.instructions import StopSignalInstruction
 
+TOUCHES_ROOT = False   # config and history only: no file of the root is read or written
+
 
 def valid_signal(value: str) -> bool:
     """docker's signal.ParseSignal: a number, or a name with or without SIG, or SIGRTMIN+n."""

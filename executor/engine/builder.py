@@ -1,8 +1,11 @@
 """The build loop: stage by stage, instruction by instruction, against one root.
 
-For each stage: wipe the root (unless it continues from the stage just built), extract the base image's
-layers onto it, run the base image's ONBUILD triggers, then dispatch every instruction to its command
-module and turn what it changed into a layer (walking the root after RUN, the written paths after COPY/ADD).
+For each stage: run the base image's ONBUILD triggers, then dispatch every instruction to its command module
+and turn what it changed into a layer (walking the root after RUN, the written paths after COPY/ADD). The
+base's files reach the root only when an instruction needs them (RUN, COPY, ADD, WORKDIR): a stage of
+metadata alone extracts nothing, and its image is the base's layers and a new config; the root is wiped
+first unless it already holds the start of the stage's layers (a stage continuing the one just built, layers
+a cache hit added). `--extract=eager` extracts at the start of every stage instead.
 Stages that a later COPY --from reads are kept as hard-linked trees in kiln's directory before the root is
 wiped. The target stage's image is what the sinks write.
 
@@ -48,6 +51,8 @@ class BuildSettings:
     targets: list[str] = field(default_factory=list)   # --target: the first is the result; [] the last stage
     skip_unused_stages: bool = False
     single_snapshot: bool = False
+    extract: str = "lazy"                     # "lazy": a stage's base goes onto the root when a step needs it
+    materialize: bool = False                 # --materialize: the root ends holding the result's files
     extract_retries: int = 0                  # --image-fs-extract-retry: again after a failed fetch + extract
     epoch: int | None = None                  # --reproducible / SOURCE_DATE_EPOCH
     image_format: str = ""                    # "", mediatypes.OCI or mediatypes.DOCKER
@@ -83,7 +88,8 @@ class Builder:
         self.results: dict[int, StageResult] = {}
         self.images_pulled: dict[str, Image] = {}
         self.image_roots: dict[str, str] = {}
-        self.root_state: int | None = None     # index of the stage whose files are on the root now
+        self.root_layers: list[str] | None = None  # digests of the layers on the root (None: nothing extracted)
+        self.root_changes_of: int | None = None    # the stage whose unsnapshotted changes are on the root
         target, host = settings.platform, settings.build_platform
         self.build_args = build_args.BuildArgs(
             given=dict(settings.build_args),
@@ -150,9 +156,12 @@ class Builder:
             result = self.build_stage(stage, is_result=stage is stage_plan.final)
             self.results[stage.index] = result
             if not is_last and stage_plan.copied_from.get(stage.index):
+                self._ensure_root(stage, result.image)
                 result.saved_root = self._save_root(stage)
         self.build_args.warn_unconsumed()
         image = self.results[stage_plan.final.index].image
+        if self.settings.materialize:
+            self._ensure_root(stage_plan.final, image)      # kaniko's --materialize
         if self.settings.labels:
             labels = image.config.labels
             labels.update(self.settings.labels)
@@ -205,20 +214,37 @@ class Builder:
                 raise where.error(f"FROM {name}: {e}") from None
         return self.images_pulled[key]
 
-    def _prepare_root(self, stage: Stage, image: Image, continues: int | None) -> None:
-        if continues is not None and self.root_state == continues:
-            log.debug("stage %s continues from the root of stage %s", stage.ref, continues)
-            return
-        first = self.root_state is None
-        if not first:
-            log.info("Wiping the root for stage %s", stage.ref)
-            self.snapshotter.wipe()
-        for layer in image.layers:
+    def _ensure_root(self, stage: Stage, image: Image) -> None:
+        """Bring the root to `image`'s files before an instruction that reads or writes them.
+
+        The root holds the layers `root_layers` (digests, in order) and, with --single-snapshot, the changes
+        of stage `root_changes_of` that no layer holds yet. When those layers begin `image`'s own (and any
+        unrecorded changes are this stage's own, or the stage's it continues), only the missing layers are
+        extracted: a stage
+        continuing the previous one, or layers a cache hit added; otherwise the root is wiped (not before
+        the first extraction: the container's own files stay, outside every layer) and all are extracted.
+        A stage that never reads or writes files (metadata only) never comes here: nothing is extracted."""
+        want = [layer.digest for layer in image.layers]
+        have = self.root_layers
+        reuse = have is not None and want[:len(have)] == have and self.root_changes_of in (None, stage.index)
+        if reuse:
+            todo = image.layers[len(have):]
+            if todo:
+                log.debug("stage %s: %d more layers onto the root", stage.ref, len(todo))
+        else:
+            if have is not None:
+                log.info("Wiping the root for stage %s", stage.ref)
+                self.snapshotter.wipe()
+            todo = image.layers
+            self.root_changes_of = None
+        for layer in todo:
             self._fetch_and_extract(layer)
-        if first:
-            # Extraction keeps the index up to date; the first stage also finds the files the root held
-            # before the build (the container's own), which belong to no layer and must not show up in one.
+        if have is None:
+            # Extraction keeps the index up to date; the first time, the index also takes in the files the
+            # root held before the build (the container's own), which belong to no layer and must never
+            # show up in one.
             self.snapshotter.reindex()
+        self.root_layers = want
 
     def _fetch_and_extract(self, layer: Layer) -> None:
         """One base layer onto the root: downloaded and verified first, then extracted. With
@@ -274,8 +300,11 @@ class Builder:
 
     def build_stage(self, stage: Stage, is_result: bool) -> StageResult:
         image, continues = self.base_image(stage)
-        self._prepare_root(stage, image, continues)
-        self.root_state = stage.index
+        if continues is not None and self.root_changes_of == continues:
+            self.root_changes_of = stage.index        # the continued stage's unsnapshotted files are ours now
+        eager = self.settings.extract == "eager"
+        if eager:
+            self._ensure_root(stage, image)
         scope = build_args.StageArgs(self.build_args, self.global_scope)
         ctx = CommandContext(
             root=self.settings.root, image=image, args=scope, escape=self.dockerfile.escape,
@@ -290,10 +319,17 @@ class Builder:
         for inst in instructions:
             log.info("%s", inst.original.splitlines()[0] if inst.original else inst.keyword)
             if steps is not None and self._replay(steps, inst, ctx):
+                if eager:
+                    self._ensure_root(stage, image)
                 continue
+            touches = commands.touches_root(inst)
+            if touches:
+                self._ensure_root(stage, image)
             outcome: Outcome = commands.execute(inst, ctx)
             self._commit(ctx, outcome, defer=single, steps=steps, inst=inst)
-        if single and is_result:
+            if touches and single:
+                self.root_changes_of = stage.index
+        if single and is_result and self.root_changes_of == stage.index:
             layer_file = self.snapshotter.snapshot()
             if layer_file is not None:
                 image.append_layer(Layer.from_layer_file(layer_file, image.format),
@@ -302,15 +338,14 @@ class Builder:
         return StageResult(stage, image)
 
     def _replay(self, steps: StageCache, inst: Instruction, ctx: CommandContext) -> bool:
-        """Apply `inst` from the layer cache when it is there: its layer onto the root, the same layer and
-        history text into the image. True on a hit."""
+        """Apply `inst` from the layer cache when it is there: the same layer and history text into the
+        image (the layer reaches the root only when a later step needs the files). True on a hit."""
         hit = steps.lookup(inst, ctx)
         if hit is None:
             return False
         history = HistoryEntry(created=self._now(), created_by=hit.created_by, comment=COMMENT,
                                empty_layer=hit.layer is None)
         if hit.layer is not None:
-            self.snapshotter.extract(hit.blob_path, name=hit.layer.digest)
             ctx.image.append_layer(hit.layer, history)
         else:
             ctx.image.append_history(history)
@@ -335,6 +370,8 @@ class Builder:
             layer = steps.ran(inst, ctx, layer, created_by)
         if layer is not None:
             image.append_layer(layer, HistoryEntry(created=self._now(), created_by=created_by, comment=COMMENT))
+            if self.root_layers is not None:
+                self.root_layers.append(layer.digest)     # written from the root: the root has it
         elif created_by:
             image.append_history(HistoryEntry(created=self._now(), created_by=created_by, comment=COMMENT,
                                               empty_layer=True))

@@ -152,7 +152,8 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False) -> int:
         settings = BuildSettings(
             root=opts.root, kiln_dir=opts.kaniko_dir, platform=platform, build_args=dict(opts.build_args),
             targets=list(opts.targets), skip_unused_stages=opts.skip_unused_stages,
-            single_snapshot=opts.single_snapshot, extract_retries=opts.image_fs_extract_retry, epoch=epoch,
+            single_snapshot=opts.single_snapshot, extract=opts.extract, materialize=opts.materialize,
+            extract_retries=opts.image_fs_extract_retry, epoch=epoch,
             image_format={"oci": mt.OCI, "docker": mt.DOCKER}.get(opts.image_format, ""),
             secrets=dict(opts.secrets), labels=dict(opts.labels), annotations=dict(opts.annotations))
         images = RegistryImages(client, os.path.join(work_dir, "blobs"),

@@ -71,7 +71,7 @@ def test_stages_run_in_order_the_root_wiped_between_them_and_copied_from_stages_
     image, snap, _, _ = build(dirs, text)
     kinds = [c[0] if c[0] != "save_tree" else c for c in snap.calls]
     assert kinds == ["extract", "extract", "reindex", "snapshot", ("save_tree", "0"),    # stage 0, kept
-                     "wipe",                                                           # stage 1: scratch
+                     # stage 1 (scratch, ENV only) touches no file: nothing to wipe or extract
                      "wipe", "extract", "extract",                                     # stage 2
                      "snapshot_paths"]
     assert snap.calls[-1] == ("snapshot_paths", ("/app", "/app/built-by-0"))   # the new directory too
@@ -130,7 +130,7 @@ def test_labels_created_time_and_format_of_the_final_image(dirs):
 def test_scratch_gets_buildkits_defaults(dirs):
     image, snap, _, _ = build(dirs, "FROM scratch\nENV A=1\n")
     assert image.config.working_dir == "/" and image.config.env[0].startswith("PATH=/usr/local/sbin")
-    assert snap.calls == [("reindex",)]
+    assert snap.calls == []
 
 
 def test_single_snapshot_takes_one_layer_at_the_end(dirs):
@@ -138,6 +138,45 @@ def test_single_snapshot_takes_one_layer_at_the_end(dirs):
     assert [c[0] for c in snap.calls] == ["extract", "extract", "reindex", "snapshot"]
     assert history(image)[-3:] == [("RUN /bin/sh -c a # buildkit", True), ("RUN /bin/sh -c b # buildkit", True),
                                    ("single snapshot", False)]
+
+
+def test_a_stage_of_metadata_alone_extracts_nothing(dirs):
+    """Issue 21: ENV, LABEL, USER, CMD... read no file: the base stays off the root, the image is its layers and a
+    new config."""
+    text = "FROM base\nENV A=1\nLABEL b=2\nUSER nobody\nEXPOSE 80\nCMD [\"x\"]\nARG C=3\nVOLUME /v\nSTOPSIGNAL TERM\n"
+    image, snap, run, _ = build(dirs, text)
+    assert snap.calls == [] and not run.specs
+    assert [l.digest for l in image.layers] == [fake_layer("base/l1").digest, fake_layer("base/l2").digest]
+    assert image.config.user == "nobody" and image.config.labels == {"b": "2"}
+
+
+def test_the_base_goes_onto_the_root_at_the_first_step_that_needs_files(dirs):
+    image, snap, run, _ = build(dirs, "FROM base\nENV A=1\nLABEL b=2\nRUN x\nENV C=3\n")
+    assert [c[0] for c in snap.calls] == ["extract", "extract", "reindex", "snapshot"]
+
+
+def test_eager_extraction_gives_the_same_image(dirs):
+    text = "FROM base\nENV A=1\nRUN x\nLABEL l=1\n"
+    lazy, lazy_snap, _, _ = build(dirs, text, epoch=0)
+    eager, eager_snap, _, _ = build(dirs, text, epoch=0, extract="eager")
+    assert lazy.manifest_bytes() == eager.manifest_bytes() and lazy.config_bytes() == eager.config_bytes()
+    metadata, metadata_snap, _, _ = build(dirs, "FROM base\nENV A=1\n", extract="eager")
+    assert [c[0] for c in metadata_snap.calls] == ["extract", "extract", "reindex"]
+
+
+def test_cache_hits_reach_the_root_only_when_needed(dirs):
+    """kaniko's behaviour behind --materialize: steps taken from the cache need not be extracted while nothing
+    reads the files; a later step that does gets them all, in order."""
+    hits = {"RUN a": ("layer-a", "RUN a-text"), "RUN b": ("layer-b", "RUN b-text")}
+    image, snap, run, _ = build(dirs, "FROM base\nRUN a\nRUN b\nLABEL x=1\n", cache=FakeCache(hits=dict(hits)))
+    assert snap.calls == [] and not run.specs, "an all-cached build extracted layers nobody reads"
+    image, snap, run, _ = build(dirs, "FROM base\nRUN a\nRUN b\nRUN c\n", cache=FakeCache(hits=dict(hits)))
+    assert [c[1] if c[0] == "extract" else c[0] for c in snap.calls] == [
+        fake_layer("base/l1").digest, fake_layer("base/l2").digest, fake_layer("cached:layer-a").digest,
+        fake_layer("cached:layer-b").digest, "reindex", "snapshot"]
+    image, snap, run, _ = build(dirs, "FROM base\nRUN a\nRUN b\n", cache=FakeCache(hits=dict(hits)),
+                                materialize=True)
+    assert [c[0] for c in snap.calls] == ["extract"] * 4 + ["reindex"], "--materialize puts the result on the root"
 
 
 def test_history_goes_through_the_redactor(dirs):
