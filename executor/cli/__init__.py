@@ -264,11 +264,8 @@ def parse_login_args(argv: Sequence[str], env: Mapping[str, str] | None = None,
                      stdin: Callable[[], str] | None = None) -> LoginOptions:
     """`executor login <registry> -u USER (-p PASSWORD | --password-stdin)`, with the fork's checks.
     `stdin` reads the password for --password-stdin (default: sys.stdin)."""
-    parsed = _prologue(LOGIN_FLAGS, argv, "executor login")
+    parsed, registry = _one_argument(LOGIN_FLAGS, argv, "executor login", "<registry>")
     v = parsed.values
-    _check_logging(v)
-    if len(parsed.positionals) != 1:
-        raise UsageError(f"accepts 1 arg(s), received {len(parsed.positionals)}: executor login <registry>")
     if not v["username"]:
         raise UsageError("username required")
     if not v["password"] and not v["password_stdin"]:
@@ -282,22 +279,28 @@ def parse_login_args(argv: Sequence[str], env: Mapping[str, str] | None = None,
             raise UsageError("password is blank")
     notices = ("WARNING! Using --password via the CLI is insecure. Use --password-stdin.",) \
         if "password" in parsed.changed else ()
-    return LoginOptions(registry=parsed.positionals[0], notices=notices, **v)
+    return LoginOptions(registry=registry, notices=notices, **v)
 
 
 def parse_push_args(argv: Sequence[str], env: Mapping[str, str] | None = None) -> PushOptions:
     """`executor push <path> -d DEST... [registry flags] [--skip-push-permission-check]`."""
     env = os.environ if env is None else env
-    parsed = _prologue(PUSH_FLAGS, argv, "executor push")
+    parsed, path = _one_argument(PUSH_FLAGS, argv, "executor push", "<path>")
     v = parsed.values
-    _check_logging(v)
-    if len(parsed.positionals) != 1:
-        raise UsageError(f"accepts 1 arg(s), received {len(parsed.positionals)}: executor push <path>")
     if not v["destinations"]:
         raise UsageError("at least one --destination is required")
     v["registry"] = _registry_options(v, env, parsed, mirror_env=True,
                                       kaniko_dir=env.get("KANIKO_DIR") or DEFAULT_KANIKO_DIR)
-    return PushOptions(path=parsed.positionals[0], **v)
+    return PushOptions(path=path, **v)
+
+
+def _one_argument(specs: Sequence[FlagSpec], argv: Sequence[str], prog: str, what: str) -> tuple[Parsed, str]:
+    """A subcommand's flags and its one argument (cobra's ExactArgs(1))."""
+    parsed = _prologue(specs, argv, prog)
+    _check_logging(parsed.values)
+    if len(parsed.positionals) != 1:
+        raise UsageError(f"accepts 1 arg(s), received {len(parsed.positionals)}: {prog} {what}")
+    return parsed, parsed.positionals[0]
 
 
 def parse_warmer_args(
