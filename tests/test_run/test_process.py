@@ -41,8 +41,11 @@ def test_root_by_default_with_roots_home(bbroot):
 
 
 def test_unknown_user_fails_with_dockers_message(bbroot):
-    with pytest.raises(UserError, match="unable to find user ghost: no matching entries in passwd file"):
+    with pytest.raises(UserError) as info:
         sh(bbroot, "true", user="ghost")
+    assert str(info.value) == ("The command '/bin/sh -c true' could not be started: "
+                               "unable to find user ghost: no matching entries in passwd file")
+    assert info.value.exit_code is None
 
 
 def test_env_and_workdir_are_honoured(bbroot):
