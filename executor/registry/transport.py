@@ -297,7 +297,7 @@ class Transport:
                 # ChunkedEncodingError: the connection broke while an answer's body was read (a reset
                 # mid-body of a manifest or token answer); as retryable as a reset before the answer
                 if attempt < retries and retry_connection and not isinstance(e, requests.exceptions.SSLError):
-                    self._sleep(attempt, None, phase, f"connection error: {e}")
+                    self._sleep(attempt, None, phase, f"connection error: {_short(e)}")
                     attempt += 1
                     continue
                 raise RegistryError(self.registry, repository, phase,
@@ -324,8 +324,19 @@ class Transport:
 
 
 def _short(e: Exception) -> str:
+    """The reason of a requests exception in a few words, without urllib3's nested reprs (`HTTPConnectionPool(
+    host=..., port=...): Max retries exceeded ... (Caused by NewConnectionError(...: [Errno 111] Connection
+    refused))` -> `connection refused`)."""
     text = str(e)
     m = re.search(r"\[SSL[^\]]*\][^')\"]*", text)
-    if m:
-        return m.group(0).strip() + " (use --registry-certificate host=ca.pem, or --skip-tls-verify*)"
+    if m:   # OpenSSL's reason without its source location ("(_ssl.c:1006)", cut at its ")" above)
+        reason = re.sub(r"\s*\(_ssl\.c:\d+\)?$", "", m.group(0).strip())
+        return reason + " (use --registry-certificate host=ca.pem, or --skip-tls-verify*)"
+    if isinstance(e, requests.exceptions.ConnectTimeout):
+        return "timed out while connecting"
+    if isinstance(e, requests.Timeout):
+        return "timed out waiting for the answer"
+    m = re.search(r"\[Errno -?\d+\] ([^\"')(]+)", text)
+    if m and isinstance(e, requests.ConnectionError):
+        return m.group(1).strip().rstrip(".").lower()
     return text[:300]
