@@ -56,9 +56,10 @@ def our_view(text: str) -> list[tuple]:
     return out
 
 
-def oracle_fails(text: str) -> bool:
+def oracle_error(text: str) -> str | None:
+    """BuildKit's parse error for `text` (without a file or line), or None when it parses."""
     try:
         dockerfile.parse_string(text)
-    except dockerfile.GoParseError:
-        return True
-    return False
+    except dockerfile.GoParseError as err:
+        return str(err)
+    return None
