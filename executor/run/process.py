@@ -274,6 +274,8 @@ def _terminate(running: _Running, grace: float, output: _Output) -> None:
         while proc.poll() is None and time.monotonic() < deadline and not pid1.escalated():
             output.read(0.02)
         if proc.poll() is None:
+            if not pid1.escalated():    # (a second signal says so itself)
+                log.info("the running command did not end within %.0fs of SIGTERM: SIGKILL", grace)
             _signal_tree(running, signal.SIGKILL)
         proc.wait()
     _end_leftovers(running)
