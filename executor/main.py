@@ -127,7 +127,7 @@ def executor_main(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
         return failed
     _register_secrets(opts, env)
     try:
-        safety.check_root(opts.root, opts.force, probe_root=env.get(safety.PROBE_ROOT_ENV) or "/", env=env)
+        safety.check_root(opts.root, opts.force)
     except safety.UnsafeRootError as exc:
         log.error("%s", exc)
         return 1

@@ -1,48 +1,47 @@
-"""Refuse to build on `/` outside a container.
+"""Refuse to build on `/` unless kiln runs from its own executor image.
 
-Building on root `/` extracts the base image over this machine's files and later wipes everything
-that is not on the ignore list. That is what kiln is for inside a throwaway container, and a
-disaster on a workstation. So, like kaniko's `checkContained`, the executor looks for signs of a
-container and refuses unless it finds one or `--force` is given. A `--root` other than `/` is
+Building on root `/` extracts the base image over this machine's files and later wipes everything that
+is not on the ignore list. That is what kiln is for as the entry point of its executor image, and a
+disaster anywhere else. kaniko's `checkContained` accepts any sign of a container (/.dockerenv, a
+container cgroup, ...), but kaniko ships only as an image; kiln is also a pip package, and "inside some
+container" (a dev container, a CI job's python image) is no proof that `/` is kiln's to take: an
+executor run without `--root` in such a container replaced its `/bin`, `/sbin`, `/etc/passwd` and 140
+files of `/usr/bin` (issue 12).
+
+So the rule is the executor image's own layout (Containerfile, scripts/executor-image/assemble.sh): kiln's
+private interpreter is `/kaniko/bin/python3.X`, its `executor` package lives under `/kaniko/lib/`, and
+the entry point `/kaniko/executor` starts it with `-I`. Only a process that is that interpreter, running
+that package, isolated, may build on `/`; anything else needs `--force`. A `--root` other than `/` is
 always allowed: nothing outside that directory is touched.
 
-Every input is a parameter (where the marker files are looked up, the PID, the environment), so
-the check is testable anywhere. `main` reads the lookup prefix from `KILN_CONTAINER_PROBE_ROOT`
-(default `/`), which exists for tests: pointing it at an empty directory makes a container look
-like a bare host. It can only hide markers or show fake ones, which is no more than `--force`.
+Every input (the interpreter's path, its -I flag, the package's place, the kiln directory) is a
+parameter of `check_root` with the running process's values as defaults; nothing is read from the
+environment, so no variable can change the decision.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
-from collections.abc import Mapping
+import sys
 from dataclasses import dataclass
 
+import executor
+
 __all__ = [
-    "PROBE_ROOT_ENV",
+    "KILN_DIR",
+    "Interpreter",
     "UnsafeRootError",
     "Verdict",
     "check_root",
-    "container_evidence",
     "is_host_root",
+    "not_own_image",
+    "running_interpreter",
 ]
 
 log = logging.getLogger(__name__)
 
-PROBE_ROOT_ENV = "KILN_CONTAINER_PROBE_ROOT"
-
-# files whose mere presence says "container"
-_MARKER_FILES = (
-    (".dockerenv", "/.dockerenv exists (Docker)"),
-    ("run/.containerenv", "/run/.containerenv exists (Podman)"),
-    ("var/run/secrets/kubernetes.io/serviceaccount", "a Kubernetes service account is mounted"),
-    ("__runsc_containers__", "/__runsc_containers__ exists (gVisor)"),
-)
-# cgroup paths naming a container runtime
-_RUNTIME_WORDS = re.compile(r"docker|kubepods|containerd|libpod|podman|lxc|crio|cri-o|garden|kube|machine\.slice/libpod")
-_CGROUP_FILES = ("proc/1/cgroup", "proc/self/cgroup")
+KILN_DIR = "/kaniko"    # where Containerfile's builder stage assembles kiln (KILN_DIR=/kaniko assemble.sh)
 
 
 class UnsafeRootError(Exception):
@@ -50,66 +49,63 @@ class UnsafeRootError(Exception):
 
 
 @dataclass(frozen=True)
+class Interpreter:
+    """What identifies the running kiln: the interpreter binary, its -I flag, the `executor` package's directory."""
+
+    executable: str
+    isolated: bool
+    package: str
+
+
+@dataclass(frozen=True)
 class Verdict:
-    """The outcome of `check_root`: `contained` is the evidence found (None when none was)."""
+    """The outcome of `check_root`: `own_image` when kiln runs from its executor image."""
 
     root: str
     host_root: bool
-    contained: str | None
+    own_image: bool
     forced: bool
 
 
-def _read(path: str, limit: int = 1 << 16) -> str:
+def running_interpreter() -> Interpreter:
+    """This process's interpreter, -I flag and `executor` package directory."""
+    return Interpreter(sys.executable or "", bool(sys.flags.isolated), os.path.dirname(executor.__file__))
+
+
+def _real(path: str) -> str:
     try:
-        with open(path, "r", encoding="utf-8", errors="replace") as fh:
-            return fh.read(limit)
-    except OSError:
-        return ""
+        return os.path.realpath(path)
+    except (OSError, ValueError):
+        return os.path.normpath(path)
 
 
-def container_evidence(probe_root: str = "/", pid: int | None = None,
-                       env: Mapping[str, str] | None = None) -> str | None:
-    """Why this process looks like it runs in a container, or None when nothing says so.
+def _inside(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
 
-    `probe_root` is prepended to the marker paths (/.dockerenv, /run/.containerenv, the k8s
-    service account, /proc/1/cgroup, /proc/self/cgroup, /run/systemd/container, /proc/mounts).
+
+def not_own_image(interp: Interpreter, kiln_dir: str = KILN_DIR) -> str | None:
+    """Why `interp` is not kiln's own executor image under `kiln_dir`, or None when it is.
+
+    The executor image's interpreter is the real file `KILN_DIR/bin/python3.X` (the `python3` symlink
+    beside it resolves to it), run with -I by the `KILN_DIR/executor` script, importing the `executor`
+    package from `KILN_DIR/lib/pythonX.Y/<site dir>/`.
     """
-    pid = os.getpid() if pid is None else pid
-    env = os.environ if env is None else env
-
-    def at(rel: str) -> str:
-        return os.path.join(probe_root, rel)
-
-    if pid == 1:
-        return "kiln is PID 1"
-    for rel, why in _MARKER_FILES:
-        if os.path.lexists(at(rel)):
-            return why
-    for rel in _CGROUP_FILES:
-        text = _read(at(rel))
-        match = _RUNTIME_WORDS.search(text)
-        if match:
-            return f"/{rel} names a container runtime ({match.group(0)})"
-    runtime = _read(at("run/systemd/container")).strip()
-    if runtime:
-        return f"/run/systemd/container says {runtime!r}"
-    if env.get("KUBERNETES_SERVICE_HOST"):
-        return "KUBERNETES_SERVICE_HOST is set"
-    if env.get("container"):
-        return f"the container environment variable is {env['container']!r}"
-    if os.path.exists(at("proc/vz")) and not os.path.exists(at("proc/bc")):
-        return "/proc/vz without /proc/bc (OpenVZ)"
-    if re.search(r"^\S+ / overlay ", _read(at("proc/mounts"), 1 << 20), re.MULTILINE):
-        return "/ is an overlay mount"
+    home = _real(kiln_dir)
+    if not interp.executable:
+        return "the interpreter's path is unknown"
+    binary = _real(interp.executable)
+    if os.path.dirname(binary) != os.path.join(home, "bin") or not os.path.basename(binary).startswith("python"):
+        return f"its interpreter is {interp.executable}, not {kiln_dir}/bin/python3"
+    if not _inside(_real(interp.package), os.path.join(home, "lib")):
+        return f"it runs the executor package from {interp.package}, not from {kiln_dir}/lib"
+    if not interp.isolated:
+        return f"{interp.executable} was started without -I (the executor image's entry point uses -I)"
     return None
 
 
 def is_host_root(root: str) -> bool:
     """Whether `root` is this machine's `/` (after symlinks, `//`, `/.`, `..`)."""
-    try:
-        real = os.path.realpath(root)
-    except (OSError, ValueError):
-        real = os.path.normpath(root)
+    real = _real(root)
     if real == "/":
         return True
     try:
@@ -118,28 +114,25 @@ def is_host_root(root: str) -> bool:
         return False
 
 
-def check_root(root: str, force: bool, *, probe_root: str = "/", pid: int | None = None,
-               env: Mapping[str, str] | None = None) -> Verdict:
-    """Allow the build, or raise UnsafeRootError.
+def check_root(root: str, force: bool, *, interpreter: Interpreter | None = None,
+               kiln_dir: str = KILN_DIR) -> Verdict:
+    """Allow the build, or raise UnsafeRootError before anything is written.
 
-    Allowed when the root is not `/`, when a container is detected, or when `force` is set
-    (then a warning is logged).
+    Allowed when the root is not `/`, when kiln runs from its own executor image (`not_own_image` is
+    None for `interpreter`, default: this process), or when `force` is set (then a warning is logged).
     """
-    host_root = is_host_root(root)
-    if not host_root:
-        return Verdict(root=root, host_root=False, contained=None, forced=force)
-    evidence = container_evidence(probe_root, pid, env)
-    if evidence:
-        log.debug("Building on / inside a container: %s", evidence)
-        return Verdict(root=root, host_root=True, contained=evidence, forced=force)
+    if not is_host_root(root):
+        return Verdict(root=root, host_root=False, own_image=False, forced=force)
+    why_not = not_own_image(interpreter or running_interpreter(), kiln_dir)
+    if why_not is None:
+        log.debug("Building on / from kiln's executor image (%s)", kiln_dir)
+        return Verdict(root=root, host_root=True, own_image=True, forced=force)
     if force:
-        log.warning("kiln is being run outside of a container with --root /. This can have dangerous effects "
-                    "on your system: the base image is extracted over it and other files are deleted.")
-        return Verdict(root=root, host_root=True, contained=None, forced=True)
+        log.warning("Building on / with --force although kiln does not run from its executor image (%s): the base "
+                    "image is extracted over this machine's files and other files are deleted.", why_not)
+        return Verdict(root=root, host_root=True, own_image=False, forced=True)
     raise UnsafeRootError(
-        "refusing to build on / : kiln does not appear to run inside a container (not PID 1, no /.dockerenv, "
-        "no /run/.containerenv, no container cgroup in /proc/1/cgroup, no KUBERNETES_SERVICE_HOST or "
-        "container environment variable). Building on / extracts the base image over this machine's files "
-        "and deletes the rest. Run kiln in a container, or pass --root DIR with an empty scratch directory to "
-        "build there, or --force if you are sure you want to continue."
+        f"refusing to build on / : kiln does not run from its executor image ({why_not}). Building on / extracts "
+        "the base image over this machine's files and deletes the rest, inside a container too. Pass --root DIR "
+        "with an empty scratch directory to build there, or --force if this / is a throwaway one."
     )

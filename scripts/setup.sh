@@ -14,6 +14,7 @@ APT_PACKAGES=(
   openssl            # self-signed CA for the TLS registries
   patchelf           # the self-contained interpreter of the executor image
   docker.io buildah  # docker build (BuildKit) as the oracle for e2e comparisons
+  strace             # the safety test checks that a refused build makes no file-changing system call
   tar gzip xz-utils bzip2 zstd util-linux iproute2 ca-certificates
   python3 python3-venv python3-pip
 )

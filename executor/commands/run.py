@@ -66,8 +66,15 @@ def prepare_mounts(inst: RunInstruction, ctx: CommandContext, scratch: str) -> t
     workdir = ctx.image.config.working_dir or "/"
     for m in ctx.expanded(inst).mounts:
         target = m.target
-        if target and not target.startswith("/"):
-            target = os.path.join(workdir, target)
+        if m.type in ("bind", "cache", "tmpfs") or target:
+            # BuildKit (dockerfile2llb/convert_runmount.go, dispatchRunMounts): a relative target, the empty one
+            # included, is below the WORKDIR, and a target that comes out as "/" is refused (a secret has its
+            # default /run/secrets/ID instead).
+            if not target.startswith("/"):
+                target = os.path.normpath(os.path.join("/", workdir, target))
+            if os.path.normpath(target) in ("/", "//"):
+                raise inst.error(f'RUN --mount=type={m.type}: invalid mount target "/" (name a directory with '
+                                 "target=, a mount cannot replace the root)")
         if m.type == "cache":
             seed = _mount_source(inst, ctx, m) if m.from_ else None
             # BuildKit keys a cache by its id and the ref it starts from (from=, source=)

@@ -158,6 +158,11 @@ class Transport:
                 return
             hint = "" if "http" in schemes else "plain HTTP not allowed: use --insecure, --insecure-pull or " \
                 "--insecure-registry"
+            tls = [u for u in unreachable if u.startswith("https: TLS: ") and "certificate" in u]
+            if tls:
+                # the registry speaks TLS and its certificate is the problem: what plain HTTP answered
+                # (400, "client sent an HTTP request to an HTTPS server") does not matter
+                raise RegistryError(self.registry, repository, "ping", tls[0])
             if unreachable and not errors:
                 reasons = {u.split(": ", 1)[1] for u in unreachable}
                 reason = reasons.pop() if len(reasons) == 1 else "; ".join(unreachable)
@@ -306,7 +311,7 @@ class Transport:
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
                 # ChunkedEncodingError: the connection broke while an answer's body was read (a reset
                 # mid-body of a manifest or token answer); as retryable as a reset before the answer
-                reason = connection_reason(e)
+                reason = _timeout_reason(e) or connection_reason(e)
                 log.debug("%s %s %s: %s", phase, method, url.split("?")[0], e)
                 if attempt < retries and retry_connection and not isinstance(e, requests.exceptions.SSLError):
                     self._sleep(attempt, None, phase, reason)
@@ -338,3 +343,13 @@ class Transport:
         wait = min(wait, self.options.retry_backoff_max)
         log.warning("%s %s: %s; retrying in %.1fs", phase, self.registry, why, wait)
         time.sleep(wait)
+
+
+def _timeout_reason(e: Exception) -> str:
+    """requests' timeouts in words: which of connecting or waiting for the answer took too long."""
+    if isinstance(e, requests.exceptions.ConnectTimeout):
+        return "timed out while connecting"
+    if isinstance(e, requests.Timeout):
+        return "timed out waiting for the answer"
+    return ""
+

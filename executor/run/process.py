@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from executor.run import pid1, tree
-from executor.run.errors import RunError, failed, not_started
+from executor.run.errors import RunError, UserError, describe_command, failed, not_started
 from snapshot.paths import resolve_in_root
 from executor.run.targets import CreatedPaths
 from executor.run.users import ExecUser, lookup_user
@@ -274,6 +274,8 @@ def _terminate(running: _Running, grace: float, output: _Output) -> None:
         while proc.poll() is None and time.monotonic() < deadline and not pid1.escalated():
             output.read(0.02)
         if proc.poll() is None:
+            if not pid1.escalated():    # (a second signal says so itself)
+                log.info("the running command did not end within %.0fs of SIGTERM: SIGKILL", grace)
             _signal_tree(running, signal.SIGKILL)
         proc.wait()
     _end_leftovers(running)
@@ -383,7 +385,10 @@ def run(spec: RunSpec) -> RunResult:
     started = time.monotonic()
     root = os.path.abspath(spec.root)
     chroot = os.path.realpath(root) != "/"
-    user = lookup_user(root, spec.user or "")
+    try:
+        user = lookup_user(root, spec.user or "")
+    except UserError as err:    # name the command, as docker does ("executor failed running [...]: unable to ...")
+        raise UserError(f"The command '{describe_command(list(spec.argv))}' could not be started: {err}") from None
     env = command_env(spec.env or {}, user)
     workdir = _in_root(spec.workdir or "/")
     emit = spec.output or _default_output

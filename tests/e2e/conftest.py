@@ -2,13 +2,16 @@
 only the scratch root, kiln's directory and /tmp writable), against the rig's registries."""
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
 
 import pytest
+import requests
 
 from tests.rig.sandbox import run_sandboxed
 
@@ -26,6 +29,22 @@ class BuildRun:
     def check(self) -> "BuildRun":
         assert self.returncode == 0, f"executor failed ({self.returncode}):\n{self.stderr[-6000:]}"
         return self
+
+    def errors(self) -> list[str]:
+        """The messages of the error-level lines (`--log-format text`), unquoted."""
+        return error_messages(self.stderr)
+
+    def refused(self, *expected: str) -> str:
+        """Assert a failed build that says why in exactly one error line holding every `expected` substring,
+        with no Python traceback anywhere; -> that line's message."""
+        tail = self.stderr[-4000:]
+        assert self.returncode != 0, f"the build was expected to fail:\n{tail}"
+        assert "Traceback (most recent call last)" not in self.stdout + self.stderr, tail
+        errors = self.errors()
+        assert len(errors) == 1, f"one error line expected, got {errors}:\n{tail}"
+        missing = [e for e in expected if e not in errors[0]]
+        assert not missing, f"the error line lacks {missing}: {errors[0]!r}"
+        return errors[0]
 
 
 class Kiln:
@@ -66,6 +85,32 @@ class Kiln:
 @pytest.fixture(scope="session")
 def kiln(tmp_path_factory: pytest.TempPathFactory) -> Kiln:
     return Kiln(tmp_path_factory)
+
+
+_ERROR_LINE = re.compile(r'^time=\S+ level=(?:error|fatal|panic) msg=("(?:[^"\\]|\\.)*"|\S*)$')
+
+
+def error_messages(stderr: str) -> list[str]:
+    """The messages of kiln's error-level log lines in `--log-format text` (logrus: msg=strconv.Quote(text) or
+    bare; Go's escapes are a subset of Python's string literal escapes)."""
+    out = []
+    for line in stderr.splitlines():
+        m = _ERROR_LINE.match(line)
+        if m:
+            value = m.group(1)
+            out.append(ast.literal_eval(value) if value.startswith('"') else value)
+    return out
+
+
+def registry_tags(registry, repo: str) -> list[str]:
+    """The tags of `repo` from a plain or basic-auth registry's tags/list; [] for a repository that does not exist (404
+    NAME_UNKNOWN). Any other answer is an error (a registry that is down is not "no tags")."""
+    resp = requests.get(registry.url(f"/v2/{repo}/tags/list"), verify=registry.ca_path or True, timeout=30,
+                        auth=(registry.username, registry.password) if registry.username else None)
+    if resp.status_code == 404 and "NAME_UNKNOWN" in resp.text:
+        return []
+    assert resp.status_code == 200, f"tags/list of {repo}: {resp.status_code} {resp.text[:500]}"
+    return resp.json().get("tags") or []
 
 
 def skopeo_tags(registry, repo: str) -> list[str]:

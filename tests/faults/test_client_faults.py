@@ -131,24 +131,32 @@ def test_blob_head_lies_404(plain_proxy, plain_registry, make_client, fresh_imag
     judge_registry_image(plain_registry, plain_registry.ref("faults/head-lies:v2"))
 
 
+# The stalls below last STALL s: waiting one out instead of timing out would pass HANG_GUARD. Measured here (load
+# average 3 to 4): each of these tests ends 1.16-1.36 s after it starts the push or pull; the guard is 11x that.
+STALL = 60
+HANG_GUARD = 15
+
+
 def test_stall_past_timeout_is_retried(plain_proxy, plain_registry, make_client, fresh_image):
     image = fresh_image()
-    fault = plain_proxy.add("stall", "PUT", r"/manifests/", times=1, seconds=2.5)
+    fault = plain_proxy.add("stall", "PUT", r"/manifests/", times=1, seconds=STALL)
     start = time.monotonic()
     make_client(plain_proxy, jobs=1, timeout=1.0).push(image, [plain_proxy.ref("faults/stall:v1")])
-    assert fault.fired == 1 and time.monotonic() - start < 30
+    assert fault.fired == 1 and len(plain_proxy.requests("PUT", r"/manifests/")) == 2, plain_proxy.log
+    assert time.monotonic() - start < HANG_GUARD
     judge_registry_image(plain_registry, plain_registry.ref("faults/stall:v1"))
 
 
 def test_stall_every_time_fails_naming_the_phase(plain_proxy, make_client, fresh_image):
     image = fresh_image()
-    plain_proxy.add("stall", "PUT", r"/manifests/", times=None, seconds=1.5)
+    plain_proxy.add("stall", "PUT", r"/manifests/", times=None, seconds=STALL)
     start = time.monotonic()
     with pytest.raises(RegistryError) as info:
         make_client(plain_proxy, jobs=1, timeout=0.5, transport_retries=1).push(
             image, [plain_proxy.ref("faults/stall-always:v1")])
-    assert info.value.phase == "manifest PUT" and "timed out" in str(info.value).lower(), str(info.value)
-    assert time.monotonic() - start < 20
+    assert str(info.value).endswith(": timed out waiting for the answer"), str(info.value)
+    assert info.value.phase == "manifest PUT" and len(plain_proxy.requests("PUT", r"/manifests/")) == 2
+    assert time.monotonic() - start < HANG_GUARD
     assert _tags(plain_proxy, "faults/stall-always") == []
 
 
@@ -180,10 +188,14 @@ def test_pull_reset_mid_layer_restarts_the_layer(plain_proxy, make_client, base_
 
 def test_pull_stall_mid_layer_restarts_the_layer(plain_proxy, make_client, base_images):
     """The body stops flowing after 50 kB for longer than the read timeout: the layer is fetched again."""
-    fault = plain_proxy.add("stall_download", "GET", r"/blobs/sha256:", skip=1, times=1, nbytes=50000, seconds=3)
+    fault = plain_proxy.add("stall_download", "GET", r"/blobs/sha256:", skip=1, times=1, nbytes=50000,
+                            seconds=STALL)
     start = time.monotonic()
     image = make_client(plain_proxy, timeout=1.0).pull(plain_proxy.ref("base/busybox:amd64"), fetch_layers=True)
-    assert fault.fired == 1 and time.monotonic() - start < 15
+    stalled = [path for _, path, what in plain_proxy.log if what.startswith("stall")]
+    assert fault.fired == 1 and len(stalled) == 1, plain_proxy.log
+    assert len(plain_proxy.requests("GET", stalled[0] + "$")) == 2, plain_proxy.log   # fetched again
+    assert time.monotonic() - start < HANG_GUARD
     for layer in image.layers:
         layer.verify()
 

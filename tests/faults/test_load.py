@@ -59,4 +59,4 @@ def test_eight_builds_at_once_match_a_lone_build(base_images, plain_registry, tm
         assert "sha256:" + hashlib.sha256(proc.stdout).hexdigest() == expected
     report = judge_registry_image(plain_registry, plain_registry.ref("faults/load:p0"))
     assert report.read("app/built") == b"built\n"
-    assert elapsed < 240
+    assert elapsed < 240    # a hang guard: the eight builds take 2.6-3.1 s here (load average 3 to 4)

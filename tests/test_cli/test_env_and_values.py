@@ -138,8 +138,9 @@ def test_parse_bool_exact_set() -> None:
     for f in ("0", "f", "F", "FALSE", "false", "False"):
         assert parse_bool(f) is False
     for bad in ("yes", "tRue", " true", "y"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError) as err:
             parse_bool(bad)
+        assert str(err.value) == f'strconv.ParseBool: parsing "{bad}": invalid syntax'
 
 
 @pytest.mark.parametrize("machine,expected", [("x86_64", "linux/amd64"), ("aarch64", "linux/arm64"),

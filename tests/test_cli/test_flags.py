@@ -382,15 +382,17 @@ def test_help_and_version() -> None:
     with pytest.raises(cli.HelpRequested) as err:
         parse("--cache", "--help")
     assert "--destination" in str(err.value) and "--bucket" not in str(err.value)
-    with pytest.raises(cli.HelpRequested):
+    with pytest.raises(cli.HelpRequested) as err:
         wparse("-h")
-    with pytest.raises(cli.VersionRequested):
+    assert str(err.value).startswith("Usage:\n  warmer") and "--image" in str(err.value)
+    with pytest.raises(cli.VersionRequested):   # carries nothing: main prints the version
         parse("version")
-    with pytest.raises(cli.HelpRequested):
+    with pytest.raises(cli.HelpRequested) as err:
         parse("help")
+    assert str(err.value).startswith("Usage:\n  executor") and "--destination" in str(err.value)
 
 
 def test_options_are_frozen() -> None:
     opts = parse("--no-push")
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'no_push'"):
         opts.no_push = False  # type: ignore[misc]

@@ -165,7 +165,7 @@ def test_secrets_and_build_args_never_reach_the_log(tmp_path: Path, capsys: pyte
          "--build-arg", "TOKEN", "--secret", "id=gh,env=GH_TOKEN", "--secret", f"id=npm,src={secret_file}"],
         env={"TOKEN": "from-env-token", "GH_TOKEN": "ghp_ENVSECRET"}, engine=engine)
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == 1 and "failed pushing with password ***" in err
     for value in ("s3cr3t-pass", "from-env-token", "ghp_ENVSECRET", "npm_SECRETFILE"):
         assert value not in err
     assert err.count("***") >= 4

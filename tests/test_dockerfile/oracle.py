@@ -6,11 +6,17 @@ the comparison normalises or the generators avoid the construct.
 """
 from __future__ import annotations
 
+import platform
+
 import pytest
 
 from executor.dockerfile.parser import Node, parse_nodes
 
-dockerfile = pytest.importorskip("dockerfile")
+# The wheel exists for x86-64 only (pyproject's test extra installs it there): elsewhere the oracle tests are
+# skipped; on x86-64 a missing oracle is a broken setup, not a reason to skip.
+if platform.machine() != "x86_64":
+    pytest.skip("BuildKit's parser wheel (dockerfile) is built for x86-64 only", allow_module_level=True)
+import dockerfile  # noqa: E402
 
 
 def oracle_view(text: str) -> list[tuple]:
@@ -56,9 +62,10 @@ def our_view(text: str) -> list[tuple]:
     return out
 
 
-def oracle_fails(text: str) -> bool:
+def oracle_error(text: str) -> str | None:
+    """BuildKit's parse error for `text` (without a file or line), or None when it parses."""
     try:
         dockerfile.parse_string(text)
-    except dockerfile.GoParseError:
-        return True
-    return False
+    except dockerfile.GoParseError as err:
+        return str(err)
+    return None

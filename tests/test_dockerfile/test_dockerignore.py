@@ -87,10 +87,18 @@ def test_patternmatcher_behaviour(patterns, path, excluded):
     assert DockerIgnore(patterns).matches(path) is excluded
 
 
-@pytest.mark.parametrize("bad", ["[", "!", "a\\", "[]", "[-a]", "x[a-]"])
-def test_malformed_patterns(bad):
-    with pytest.raises(DockerIgnoreError):
+@pytest.mark.parametrize("bad,message", [
+    ("[", "syntax error in pattern '[': unclosed '['"),
+    ("!", 'illegal exclusion pattern: "!"'),
+    ("a\\", "syntax error in pattern 'a\\\\': trailing backslash"),
+    ("[]", "syntax error in pattern '[]': bad character class"),
+    ("[-a]", "syntax error in pattern '[-a]': bad character class"),
+    ("x[a-]", "syntax error in pattern 'x[a-]': bad character class"),
+])
+def test_malformed_patterns(bad, message):
+    with pytest.raises(DockerIgnoreError) as err:
         DockerIgnore([bad])
+    assert str(err.value) == message
 
 
 def test_reading_lines():

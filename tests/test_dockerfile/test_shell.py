@@ -2,6 +2,8 @@
 re-expressed as our own tables, plus generated words that may only fail with our error."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -9,26 +11,38 @@ from hypothesis import strategies as st
 from executor.dockerfile.errors import ExpansionError
 from executor.dockerfile.shell import Lexer, expand, expand_heredoc, expand_with_matches, expand_words
 
-ERR = object()
+
+@dataclass(frozen=True)
+class Err:
+    """An expansion that must fail with this message (after `failed to process "WORD": `)."""
+
+    message: str
+
+
+def _fails(err: ExpansionError, word: str, expected: Err) -> None:
+    text = str(err)
+    assert text.startswith("failed to process \"") and text.endswith(f"\": {expected.message}"), text
+
+
 ENV = {"PWD": "/home", "SHELL": "bash", "KOREAN": "한국어", "NULL": ""}
 
-# (word, expected single-word result or ERR)
+# (word, expected single-word result or Err(message))
 SINGLE = [
     ("plain", "plain"),
     ("a'b'c", "abc"),
-    ("a'bc", ERR),
+    ("a'bc", Err('unexpected end of statement while looking for matching single-quote')),
     ("a\\'bc", "a'bc"),
-    ("a\\\\'bc", ERR),
+    ("a\\\\'bc", Err('unexpected end of statement while looking for matching single-quote')),
     ("x\\ty", "xty"),
     ('"x\\ty"', "x\\ty"),
     ('"x\\\\ty"', "x\\ty"),
     ("'x\\ty'", "x\\ty"),
     ("end\\", "end"),
     ("end\\\\", "end\\"),
-    ('"open', ERR),
-    ('"open\\"', ERR),
+    ('"open', Err('unexpected end of statement while looking for matching double-quote')),
+    ('"open\\"', Err('unexpected end of statement while looking for matching double-quote')),
     ('"it\'s"', "it's"),
-    ("'open", ERR),
+    ("'open", Err('unexpected end of statement while looking for matching single-quote')),
     ("'back\\'", "back\\"),
     ("'two\\\\back'", "two\\\\back"),
     ('"\'\'"', "''"),
@@ -43,23 +57,23 @@ SINGLE = [
     ('"a\\\\$PWD"', "a\\/home"),
     ("\\${}", "${}"),
     ("a\\${}b", "a${}b"),
-    ("${}", ERR),
-    ("a${}b", ERR),
+    ("${}", Err('syntax error: bad substitution')),
+    ("a${}b", Err('syntax error: bad substitution')),
     ("a${unset}b", "ab"),
     ("a${PWD}", "a/home"),
-    ("a${.}", ERR),
+    ("a${.}", Err('unsupported modifier (.) in substitution')),
     ("${X:-dflt}", "dflt"),
     ("${PWD:-dflt}", "/home"),
     ("${X:-$PWD}", "/home"),
     ("${X:-${PWD:-no}}", "/home"),
     ("${X:-${Y:-deep}}", "deep"),
-    ("${X:Y}", ERR),
-    ("${X?}", ERR),
-    ("${X:?}", ERR),
+    ("${X:Y}", Err('unsupported modifier (:Y) in substitution')),
+    ("${X?}", Err('X: is not allowed to be unset')),
+    ("${X:?}", Err('X: is not allowed to be unset')),
     ("${PWD?}", "/home"),
     ("${PWD:?}", "/home"),
     ("${NULL?}", ""),
-    ("${NULL:?}", ERR),
+    ("${NULL:?}", Err('NULL: is not allowed to be empty')),
     ("${NULL-set}", ""),
     ("${NULL:-empty}", "empty"),
     ("${NULL+set}", "set"),
@@ -73,22 +87,22 @@ SINGLE = [
     ('"\'$PWD\'"', "'/home'"),
     ("'\\$PWD'", "\\$PWD"),
     ("'\"q\"'", '"q"'),
-    ("${PWD", ERR),
-    ("${PWD:=x}", ERR),
+    ("${PWD", Err("syntax error: missing '}'")),
+    ("${PWD:=x}", Err('unsupported modifier (:=) in substitution')),
     ("${PWD:+${PWD}:}", "/home:"),
     ("${X:-\\$PWD:}", "$PWD:"),
     ("${X:-\\${PWD}z}", "${PWDz}"),
     ("안녕$KOREAN", "안녕한국어"),
     ("안'녕'하세요", "안녕하세요"),
     ("안녕\\t", "안녕t"),
-    ("${{a}", ERR),
+    ("${{a}", Err('syntax error: bad substitution')),
     ("${a}}", "}"),
     ("${a:-b}}", "b}"),
-    ("${a:-b", ERR),
-    ("${a:-b ${c}", ERR),
+    ("${a:-b", Err("syntax error: missing '}'")),
+    ("${a:-b ${c}", Err("syntax error: missing '}'")),
     ("${a:-b {c}", "b {c"),
-    ("${:}", ERR),
-    ("${:-b}", ERR),
+    ("${:}", Err('syntax error: bad substitution')),
+    ("${:-b}", Err('syntax error: bad substitution')),
     # positional and special parameters are never set
     ("$1", ""), ("${9}", ""), ("${1:-d}", "d"), ("${2:+d}", ""), ("$999x", "x"), ("${001:-d}x", "dx"),
     ("$@", ""), ("$@@@", "@@"), ("${@:-d}", "d"), ("$*", ""), ("$#", ""), ("${?:-d}", "d"),
@@ -98,14 +112,15 @@ SINGLE = [
 
 @pytest.mark.parametrize(("word", "expected"), SINGLE)
 def test_single_word(word, expected):
-    if expected is ERR:
-        with pytest.raises(ExpansionError):
+    if isinstance(expected, Err):
+        with pytest.raises(ExpansionError) as err:
             expand(word, ENV)
+        _fails(err.value, word, expected)
     else:
         assert expand(word, ENV) == expected
 
 
-# (env, word, expected words or ERR)
+# (env, word, expected words or Err(message))
 WORDS = [
     ({}, "hello", ["hello"]),
     ({}, "hello${hi}bye", ["hellobye"]),
@@ -123,7 +138,7 @@ WORDS = [
     ({}, 'hello" there  "', ["hello there  "]),
     ({}, "hello there     ", ["hello", "there"]),
     ({}, "hello\\ there", ["hello there"]),
-    ({}, 'hello" there', ERR),
+    ({}, 'hello" there', Err('unexpected end of statement while looking for matching double-quote')),
     ({}, 'hello\\" there', ['hello"', "there"]),
     ({}, 'hello"\\\\there"', ["hello\\there"]),
     ({}, 'hello"\\there"', ["hello\\there"]),
@@ -136,9 +151,10 @@ WORDS = [
 
 @pytest.mark.parametrize(("env", "word", "expected"), WORDS)
 def test_words(env, word, expected):
-    if expected is ERR:
-        with pytest.raises(ExpansionError):
+    if isinstance(expected, Err):
+        with pytest.raises(ExpansionError) as err:
             expand_words(word, env)
+        _fails(err.value, word, expected)
     else:
         assert expand_words(word, env) == expected
 
@@ -154,10 +170,10 @@ MATCHES = [
     ({"FOO": "xxx", "BAR": ""}, "${FOO:+aaa} ${BAR:+bbb} ${BAZ:+ccc}", "aaa  ", {"FOO", "BAR"}, {"BAZ"}),
     ({"FOO": "xxx"}, "${FOO?aaa}", "xxx", {"FOO"}, set()),
     ({"BAR": ""}, "${BAR?bbb}", "", {"BAR"}, set()),
-    ({}, "${BAZ?ccc}", None, set(), set()),
-    ({"BAR": ""}, "${BAR:?bbb}", None, set(), set()),
-    ({}, "${FOO=aaa}", None, set(), set()),
-    ({}, "${FOO=}", None, set(), set()),
+    ({}, "${BAZ?ccc}", Err('BAZ: ccc'), set(), set()),
+    ({"BAR": ""}, "${BAR:?bbb}", Err('BAR: bbb'), set(), set()),
+    ({}, "${FOO=aaa}", Err('unsupported modifier (=) in substitution'), set(), set()),
+    ({}, "${FOO=}", Err('unsupported modifier (=) in substitution'), set(), set()),
     ({"FOO": "()[]{}^$.*?|\\x"}, "${FOO#()[]{\\}^$.\\*\\?|\\\\}", "x", {"FOO"}, set()),
     ({"FOO": "xx**"}, "${FOO%%\\**}", "xx", {"FOO"}, set()),
     ({"FOO": "xxyy"}, "${FOO#*x*y}", "y", {"FOO"}, set()),
@@ -174,8 +190,8 @@ MATCHES = [
     ({"FOO": "xxyy"}, "${FOO%y}", "xxy", {"FOO"}, set()),
     ({"FOO": "xxyy"}, "${FOO%%y*}", "xx", {"FOO"}, set()),
     ({"FOO": "xxyy"}, "${FOO%y*}", "xxy", {"FOO"}, set()),
-    ({"FOO": "x"}, "${FOO:#}", None, set(), set()),
-    ({"FOO": "x"}, "${FOO:%%}", None, set(), set()),
+    ({"FOO": "x"}, "${FOO:#}", Err('unsupported modifier (:#) in substitution'), set(), set()),
+    ({"FOO": "x"}, "${FOO:%%}", Err('unsupported modifier (:%) in substitution'), set(), set()),
     ({"FOO": "/foo*/*/*.txt", "NEEDLE": "\\*/"}, "${FOO/$NEEDLE/.} - ${FOO//$NEEDLE/.}",
      "/foo.*/*.txt - /foo..*.txt", {"FOO", "NEEDLE"}, set()),
     ({"FOO": "/tmp/tmp/bar.txt", "NEEDLE": "/tmp"}, "${FOO/$NEEDLE/} - ${FOO//$NEEDLE/}",
@@ -183,16 +199,17 @@ MATCHES = [
     ({"FOO": "abc"}, "${FOO//x*/-}", "abc", {"FOO"}, set()),
     ({"FOO": "abc"}, "${FOO//b/$$}", "ac", {"FOO"}, {"$"}),  # $$ is the (never set) PID parameter
     ({"FOO": "a.b.c"}, "${FOO//./_}", "a_b_c", {"FOO"}, set()),
-    ({"FOO": "x"}, "${FOO/x", None, set(), set()),
-    ({"FOO": "x"}, "${FOO#\\x}", None, set(), set()),
+    ({"FOO": "x"}, "${FOO/x", Err("syntax error: missing '/' in ${}"), set(), set()),
+    ({"FOO": "x"}, "${FOO#\\x}", Err("invalid pattern (\\x) in substitution: invalid escape '\\x'"), set(), set()),
 ]
 
 
 @pytest.mark.parametrize(("env", "word", "expected", "matched", "unmatched"), MATCHES)
 def test_matches(env, word, expected, matched, unmatched):
-    if expected is None:
-        with pytest.raises(ExpansionError):
+    if isinstance(expected, Err):
+        with pytest.raises(ExpansionError) as err:
             expand_with_matches(word, env)
+        _fails(err.value, word, expected)
         return
     res = expand_with_matches(word, env)
     assert res.result == expected
@@ -251,7 +268,8 @@ def test_generated_words_fail_only_with_our_error(word, escape, env):
     try:
         single = expand(word, env, escape)
         words = expand_words(word, env, escape)
-    except ExpansionError:
+    except ExpansionError as err:      # a message naming the word and what is wrong with it
+        assert str(err).startswith('failed to process "') and len(str(err).split('": ', 1)[1]) > 5, str(err)
         return
     assert isinstance(single, str)
     assert all(isinstance(w, str) and w for w in words)

@@ -12,8 +12,10 @@ from executor.registry.errors import RegistryError
 def test_additional_bundle_is_trusted_with_the_system_cas(token_registry, base_images, tmp_path):
     ref = base_images.copy_image(base_images.busybox_index, token_registry, "public/busybox:ca")
     without = RegistryClient(RegistryOptions(transport_retries=0), blob_dir=str(tmp_path / "b1"))
-    with pytest.raises(RegistryError):
+    with pytest.raises(RegistryError) as err:
         without.get_manifest(ref)
+    assert str(err.value) == (f"ping {token_registry.host}/public/busybox: https: TLS: unable to get local issuer "
+                              "certificate; use --registry-certificate host=ca.pem, or --skip-tls-verify*")
     bundle = tmp_path / "ssl" / "certs" / "additional-ca-cert-bundle.crt"
     bundle.parent.mkdir(parents=True)
     shutil.copy(token_registry.ca_path, bundle)

@@ -261,8 +261,10 @@ def test_tls_without_ca_fails_with_a_hint(basic_registry, no_ambient_credentials
     with pytest.raises(RegistryError, match="registry-certificate"):
         client.get_manifest(f"{basic_registry.host}/x:1")
     skip = RegistryClient(RegistryOptions(docker_config_dir=basic_registry.docker_config_dir, skip_tls_verify_pull=True))
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError) as err:     # TLS skipped: the request got through, the tag is not there
         skip.get_manifest(f"{basic_registry.host}/x:1")
+    assert str(err.value) == (f"manifest GET {basic_registry.host}/x: GET /v2/x/manifests/1: MANIFEST_UNKNOWN: "
+                              "manifest unknown (HTTP 404)")
 
 
 def test_identity_token_is_exchanged_with_a_refresh_grant(base_images, token_registry, client_for, tmp_path,

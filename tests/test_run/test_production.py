@@ -111,25 +111,24 @@ def test_sigterm_to_pid1_cancels_the_build(bbroot):
     script = "sleep 616161 & setsid sleep 616162 & touch /started; sleep 616163"
     proc = start_container(bbroot, script)
     try:
-        deadline = time.monotonic() + 15
-        while not os.path.exists(os.path.join(bbroot, "started")):
+        deadline = time.monotonic() + 15     # hang guards: /started appears in 0.08-0.13 s here, and
+        while not os.path.exists(os.path.join(bbroot, "started")):   # the cancel takes 0.05 s (load average 6)
             assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()[0]
             time.sleep(0.02)
         with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
             pid1_host_pid = int(f.read().split()[0])  # unshare's child: sh, exec'd into chroot + python
-        sent = time.monotonic()
         os.kill(pid1_host_pid, signal.SIGTERM)
         out, _ = proc.communicate(timeout=10)
-        elapsed = time.monotonic() - sent
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     lines = out.splitlines()
     assert proc.returncode == 128 + signal.SIGTERM, lines
-    assert "cancelled" in lines
+    # not PID 1 of a namespace of its own here, the RUN's shell dies of SIGTERM: no SIGKILL was needed
+    assert lines[0] == "executor.run.pid1: received SIGTERM: stopping the build", lines
+    assert "cancelled" in lines and not any("did not end within" in line for line in lines), lines
     assert leftovers(lines) == []
-    assert elapsed < 10
     assert mountinfo_mentions(bbroot) == []
 
 

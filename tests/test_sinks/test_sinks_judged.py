@@ -118,8 +118,10 @@ def test_the_judge_catches_a_lying_tarball(built_image, tmp_path):
     bad.config.diff_ids = bad.config.diff_ids[:-1] + ["sha256:" + "0" * 64]
     tar = str(tmp_path / "bad.tar")
     write_tarball(tar, bad, ["x/y:1"])
-    with pytest.raises(JudgeError):
+    with pytest.raises(JudgeError) as err:
         judge_docker_tar(tar, unpack=False)
+    assert "uncompresses to sha256:" in str(err.value) and \
+        f"but the config's diff_id at position {len(bad.config.diff_ids) - 1} is sha256:{'0' * 64}" in str(err.value)
 
 
 def test_read_back_what_other_tools_wrote(base_images, tmp_path):

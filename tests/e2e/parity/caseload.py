@@ -48,6 +48,8 @@ class Case:
     kiln_args: list[str] = field(default_factory=list)        # extra executor flags (kaniko defaults differ)
     fail: bool = False          # both builders must refuse the Dockerfile (a RUN's exit status)
     production: "Expectations | None" = None   # expect.yaml `production:` (test_parity_production.py only)
+    error: list[str] = field(default_factory=list)   # fail: what kiln's error line must say, in kiln's words
+    output: list[str] = field(default_factory=list)  # fail: what kiln's output must show before it (a RUN's own)
 
     def build_args(self, base: str, debian: str | None, http: str | None = None,
                    onbuild: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -145,10 +147,11 @@ def _make_tar(src: str, out: str) -> None:
         os.unlink(plain)
 
 
-def load_cases() -> list[Case]:
+def load_cases(cases_dir: str = CASES_DIR) -> list[Case]:
+    """Every case under `cases_dir`; ValueError for a case the suite cannot judge honestly."""
     cases = []
-    for name in sorted(os.listdir(CASES_DIR)):
-        directory = os.path.join(CASES_DIR, name)
+    for name in sorted(os.listdir(cases_dir)):
+        directory = os.path.join(cases_dir, name)
         if not os.path.isfile(os.path.join(directory, "Dockerfile")):
             continue
         case = Case(name, directory)
@@ -162,6 +165,15 @@ def load_cases() -> list[Case]:
         case.hardlinks = {str(k): str(v) for k, v in (spec.get("hardlinks") or {}).items()}
         case.modes = {str(k): int(str(v), 8) for k, v in (spec.get("modes") or {}).items()}
         case.fail = bool(spec.get("fail"))
+        error = spec.get("error")
+        case.error = [str(e) for e in ([error] if isinstance(error, str) else error or [])]
+        if case.fail and not [e for e in case.error if e.strip()]:
+            raise ValueError(f"{name}/case.yaml: fail: true without error: a case that must fail states what the "
+                             "user must read (the instruction, stage, file, image or secret at fault, in kiln's "
+                             "words), as a list of substrings of kiln's error line")
+        case.output = [str(o) for o in spec.get("output") or []]
+        if (case.error or case.output) and not case.fail:
+            raise ValueError(f"{name}/case.yaml: error:/output: without fail: true")
         case.kiln_args = [str(a) for a in spec.get("kiln_args") or []]
         case.docker_replace = {str(k): str(v) for k, v in (spec.get("docker_replace") or {}).items()}
         expect = _yaml(os.path.join(directory, "expect.yaml"))

@@ -12,12 +12,14 @@ import pytest
 
 from tests.e2e.parity.caseload import CASES, Case
 from tests.e2e.parity.compare import Difference, compare
+from tests.e2e.conftest import registry_tags
 from tests.e2e.parity.conftest import write_secrets
 from tests.rig.judge import LayerReport, judge_docker_tar
 
 log = logging.getLogger("kiln.parity")
-SESSION_START = time.time()
-KILN_FAILS = "kiln-build-fails"   # a pending_subjects entry: the bug makes kiln refuse the Dockerfile   # files with mtimes after this were written by the builds
+SESSION_START = time.time()        # files with mtimes after this were written by the builds
+FAILED_REPO = "parity-fail"        # where the cases that must fail push (nothing may arrive)
+KILN_FAILS = "kiln-build-fails"   # a pending_subjects entry: the bug makes kiln refuse the Dockerfile
 
 
 def _param(case: Case):
@@ -104,8 +106,12 @@ def test_kiln_builds_what_docker_builds(case: Case, kiln, parity_bases, docker_b
                                         tmp_path):
     ctx = case.make_context(str(tmp_path / "context"))
     out = str(tmp_path / "kiln.tar")
-    argv = ["--no-push", "--tar-path", out, "--destination", f"parity/{case.name}:latest",
-            "--insecure-registry", plain_registry.host]
+    if case.fail:   # pushed for real: the failed build must leave no tag behind
+        argv = ["--tar-path", out, "--destination", plain_registry.ref(f"{FAILED_REPO}/{case.name}:latest"),
+                "--insecure-registry", plain_registry.host]
+    else:
+        argv = ["--no-push", "--tar-path", out, "--destination", f"parity/{case.name}:latest",
+                "--insecure-registry", plain_registry.host]
     build_args = case.build_args(parity_bases.busybox, parity_bases.debian, parity_bases.http,
                                  parity_bases.onbuild, parity_bases.extra)
     for k, v in build_args.items():
@@ -120,10 +126,15 @@ def test_kiln_builds_what_docker_builds(case: Case, kiln, parity_bases, docker_b
     if case.fail:
         assert docker.failed_build is not None, "docker build was expected to fail"
         assert run.returncode != 0, "kiln built what docker build refuses"
+        # the user reads why, in one error line naming what is at fault, and no traceback (case.yaml `error:`)
+        line = run.refused(*case.error)
+        missing = [o for o in case.output if o not in run.stdout + run.stderr]
+        assert not missing, f"kiln's output lacks {missing}:\n{run.stderr[-3000:]}"
         status = re.search(r"exit code: (\d+)", docker.failed_build)
         if status:      # a RUN failed: kiln reports the same exit status
-            assert f"returned a non-zero code: {status.group(1)}" in run.stderr, run.stderr[-2000:]
+            assert f"returned a non-zero code: {status.group(1)}" in line, line
         assert not os.path.exists(out), "a failed build writes no image"
+        assert registry_tags(plain_registry, f"{FAILED_REPO}/{case.name}") == [], "a failed build pushes no tag"
         return
     if run.returncode != 0 and case.pending and KILN_FAILS in case.pending_subjects:
         pytest.xfail(f"known kiln bug: {case.pending}")
