@@ -98,7 +98,8 @@ _REGISTRY_FLAGS: tuple[FlagSpec, ...] = (
 
 EXECUTOR_FLAGS: tuple[FlagSpec, ...] = (
     *_LOG_FLAGS,
-    _f("force", "bool", "force", False, "Force building outside of a container"),
+    _f("force", "bool", "force", False, "Build on / although kiln is not running from its own executor image (kiln "
+       "refuses otherwise: use --root DIR on a development machine)"),
     _f("dockerfile", "string", "dockerfile", "Dockerfile", "Path to the dockerfile to be built.", short="f"),
     _f("context", "string", "context", "/workspace/", "Path to the dockerfile build context.", short="c"),
     _f("context-sub-path", "string", "context_sub_path", "", "Sub path within the given context."),
