@@ -22,6 +22,11 @@ FAILED_REPO = "parity-fail"        # where the cases that must fail push (nothin
 KILN_FAILS = "kiln-build-fails"   # a pending_subjects entry: the bug makes kiln refuse the Dockerfile
 
 
+# KILN_PARITY_EXTRACT=eager runs the whole suite with kiln's --extract=eager (every stage's base extracted at its
+# start) instead of the default lazy extraction; test_extract_modes.py checks both give the same image.
+EXTRACT = (f"--extract={os.environ['KILN_PARITY_EXTRACT']}",) if os.environ.get("KILN_PARITY_EXTRACT") else ()
+
+
 def _param(case: Case):
     return pytest.param(case, id=case.name)
 
@@ -120,7 +125,7 @@ def test_kiln_builds_what_docker_builds(case: Case, kiln, parity_bases, docker_b
         argv += ["--target", case.target]
     for sid, path in write_secrets(case, str(tmp_path)).items():
         argv += ["--secret", f"id={sid},src={path}"]
-    run = kiln.build(ctx, *argv, *case.kiln_args)
+    run = kiln.build(ctx, *argv, *case.kiln_args, *EXTRACT)
     docker = docker_builds[case.name].result()
     assert docker.error is None, docker.error
     if case.fail:
