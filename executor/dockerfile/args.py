@@ -125,11 +125,21 @@ class StageArgs:
         """An ENV set `name`: from now on it wins over the ARG of that name."""
         self.overrides.pop(name, None)
 
+    def inherit(self) -> "StageArgs":
+        """The scope a stage built FROM this one starts with (BuildKit's dispatchState.init: the child starts
+        from the parent's state, whose environment holds every ARG value the parent declared, and, since
+        BuildKit 0.15 (moby/buildkit#5048), its list of declared ARGs too). Only the FROM chain passes values
+        on: a sibling stage starts empty."""
+        return StageArgs(self.build_args, self.global_scope, dict(self.values), dict(self.overrides),
+                         list(self.declared))
+
     def declare(self, name: str, default: str | None) -> None:
         """`ARG name[=default]`; `default` is already expanded by the caller.
 
-        Declared without a value and with nothing to inherit, the ARG is in scope but unset: docker leaves
-        it out of the environment."""
+        Declared without a value and with nothing to take (a build arg, the global ARG, a predefined one), the
+        ARG keeps the value it already has in this stage (declared earlier, or inherited from the stage this
+        one is built FROM), as BuildKit's dispatchArg adds nothing to the environment then; with none it is in
+        scope but unset: docker leaves it out of the environment."""
         if name in self.build_args.given:
             self.values[name] = self.build_args.given[name]
             self.build_args.consumed.add(name)
@@ -139,8 +149,6 @@ class StageArgs:
             self.values[name] = self.global_scope.values[name]
         elif name in self.build_args.predefined:
             self.values[name] = self.build_args.predefined[name]
-        else:
-            self.values.pop(name, None)
         self.declared.append(name)
         if name in self.values:
             self.overrides[name] = self.values[name]

@@ -67,6 +67,7 @@ class BuildSettings:
 class StageResult:
     stage: Stage
     image: Image
+    args: build_args.StageArgs | None = None  # the ARGs in scope at the stage's end (a child stage inherits them)
     saved_root: str | None = None             # a copy of the stage's root, for later COPY --from
 
 
@@ -305,7 +306,8 @@ class Builder:
         eager = self.settings.extract == "eager"
         if eager:
             self._ensure_root(stage, image)
-        scope = build_args.StageArgs(self.build_args, self.global_scope)
+        parent = self.results[continues].args if continues is not None else None
+        scope = parent.inherit() if parent is not None else build_args.StageArgs(self.build_args, self.global_scope)
         ctx = CommandContext(
             root=self.settings.root, image=image, args=scope, escape=self.dockerfile.escape,
             work_dir=self.work_dir, context_dir=self.context_dir, excluded=self.excluded,
@@ -335,7 +337,7 @@ class Builder:
                 image.append_layer(Layer.from_layer_file(layer_file, image.format),
                                    HistoryEntry(created=self._now(), created_by="single snapshot",
                                                 comment="kiln --single-snapshot"))
-        return StageResult(stage, image)
+        return StageResult(stage, image, scope)
 
     def _replay(self, steps: StageCache, inst: Instruction, ctx: CommandContext) -> bool:
         """Apply `inst` from the layer cache when it is there: the same layer and history text into the
