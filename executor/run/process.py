@@ -387,6 +387,8 @@ def _spawn_direct(argv: list[str], env: dict[str, str], workdir: str, user: Exec
         )
         pid1.protect(proc.pid)
     except FileNotFoundError:
+        if not os.path.isdir(workdir):  # e.g. below a placed mount's target, which hides it (as a mount would)
+            raise not_started(argv, f"chdir to the working directory {workdir}: no such file or directory") from None
         if "/" in argv[0]:
             reason = f'exec: "{argv[0]}": no such file or directory'
         else:

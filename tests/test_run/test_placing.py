@@ -334,6 +334,17 @@ def test_a_mount_point_cannot_be_a_placed_target(bbroot):
     assert outputs(lines) == []
 
 
+def test_a_working_directory_hidden_by_a_placed_mount_is_named(bbroot):
+    """A mount over a parent of the working directory hides it, as a real mount would (runc: "chdir to cwd ...
+    no such file or directory"); kiln names the directory rather than the executable."""
+    rc, lines = placed_run(bbroot, "pwd", [{"target": "/app", "type": "tmpfs"}], workdir="/app/sub")
+    assert rc == 1, lines
+    (error,) = [line for line in lines if line.startswith("error: ")]
+    assert error == "error: The command '/bin/sh -c pwd' could not be started: chdir to the working directory " \
+                    "/app/sub: no such file or directory", error
+    assert os.path.isdir(os.path.join(bbroot, "app/sub"))     # made for the RUN, kept (as docker keeps it)
+
+
 # ---------------------------------------------------------------------------------------------- in a scratch root
 
 def test_a_scratch_root_can_place_too_and_still_mounts_under_dev(bbroot, tmp_path):
