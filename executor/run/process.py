@@ -418,30 +418,8 @@ def mounts_available(scratch: str | None = None) -> tuple[bool, str]:
     except OSError as err:
         raise RunError(f"cannot prepare the RUN --mount probe in {scratch or tempfile.gettempdir()}: {err}") from None
     try:
-        first, second = os.path.join(base, "tmpfs"), os.path.join(base, "bind")
-        os.mkdir(first)
-        os.mkdir(second)
-        cfg = {"root": "/", "chroot": False, "namespaces": ["mount"], "probe": True, "hostname": None,
-               "mounts": [{"kind": "tmpfs", "target": first, "readonly": False, "data": "size=16k"},
-                          {"kind": "bind", "source": first, "target": second, "readonly": True}],
-               "workdir": "/", "argv": ["mount-probe"], "env": {}, "uid": 0, "gid": 0, "groups": []}
-        devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            with pid1.spawn_guard():
-                proc, err_r, status_r = _spawn_helper(cfg, devnull)
-        finally:
-            os.close(devnull)
-        try:
-            error = _read_to_eof(err_r).decode("utf-8", "replace").strip()
-            proc.wait()
-        finally:
-            os.close(err_r)
-            os.close(status_r)
-            pid1.release(proc.pid)
-        if not error and proc.returncode != 0:
-            error = f"the mount probe exited with {proc.returncode}"
-    except RunError as err:
-        error = str(err)
+        with pid1.uninterrupted():  # a SIGTERM meanwhile cancels once the probe is reaped
+            error = _probe(base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     if error:
@@ -454,6 +432,34 @@ def mounts_available(scratch: str | None = None) -> tuple[bool, str]:
         log.debug("RUN --mount on /: mount namespaces with bind and tmpfs mounts work here")
         _mounts_work = (True, "")
     return _mounts_work
+
+
+def _probe(base: str) -> str:
+    """Run the helper in probe mode on directories under ``base``; what went wrong, or ""."""
+    first, second = os.path.join(base, "tmpfs"), os.path.join(base, "bind")
+    os.mkdir(first)
+    os.mkdir(second)
+    cfg = {"root": "/", "chroot": False, "namespaces": ["mount"], "probe": True, "hostname": None,
+           "mounts": [{"kind": "tmpfs", "target": first, "readonly": False, "data": "size=16k"},
+                      {"kind": "bind", "source": first, "target": second, "readonly": True}],
+           "workdir": "/", "argv": ["mount-probe"], "env": {}, "uid": 0, "gid": 0, "groups": []}
+    devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        proc, err_r, status_r = _spawn_helper(cfg, devnull)
+    except RunError as err:
+        return str(err)
+    finally:
+        os.close(devnull)
+    try:
+        error = _read_to_eof(err_r).decode("utf-8", "replace").strip()
+        proc.wait()
+    finally:
+        os.close(err_r)
+        os.close(status_r)
+        pid1.release(proc.pid)
+    if not error and proc.returncode != 0:
+        error = f"the mount probe exited with {proc.returncode}"
+    return error
 
 
 def _ways(spec: RunSpec, chroot: bool, workdir: str) -> tuple[list[Mount], list[Mount]]:

@@ -21,7 +21,7 @@ import time
 import pytest
 
 from executor.run import Mount, RunError, RunSpec, run
-from executor.run import placing
+from executor.run import placing, process
 from snapshot import IgnoreList, Snapshotter
 from tests.test_run.conftest import tree_listing, unique_number
 from tests.test_run.test_production import in_container, leftovers, outputs, start_container
@@ -366,6 +366,16 @@ def test_a_scratch_root_can_place_too_and_still_mounts_under_dev(bbroot, tmp_pat
     assert lines[1:] == ["0", "1"]      # /c placed (no mount), /dev/pipes mounted
     assert (cache / "f").read_text() == "x\n"
     assert not os.path.lexists(os.path.join(bbroot, "c"))
+
+
+def test_the_mount_probe_says_yes_where_mounts_work(tmp_path, monkeypatch):
+    """This machine's root has CAP_SYS_ADMIN: the probe mounts in a namespace of its own and says so (the "no" is
+    what the container tests above see); it leaves nothing behind and is asked once per process."""
+    monkeypatch.setattr(process, "_mounts_work", None)
+    assert process.mounts_available(str(tmp_path / "scratch")) == (True, "")
+    assert os.listdir(tmp_path / "scratch") == []
+    monkeypatch.setattr(process, "_spawn_helper", lambda *a: pytest.fail("probed twice"))
+    assert process.mounts_available(str(tmp_path / "scratch")) == (True, "")
 
 
 def test_unknown_way_of_mounting_is_refused(bbroot):
