@@ -240,7 +240,11 @@ class Placement:
     def _place_one(self, target: str, m: Mount) -> None:
         host = self._host(target)
         self._check_no_mount_points(target, host)
-        source_is_dir = m.type == "tmpfs" or os.path.isdir(m.source)
+        source = os.path.abspath(m.source) if m.type != "tmpfs" else ""
+        origin = self.moved_sources.get(source, source)  # the same cache twice: the second sees a copy
+        source_is_dir = m.type == "tmpfs" or os.path.isdir(origin)
+        if origin and (host.rstrip("/") + "/").startswith(origin.rstrip("/") + "/"):
+            raise RunError(f"cannot mount {m.source} on {target}: the target lies inside the source")
         # parents: created ones are removed afterwards; an existing parent gets its times back
         created = CreatedPaths(self.root)
         parent_in_root = "/" + os.path.relpath(os.path.dirname(host), self.root)
@@ -275,14 +279,12 @@ class Placement:
             os.chmod(host, m.mode if m.mode is not None else TMPFS_MODE)
             os.lchown(host, 0, 0)
             return
-        source = os.path.abspath(m.source)
         if m.owned and not m.readonly and source not in self.moved_sources:
             move(source, host)
             self.moved_sources[source] = host
             self.steps.append(_Step(f"moving {target} back to {source}",
                                     lambda: _move_back(host, source, source_is_dir, target)))
             return
-        origin = self.moved_sources.get(source, source)  # the same cache twice: the second sees a copy
         self.steps.append(_Step(f"removing the copy of {m.source} at {target}", lambda: remove_path(host)))
         copy_tree(origin, host)
         if m.readonly:

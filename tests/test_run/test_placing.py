@@ -368,6 +368,26 @@ def test_a_scratch_root_can_place_too_and_still_mounts_under_dev(bbroot, tmp_pat
     assert not os.path.lexists(os.path.join(bbroot, "c"))
 
 
+def test_the_same_cache_twice_second_target_sees_a_copy(bbroot, tmp_path):
+    """One source at two targets cannot be renamed onto both: the first gets the cache (writes kept, as a mount),
+    the second a copy of it (writes discarded, the one difference from two mounts of one directory)."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "seed").write_text("s\n")
+    lines: list[str] = []
+    run(RunSpec(root=bbroot, argv=["/bin/sh", "-c", "cat /b/seed; echo a > /a/new; echo b > /b/new; ls /a /b"],
+                env={}, mounts=[Mount("/a", source=str(cache), owned=True), Mount("/b", source=str(cache), owned=True)],
+                mounts_by="place", scratch_dir=str(tmp_path / "scratch"), output=lines.append))
+    assert lines == ["s", "/a:", "new", "seed", "", "/b:", "new", "seed"]
+    assert sorted(os.listdir(cache)) == ["new", "seed"] and (cache / "new").read_text() == "a\n"
+    assert not os.path.lexists(os.path.join(bbroot, "a")) and not os.path.lexists(os.path.join(bbroot, "b"))
+    with pytest.raises(RunError, match="cannot mount .* on /a/in: the target lies inside the source"):
+        run(RunSpec(root=bbroot, argv=["true"], env={}, mounts_by="place", scratch_dir=str(tmp_path / "scratch"),
+                    mounts=[Mount("/a", source=str(cache), owned=True), Mount("/a/in", source=str(cache))]))
+    assert sorted(os.listdir(cache)) == ["new", "seed"]          # the first mount was taken out again
+    assert not os.path.lexists(os.path.join(bbroot, "a"))
+
+
 def test_the_mount_probe_says_yes_where_mounts_work(tmp_path, monkeypatch):
     """This machine's root has CAP_SYS_ADMIN: the probe mounts in a namespace of its own and says so (the "no" is
     what the container tests above see); it leaves nothing behind and is asked once per process."""
