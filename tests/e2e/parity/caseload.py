@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -17,12 +18,43 @@ CONTEXT_MTIME = 1_600_000_000      # every context file gets this mtime, so COPY
 SIDECARS = ("case.yaml", "expect.yaml")
 
 
+def engine_version(text: str) -> tuple[int, ...]:
+    """(26, 1, 5) of "26.1.5+dfsg1": the numeric release of a docker engine version."""
+    numbers = re.match(r"\d+(?:\.\d+)*", text.strip())
+    if not numbers:
+        raise ValueError(f"not a docker version: {text!r}")
+    return tuple(int(n) for n in numbers.group(0).split("."))
+
+
+_COMPARE = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+            ">=": lambda a, b: a >= b, "==": lambda a, b: a == b}
+
+
+def version_matches(constraint: str, version: tuple[int, ...]) -> bool:
+    """`<28`, `>=26.1,<28`: every comma-separated comparison holds (versions compared numerically, a
+    shorter one padded with zeros)."""
+    for part in constraint.split(","):
+        m = re.fullmatch(r"\s*(<=|>=|==|<|>)\s*(\d+(?:\.\d+)*)\s*", part)
+        if not m:
+            raise ValueError(f"bad docker version constraint {constraint!r} (e.g. '<28', '>=26,<28')")
+        bound = engine_version(m.group(2))
+        width = max(len(bound), len(version))
+        pad = lambda v: v + (0,) * (width - len(v))
+        if not _COMPARE[m.group(1)](pad(version), pad(bound)):
+            return False
+    return True
+
+
 @dataclass(frozen=True)
 class Accepted:
     subject: str          # a path (no leading '/') or config.<Field> / layers / history
     attribute: str | None  # None: any attribute of the subject
     reason: str
     optional: bool = False  # a difference that comes and goes between runs (the reason says why)
+    docker: str | None = None   # the reference versions that show it ("<28"); None: every version
+
+    def applies(self, version: tuple[int, ...]) -> bool:
+        return self.docker is None or version_matches(self.docker, version)
 
 
 @dataclass
@@ -104,6 +136,10 @@ def _make_tar(src: str, out: str) -> None:
         ti.uid = ti.gid = 0
         if ti.name.endswith("owned"):
             ti.uid, ti.gid = 1000, 50
+        path = os.path.join(src, ti.name)
+        for name in os.listxattr(path, follow_symlinks=False):   # as GNU tar --xattrs: SCHILY.xattr.*
+            value = os.getxattr(path, name, follow_symlinks=False)
+            ti.pax_headers[f"SCHILY.xattr.{name}"] = value.decode("utf-8", "surrogateescape")
         return ti
 
     plain = out + ".plain" if suffix in (".gz", ".tgz") else out
@@ -143,8 +179,11 @@ def load_cases() -> list[Case]:
         for item in expect.get("accept") or []:
             if not item.get("reason"):
                 raise ValueError(f"{name}/expect.yaml: an accepted difference without a reason: {item}")
+            docker = str(item["docker"]) if item.get("docker") is not None else None
+            if docker is not None:
+                version_matches(docker, (0,))      # a malformed constraint fails loading, not a run
             case.accepted.append(Accepted(item["subject"].lstrip("/"), item.get("attribute"), item["reason"],
-                                          bool(item.get("optional"))))
+                                          bool(item.get("optional")), docker))
         with open(os.path.join(directory, "Dockerfile")) as f:
             text = f.read()
         case.dockerfile_text = text
