@@ -72,6 +72,8 @@ class Case:
     accepted: list[Accepted] = field(default_factory=list)
     pending: str | None = None
     pending_subjects: list[str] = field(default_factory=list)   # the differences the pending bug makes
+    # subjects the bug makes only against some docker versions: subject -> constraint ("<28")
+    pending_versioned: dict[str, str] = field(default_factory=dict)
     debian: bool = False
     onbuild: bool = False       # FROM ${ONBUILD_BASE}: a registry image with ONBUILD triggers (conftest)
     http: bool = False          # uses the suite's HTTP server (build arg HTTP=http://127.0.0.1:PORT)
@@ -79,6 +81,11 @@ class Case:
     dockerfile_text: str = ""
     kiln_args: list[str] = field(default_factory=list)        # extra executor flags (kaniko defaults differ)
     fail: bool = False          # both builders must refuse the Dockerfile (a RUN's exit status)
+
+    def pending_for(self, version: tuple[int, ...]) -> set[str]:
+        """The subjects the pending bug makes against a docker of this version."""
+        return set(self.pending_subjects) | {s for s, c in self.pending_versioned.items()
+                                             if version_matches(c, version)}
 
     def build_args(self, base: str, debian: str | None, http: str | None = None,
                    onbuild: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -173,7 +180,12 @@ def load_cases() -> list[Case]:
         case.docker_replace = {str(k): str(v) for k, v in (spec.get("docker_replace") or {}).items()}
         expect = _yaml(os.path.join(directory, "expect.yaml"))
         case.pending = expect.get("pending")
-        case.pending_subjects = [str(x).lstrip("/") for x in expect.get("pending_subjects") or []]
+        for item in expect.get("pending_subjects") or []:
+            if isinstance(item, dict):     # {subject: history.5, docker: ">=28"}
+                version_matches(str(item["docker"]), (0,))
+                case.pending_versioned[str(item["subject"]).lstrip("/")] = str(item["docker"])
+            else:
+                case.pending_subjects.append(str(item).lstrip("/"))
         if case.pending and not case.pending_subjects:
             raise ValueError(f"{name}/expect.yaml: pending without pending_subjects (the differences it makes)")
         for item in expect.get("accept") or []:
