@@ -75,6 +75,9 @@ def test_out_of_range_ids_are_refused():
 
 def test_missing_passwd_file_allows_numeric_but_not_names():
     assert resolve_user("77:88", None, None) == ExecUser(77, 88, (88,), "/", "")
+    # a bare number too, as BuildKit v0.32.0 (408266e4b); docker 26.1.5 and 28.5.2 still refuse it with
+    # "unable to find user 4242: invalid argument" (docs/differences.md)
+    assert resolve_user("4242", None, None) == ExecUser(4242, 0, (0,), "/", "")
     with pytest.raises(UserError, match="unable to find user app"):
         resolve_user("app", None, None)
 
