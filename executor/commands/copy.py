@@ -16,6 +16,7 @@ from executor.commands.copychmod import ChmodError, parse_chmod
 from executor.dockerfile.instructions import AddInstruction as _Add
 from executor.commands.copyerrors import CopyError
 from executor.commands.copyfiles import CopyRequest, copy_into_root
+from executor.dockerfile import shell
 from executor.dockerfile.instructions import AddInstruction, CopyInstruction
 
 
@@ -56,7 +57,9 @@ def copy_files(inst: CopyInstruction | AddInstruction, ctx: CommandContext, is_a
             scratch = tempfile.mkdtemp(prefix="heredoc-", dir=ctx.work_dir)
             names = []
             for content in inst.contents:
-                data = ctx.expand(content.data) if content.expand else content.data
+                # BuildKit's ExpandRaw: variables and backslash escapes, quotes kept (`"x"` stays quoted)
+                data = shell.expand_heredoc(content.data, ctx.expansion_env()).result if content.expand \
+                    else content.data
                 path = os.path.join(scratch, content.path.lstrip("/"))
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 with open(path, "w") as f:

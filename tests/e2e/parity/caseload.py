@@ -81,6 +81,11 @@ class Case:
     dockerfile_text: str = ""
     kiln_args: list[str] = field(default_factory=list)        # extra executor flags (kaniko defaults differ)
     fail: bool = False          # both builders must refuse the Dockerfile (a RUN's exit status)
+    docker: str | None = None   # the reference versions whose frontend has the case's syntax (">=28")
+
+    def runs_with(self, version: tuple[int, ...]) -> bool:
+        """Whether docker of this version can build the case at all (its frontend knows the syntax)."""
+        return self.docker is None or version_matches(self.docker, version)
 
     def pending_for(self, version: tuple[int, ...]) -> set[str]:
         """The subjects the pending bug makes against a docker of this version."""
@@ -176,6 +181,9 @@ def load_cases() -> list[Case]:
         case.hardlinks = {str(k): str(v) for k, v in (spec.get("hardlinks") or {}).items()}
         case.modes = {str(k): int(str(v), 8) for k, v in (spec.get("modes") or {}).items()}
         case.fail = bool(spec.get("fail"))
+        if spec.get("docker") is not None:
+            case.docker = str(spec["docker"])
+            version_matches(case.docker, (0,))
         case.kiln_args = [str(a) for a in spec.get("kiln_args") or []]
         case.docker_replace = {str(k): str(v) for k, v in (spec.get("docker_replace") or {}).items()}
         expect = _yaml(os.path.join(directory, "expect.yaml"))

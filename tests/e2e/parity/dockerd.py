@@ -52,6 +52,14 @@ class Dockerd:
                               timeout=timeout, **kwargs)
 
     def stop(self) -> None:
+        if self.proc.poll() is not None:     # it died during the session: say why before its log goes
+            try:
+                with open(os.path.join(self.workdir, "dockerd.log"), errors="replace") as f:
+                    tail = f.read()[-4000:]
+            except OSError:
+                tail = "(no log)"
+            log.error("dockerd %s exited with status %s during the session:\n%s", self.version,
+                      self.proc.returncode, tail)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

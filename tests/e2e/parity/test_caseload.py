@@ -35,3 +35,9 @@ def test_accepted_and_pending_subjects_follow_the_reference_version():
                 pending_versioned={"history.5": ">=28"})
     assert case.pending_for((26, 1, 5)) == {"out"}
     assert case.pending_for((28, 5, 2)) == {"out", "history.5"}
+
+
+def test_a_case_may_need_a_newer_docker_frontend():
+    assert Case("c", "/nonexistent", docker=">=28").runs_with((28, 5, 2))
+    assert not Case("c", "/nonexistent", docker=">=28").runs_with((26, 1, 5))
+    assert Case("c", "/nonexistent").runs_with((26, 1, 5))
