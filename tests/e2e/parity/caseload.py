@@ -65,10 +65,14 @@ class Case:
     target: str | None = None
     secrets: dict[str, str] = field(default_factory=dict)
     tars: dict[str, str] = field(default_factory=dict)        # output name -> directory of the context
+    tars_without_dirs: list[str] = field(default_factory=list)  # tars holding no directory entries
     caps: dict[str, str] = field(default_factory=dict)        # context path -> setcap text
     modes: dict[str, int] = field(default_factory=dict)       # context path -> mode (git keeps only 644/755)
     hardlinks: dict[str, str] = field(default_factory=dict)   # new context path -> existing one (git has none)
     mkdirs: list[str] = field(default_factory=list)           # empty context directories (git keeps none)
+    # symlinks made in the copy only: one to an absolute directory (lib -> /usr/lib) in the source tree
+    # would lead pytest's collection and other tools into the machine's own directory
+    symlinks: dict[str, str] = field(default_factory=dict)
     accepted: list[Accepted] = field(default_factory=list)
     pending: str | None = None
     pending_subjects: list[str] = field(default_factory=list)   # the differences the pending bug makes
@@ -121,6 +125,9 @@ class Case:
                 f.write(text)
         for path in self.mkdirs:
             os.makedirs(os.path.join(dest, path), exist_ok=True)
+        for path, target in self.symlinks.items():
+            os.makedirs(os.path.dirname(os.path.join(dest, path)), exist_ok=True)
+            os.symlink(target, os.path.join(dest, path))
         for new, existing in self.hardlinks.items():
             # git keeps no empty directories: a link's parent may exist only in the case's description
             os.makedirs(os.path.dirname(os.path.join(dest, new)), exist_ok=True)
@@ -130,7 +137,7 @@ class Case:
         for path, text in self.caps.items():
             subprocess.run(["setcap", text, os.path.join(dest, path)], check=True, capture_output=True)
         for out, src in self.tars.items():     # last: the tars hold the modes and capabilities above
-            _make_tar(os.path.join(dest, src), os.path.join(dest, out))
+            _make_tar(os.path.join(dest, src), os.path.join(dest, out), dirs=out not in self.tars_without_dirs)
         for dirpath, dirnames, filenames in os.walk(dest):
             for n in dirnames + filenames:
                 os.utime(os.path.join(dirpath, n), (CONTEXT_MTIME, CONTEXT_MTIME), follow_symlinks=False)
@@ -138,7 +145,7 @@ class Case:
         return dest
 
 
-def _make_tar(src: str, out: str) -> None:
+def _make_tar(src: str, out: str, dirs: bool = True) -> None:
     """A tar of `src` (gzip without a header timestamp, so docker's and kiln's copies are the same bytes)."""
     suffix = os.path.splitext(out)[1]
     mode = {".bz2": "w:bz2", ".xz": "w:xz"}.get(suffix, "w")
@@ -156,8 +163,14 @@ def _make_tar(src: str, out: str) -> None:
 
     plain = out + ".plain" if suffix in (".gz", ".tgz") else out
     with tarfile.open(plain, mode, format=tarfile.PAX_FORMAT) as tf:
-        for name in sorted(os.listdir(src)):
-            tf.add(os.path.join(src, name), arcname=name, filter=fixed)
+        if dirs:
+            for name in sorted(os.listdir(src)):
+                tf.add(os.path.join(src, name), arcname=name, filter=fixed)
+        else:       # every file and link, but no directory entry: their parents are implied
+            for dirpath, dirnames, filenames in sorted(os.walk(src)):
+                for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
+                    path = os.path.join(dirpath, name)
+                    tf.add(path, arcname=os.path.relpath(path, src), recursive=False, filter=fixed)
     if plain != out:
         with open(plain, "rb") as f, open(out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
             shutil.copyfileobj(f, gz)
@@ -176,8 +189,10 @@ def load_cases() -> list[Case]:
         case.target = spec.get("target")
         case.secrets = dict(spec.get("secrets") or {})
         case.tars = dict(spec.get("tars") or {})
+        case.tars_without_dirs = [str(t) for t in spec.get("tars_without_dirs") or []]
         case.caps = dict(spec.get("caps") or {})
         case.mkdirs = [str(p) for p in spec.get("mkdirs") or []]
+        case.symlinks = {str(k): str(v) for k, v in (spec.get("symlinks") or {}).items()}
         case.hardlinks = {str(k): str(v) for k, v in (spec.get("hardlinks") or {}).items()}
         case.modes = {str(k): int(str(v), 8) for k, v in (spec.get("modes") or {}).items()}
         case.fail = bool(spec.get("fail"))
