@@ -13,7 +13,7 @@ import pytest
 from tests.e2e.parity.caseload import CASES, Case, engine_version
 from tests.e2e.parity.compare import Difference, compare
 from tests.e2e.parity.conftest import write_secrets
-from tests.rig.judge import LayerReport, judge_docker_tar
+from tests.rig.judge import judge_docker_tar
 
 log = logging.getLogger("kiln.parity")
 SESSION_START = time.time()
