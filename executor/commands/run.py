@@ -44,8 +44,11 @@ def command_argv(inst: RunInstruction, shell: list[str] | None, scripts_dir: str
                     f.write(data)
                 os.chmod(path, 0o755)
                 mounts.append(RunMount(target=_PIPES, type="bind", source=scripts_dir, readonly=True, owned=True))
-                return [f"{_PIPES}/{first.name}"], mounts
-            args = [data]
+                # BuildKit's dispatchRun: the script's path, then the SHELL prepended as for any
+                # shell-form RUN (`/bin/sh -c /dev/pipes/EOF`, which runs it by its shebang)
+                args = [f"{_PIPES}/{first.name}"]
+            else:
+                args = [data]
         else:
             full = args[0] if args else ""
             for doc in inst.heredocs:

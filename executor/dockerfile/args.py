@@ -172,7 +172,8 @@ class StageArgs:
         return env
 
     def history_args(self, image_env: Mapping[str, str]) -> list[tuple[str, str]]:
-        """The ARGs BuildKit lists in a RUN's history (`RUN |2 A=1 B=2 ...`): every declaration in order,
-        repeats included, each with the value the stage's environment holds (an ENV's when it won)."""
+        """The ARGs BuildKit lists in a RUN's history (`RUN |2 A=1 B=2 ...`): each declared ARG once, at its
+        first declaration, with the value the stage's environment holds now (an ENV's when it won), as
+        BuildKit v0.18.0's runCommandString (moby/buildkit#5508; before, once per declaration)."""
         env = self.expansion_env(image_env)
-        return [(k, env.get(k, "")) for k in self.declared]
+        return [(k, env.get(k, "")) for k in dict.fromkeys(self.declared)]

@@ -100,8 +100,8 @@ class Builder:
         self.global_scope = build_args.GlobalScope(self.build_args)
         for arg in dockerfile.global_args:
             for a in arg.args:
-                default = shell.expand(a.default, self.global_scope.values, dockerfile.escape) \
-                    if a.default is not None else None
+                default = arg.expand_word(lambda w: shell.expand(w, self.global_scope.values, dockerfile.escape),
+                                          a.default) if a.default is not None else None
                 self.global_scope.declare(a.key, default)
         self.bases: dict[int, str] = {st.index: self._expand_global(st.base_name, st.from_)
                                       for st in dockerfile.stages}

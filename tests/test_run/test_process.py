@@ -22,13 +22,14 @@ def sh(root: str, script: str, **kwargs) -> list[str]:
 def test_user_by_name_gets_uid_gid_groups_and_home(bbroot):
     out = sh(bbroot, 'id -u; id -g; id -G; echo "$HOME"; id -un; grep ^Groups: /proc/self/status', user="app")
     assert out[:5] == ["1000", "1000", "1000 2000", "/home/app", "app"]
-    assert out[5].split() == ["Groups:", "2000"]  # exactly the groups listing app, as runc sets them
+    # the primary gid and the groups listing app, as BuildKit gives runc (ensureAdditionalGids)
+    assert out[5].split() == ["Groups:", "1000", "2000"]
 
 
 def test_user_and_group_by_name(bbroot):
     out = sh(bbroot, "id -u; id -g; id -G; grep ^Groups: /proc/self/status", user="app:staff")
     assert out[:3] == ["1000", "3000", "3000"]
-    assert out[3].split() == ["Groups:"]  # explicit group: no supplementary groups
+    assert out[3].split() == ["Groups:", "3000"]  # explicit group: that group alone
 
 
 def test_numeric_user_unknown_to_passwd(bbroot):
@@ -91,6 +92,10 @@ def test_background_process_is_gone_after_run(bbroot):
 
 
 def test_proc_dev_sys_and_host_files_inside_then_nothing_left(bbroot):
+    """The RUN sees /proc, /dev and /sys, and the mount points made for it are gone afterwards: kiln, like
+    kaniko, leaves no runtime mount point in a layer, where docker build keeps /dev, /proc and /sys when
+    the image lacked them (issue 20 reproduction 5; the decision is in docs/differences.md, the parity
+    rule _runtime_mount_point accepts exactly those three empty directories)."""
     before = tree_listing(bbroot)
     out = sh(bbroot, "\n".join([
         "cat /proc/1/comm",                        # a fresh /proc: the command is PID 1

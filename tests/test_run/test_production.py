@@ -71,7 +71,7 @@ def test_user_switch_in_production_mode(bbroot):
     assert rc == 0, lines
     out = outputs(lines)
     assert out[:2] == ["1000", "1000"]
-    assert out[2].split() == ["Groups:", "2000"]
+    assert out[2].split() == ["Groups:", "1000", "2000"]   # primary gid included, as BuildKit
     assert out[3:] == ["/home/app", "/", "0022"]
 
 
