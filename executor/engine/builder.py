@@ -94,9 +94,10 @@ class Builder:
         target, host = settings.platform, settings.build_platform
         self.build_args = build_args.BuildArgs(
             given=dict(settings.build_args),
-            predefined=build_args.platform_args(
+            predefined={**build_args.platform_args(
                 build_args.PlatformTriple(target.os, target.architecture, target.variant or ""),
-                build_args.PlatformTriple(host.os, host.architecture, host.variant or "")))
+                build_args.PlatformTriple(host.os, host.architecture, host.variant or "")),
+                "TARGETSTAGE": self._target_stage_name(dockerfile, settings.targets)})
         self.global_scope = build_args.GlobalScope(self.build_args)
         for arg in dockerfile.global_args:
             for a in arg.args:
@@ -105,6 +106,13 @@ class Builder:
                 self.global_scope.declare(a.key, default)
         self.bases: dict[int, str] = {st.index: self._expand_global(st.base_name, st.from_)
                                       for st in dockerfile.stages}
+
+    @staticmethod
+    def _target_stage_name(dockerfile: Dockerfile, targets: list[str]) -> str:
+        """The builtin ARG TARGETSTAGE (Dockerfile 1.11, moby/buildkit#5431): the stage the build targets
+        (the first --target, else the last stage) by name, or "default" when it has none."""
+        stage = select_target(dockerfile, targets[0]) if targets else dockerfile.stages[-1]
+        return stage.name or "default"
 
     # ---- planning ----------------------------------------------------------------------------------
     def _expand_global(self, word: str, where: Instruction) -> str:

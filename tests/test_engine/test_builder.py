@@ -289,3 +289,23 @@ def test_a_stage_from_a_stage_inherits_its_args_and_a_sibling_does_not(dirs):
     image, _, run, _ = build(dirs, text, build_args={"CLI": "cli"})
     sibling = run.specs[-1].env
     assert "NAME" not in sibling and "CLI" not in sibling
+
+
+def test_targetstage_names_the_stage_built(dirs):
+    text = "FROM base AS first\nARG TARGETSTAGE\nRUN x\nFROM base AS final\nRUN y\n"
+    _, _, run, _ = build(dirs, text)
+    assert run.specs[0].env["TARGETSTAGE"] == "final" and "TARGETSTAGE" not in run.specs[1].env
+    _, _, run, _ = build(dirs, text, targets=["first"])
+    assert run.specs[0].env["TARGETSTAGE"] == "first"
+    _, _, run, _ = build(dirs, "FROM base\nARG TARGETSTAGE\nRUN x\n")
+    assert run.specs[0].env["TARGETSTAGE"] == "default"
+
+
+def test_an_onbuild_trigger_copying_from_a_stage_keeps_that_stage(dirs):
+    """BuildKit v0.16.0 (moby/buildkit#5357): a trigger's COPY --from=STAGE makes STAGE a dependency of the stage
+    built FROM the trigger's parent; kiln's planner once dropped STAGE's files ("was not kept")."""
+    text = ("FROM base AS src\nRUN make\nFROM base AS parent\nONBUILD COPY --from=src /built-by-0 /out\n"
+            "FROM parent AS child\nRUN use\n")
+    image, snap, run, _ = build(dirs, text, skip_unused_stages=True)
+    assert ("save_tree", "0") in snap.calls and [s.argv[-1] for s in run.specs] == ["make", "use"]
+    assert os.path.isfile(os.path.join(dirs[0], "out"))
