@@ -133,25 +133,32 @@ class StageArgs:
         return StageArgs(self.build_args, self.global_scope, dict(self.values), dict(self.overrides),
                          list(self.declared))
 
-    def declare(self, name: str, default: str | None) -> None:
+    def declare(self, name: str, default: str | None) -> str | None:
         """`ARG name[=default]`; `default` is already expanded by the caller.
 
         Declared without a value and with nothing to take (a build arg, the global ARG, a predefined one), the
         ARG keeps the value it already has in this stage (declared earlier, or inherited from the stage this
         one is built FROM), as BuildKit's dispatchArg adds nothing to the environment then; with none it is in
-        scope but unset: docker leaves it out of the environment."""
+        scope but unset: docker leaves it out of the environment.
+
+        Returns the value this declaration took (None when it took none and kept what it had), which is what
+        BuildKit writes in the ARG's history (`ARG NAME=value`, or `ARG NAME`)."""
+        taken: str | None = None
         if name in self.build_args.given:
-            self.values[name] = self.build_args.given[name]
+            taken = self.build_args.given[name]
             self.build_args.consumed.add(name)
         elif default is not None:
-            self.values[name] = default
+            taken = default
         elif name in self.global_scope.values:
-            self.values[name] = self.global_scope.values[name]
+            taken = self.global_scope.values[name]
         elif name in self.build_args.predefined:
-            self.values[name] = self.build_args.predefined[name]
+            taken = self.build_args.predefined[name]
+        if taken is not None:
+            self.values[name] = taken
         self.declared.append(name)
         if name in self.values:
             self.overrides[name] = self.values[name]
+        return taken
 
     def proxy_values(self) -> dict[str, str]:
         return {k: v for k, v in self.build_args.given.items() if k in PROXY_ARGS and k not in self.values}
