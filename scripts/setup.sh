@@ -12,6 +12,7 @@ APT_PACKAGES=(
   busybox-static     # the busybox base image
   apache2-utils      # htpasswd for the basic-auth registry
   openssl            # self-signed CA for the TLS registries
+  git                # `git http-backend` and the git CLI: the tests' smart-HTTP git server and its repositories
   patchelf           # the self-contained interpreter of the executor image
   docker.io buildah  # docker build (BuildKit) as the oracle for e2e comparisons
   tar gzip xz-utils bzip2 zstd util-linux iproute2 ca-certificates
