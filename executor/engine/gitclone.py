@@ -27,7 +27,6 @@ import os
 import re
 import socket
 import ssl
-import stat
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -106,8 +105,10 @@ def _open_remote(url: str, credentials: GitCredentials | None, insecure: bool, l
         https_insecure = insecure and parts.scheme == "https"
         pool = default_urllib3_manager(None, base_url=url, cert_reqs="CERT_NONE" if https_insecure else None,
                                        timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT))
-        # one attempt per request, as git and go-git make (urllib3 would retry thrice, logging each)
-        pool.connection_pool_kw["retries"] = urllib3.Retry(total=0, redirect=5, raise_on_redirect=True)
+        # one attempt per request, as git and go-git make (urllib3 would retry thrice, logging each); redirects
+        # are followed (a moved repository, http -> https)
+        pool.connection_pool_kw["retries"] = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0,
+                                                           redirect=5)
         if https_insecure:
             log.warning("TLS certificate of %s is not verified (--git insecure-skip-tls=true)", parts.netloc)
         client = Urllib3HttpGitClient(f"{parts.scheme}://{parts.netloc}/", pool_manager=pool,
@@ -242,8 +243,10 @@ def _protocol_error(remote: _Remote, error: Exception, doing: str) -> str:
     if status:
         code = int(status.group(1))
         if code == 403:
-            who = f" to the credentials from {remote.credentials.source}" if remote.credentials else ""
-            return f"{where}the git server denied access{who} (HTTP 403)"
+            if remote.credentials:
+                return f"{where}the git server denied access with the credentials from {remote.credentials.source} " \
+                       "(HTTP 403)"
+            return f"{where}the git server denied access (HTTP 403); if the repository is private, {_CREDENTIALS_HINT}"
         return f"{where}the git server answered HTTP {code} while {doing} the repository"
     first = text.strip().splitlines()[0][:200] if text.strip() else error.__class__.__name__
     return f"{where}the git server refused {doing} the repository: {first}"

@@ -226,3 +226,51 @@ def test_submodule_names_and_origins():
     assert not valid_submodule_name("/abs") and not valid_submodule_name("")
     assert same_origin("https://h/a.git", "https://h:443/b.git")
     assert not same_origin("https://h/a.git", "http://h/a.git") and not same_origin("https://h/a", "https://g/a")
+
+
+# ---- errors as one line -----------------------------------------------------------------------------------
+
+
+def _remote(creds=None):
+    from executor.engine.gitclone import _Remote
+    return _Remote("https://h/r.git", object(), "/r.git", creds, False)
+
+
+def test_http_statuses_become_one_line():
+    from dulwich.errors import GitProtocolError
+
+    from executor.engine.gitclone import _protocol_error
+    from executor.engine.gitspec import GitCredentials
+
+    forbidden = GitProtocolError("unexpected http resp 403 for https://h/r.git/info/refs?service=git-upload-pack")
+    assert _protocol_error(_remote(), forbidden, "listing the refs of") == (
+        "the git server denied access (HTTP 403); if the repository is private, set GIT_USERNAME and GIT_PASSWORD, "
+        "or GIT_TOKEN")
+    assert _protocol_error(_remote(GitCredentials("t", "", "GIT_TOKEN")), forbidden, "listing the refs of") == (
+        "the git server denied access with the credentials from GIT_TOKEN (HTTP 403)")
+    busy = GitProtocolError("unexpected http resp 502 for https://h/r.git/git-upload-pack")
+    assert _protocol_error(_remote(), busy, "fetching from") == (
+        "the git server answered HTTP 502 while fetching from the repository")
+    refused = GitProtocolError("upload-pack: not our ref 00000000\nmore")
+    assert _protocol_error(_remote(), refused, "fetching from") == (
+        "the git server refused fetching from the repository: upload-pack: not our ref 00000000")
+
+
+def test_connection_reasons_read_the_whole_chain():
+    import socket
+
+    import urllib3.exceptions as u3
+
+    from executor.engine.gitclone import _connection_reason
+
+    def chained(outer: BaseException, inner: BaseException) -> BaseException:
+        outer.__cause__ = inner
+        return outer
+
+    # urllib3's NewConnectionError is a ConnectTimeoutError: the refusal under it decides
+    refused = u3.MaxRetryError(None, "/x", chained(u3.NewConnectionError(None, "refused"), ConnectionRefusedError()))
+    assert _connection_reason(refused) == "connection refused"
+    assert _connection_reason(chained(u3.NameResolutionError("h", None, socket.gaierror(-2, "x")),
+                                      socket.gaierror(-2, "Name or service not known"))) == "unknown host"
+    assert _connection_reason(u3.ReadTimeoutError(None, "/x", "read timed out")) == "timed out"
+    assert _connection_reason(ValueError("something else")) is None
