@@ -4,7 +4,6 @@ rig's git smart-HTTP server (`git http-backend`, basic auth for `private/...`). 
 the clone, `.git` included (as kaniko's), and the server's log shows what was asked for."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import pytest
