@@ -12,6 +12,7 @@ APT_PACKAGES=(
   busybox-static     # the busybox base image
   apache2-utils      # htpasswd for the basic-auth registry
   openssl            # self-signed CA for the TLS registries
+  git                # `git http-backend` and the git CLI: the tests' smart-HTTP git server and its repositories
   patchelf           # the self-contained interpreter of the executor image
   docker.io          # containerd, runc and tini, which the parity suite's dockerd (scripts/docker-reference.sh) uses
   buildah            # builds the executor image (Containerfile) in tests/test_executor_image
