@@ -8,8 +8,11 @@ Modes (kaniko's --snapshot-mode):
   full   every regular file's content is hashed and compared, with its metadata.
   redo   mtime, size, mode and owner; no content.
   time   mtime only.
-A directory whose inode changed was deleted and recreated: it is emitted with an opaque marker and
-its whole current content, as overlay-based builders (docker, BuildKit, podman) do.
+A directory deleted and made again is compared like any other: what it holds now against what it held,
+one whiteout per entry that is gone, never an opaque marker. Its inode cannot tell: file systems hand a
+freed inode number to the next directory made (ext4, xfs, overlay do), so an opaque marker chosen on a
+new inode would make one build give two different layers. kaniko and BuildKit's walking differ write the
+same; an overlay differ (docker) would write `.wh..wh..opq` for that case, the same file system applied.
 """
 from __future__ import annotations
 
@@ -38,7 +41,6 @@ def check_mode(mode: str) -> None:
 class Changes:
     changed: list[str] = field(default_factory=list)      # new or modified paths
     deleted: list[str] = field(default_factory=list)      # top-most deleted paths (whiteouts)
-    opaque: list[str] = field(default_factory=list)       # directories recreated (opaque markers)
     refreshed: dict[str, os.stat_result] = field(default_factory=dict)  # unchanged, new stat
     digests: dict[str, bytes] = field(default_factory=dict)  # computed while comparing
     gone: set[str] = field(default_factory=set)           # every indexed path no longer there
@@ -46,7 +48,7 @@ class Changes:
     hashed: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.changed or self.deleted or self.opaque)
+        return bool(self.changed or self.deleted)
 
 
 def _same_content(host: str, st: os.stat_result, old: Entry, ch: Changes, rel: str) -> bool:
@@ -65,8 +67,9 @@ def _same_content(host: str, st: os.stat_result, old: Entry, ch: Changes, rel: s
     elif kind == _IFLNK:
         if os.readlink(host) != old.link:
             return False
-    elif st.st_ino != old.sig[6]:
-        return False  # a device node or fifo made anew
+    elif kind in (stat.S_IFCHR, stat.S_IFBLK) and st.st_ino != old.sig[6]:
+        return False  # a device node made anew: its device number is not in the index
+    # a fifo or socket holds nothing: its metadata settles it
     if st.st_ctime_ns != old.sig[5]:
         # something changed the inode: xattrs (setcap) are the one part not in the signature
         if old.xattrs is None or read_xattrs(host) != old.xattrs:
@@ -116,7 +119,7 @@ def detect(root: str, ignore: IgnoreList, index: Index, mode: str = "exact") -> 
     rels: list[str] = []
     seen = rels.append
     matched = 0
-    replaced: set[str] = set()   # directories that are now something else, or recreated
+    replaced: set[str] = set()   # directories that are now something else
     changed = ch.changed
     # stack of (relative dir, everything below is new)
     stack: list[tuple[str, bool]] = [("", False)]
@@ -197,12 +200,6 @@ def _directory(root: str, rel: str, st: os.stat_result, old: Entry | None, fresh
         return
     if _IFMT(old.sig[0]) != _IFDIR:
         ch.changed.append(rel)  # was something else: everything below is new
-        stack.append((rel, True))
-        return
-    if st.st_ino != old.sig[6] and mode != "time":
-        ch.opaque.append(rel)  # deleted and made anew: lower content is hidden
-        replaced.add(rel)
-        ch.changed.append(rel)
         stack.append((rel, True))
         return
     stack.append((rel, False))

@@ -39,17 +39,13 @@ class LayerFile:
 
 @dataclass(frozen=True)
 class Whiteout:
-    """`rel` deleted (a `.wh.` entry), or with `opaque` the marker making directory `rel` opaque."""
+    """`rel` deleted: its `.wh.` entry."""
     rel: str
-    opaque: bool = False
 
     @property
     def name(self) -> str:
         parent, _, base = self.rel.rpartition("/")
-        marker = ".wh..wh..opq" if self.opaque else ".wh." + base
-        if self.opaque:
-            return f"{self.rel}/{marker}" if self.rel else marker
-        return f"{parent}/{marker}" if parent else marker
+        return f"{parent}/.wh.{base}" if parent else f".wh.{base}"
 
 
 class _HashingFile:

@@ -98,9 +98,9 @@ class Snapshotter:
             # A new hard link to a file of a lower layer: the file joins the layer too, so the two names
             # stay one inode in the image (overlayfs copies the target up; docker's layer holds both).
             changes.changed = sorted(set(changes.changed) | partners)
-        written = self._write(changes.changed, changes.deleted, changes.opaque)
-        log.info("snapshot: %d changed, %d deleted, %d opaque (%d walked, %d hashed) in %.2fs",
-                 len(changes.changed), len(changes.deleted), len(changes.opaque), changes.walked,
+        written = self._write(changes.changed, changes.deleted)
+        log.info("snapshot: %d changed, %d deleted (%d walked, %d hashed) in %.2fs",
+                 len(changes.changed), len(changes.deleted), changes.walked,
                  changes.hashed, time.perf_counter() - start)
         return written.layer
 
@@ -152,7 +152,7 @@ class Snapshotter:
                         deleted.append(old)
         if not changed and not deleted:
             return None
-        return self._write(sorted(set(changed)), sorted(set(deleted)), [], full=False).layer
+        return self._write(sorted(set(changed)), sorted(set(deleted)), full=False).layer
 
     # -- wiping -------------------------------------------------------------------------------
     def wipe(self) -> None:
@@ -173,20 +173,19 @@ class Snapshotter:
             other.extract(path, name=name)
 
     # -- internals ----------------------------------------------------------------------------
-    def _write(self, changed: list[str], deleted: list[str], opaque: list[str],
-               full: bool = True) -> WrittenLayer:
+    def _write(self, changed: list[str], deleted: list[str], full: bool = True) -> WrittenLayer:
         """Archive, then update the index. `full`: the whole tree was just compared."""
         racy = None if full else self.index.racy_entries()
         archive = set(changed)
-        for rel in [*changed, *deleted, *opaque]:
+        for rel in [*changed, *deleted]:
             parent = rel.rpartition("/")[0]
             while parent and parent not in archive:
                 archive.add(parent)
                 parent = parent.rpartition("/")[0]
-        whiteouts = [Whiteout(r) for r in deleted] + [Whiteout(r, opaque=True) for r in opaque]
+        whiteouts = [Whiteout(r) for r in deleted]
         written = write_layer(self.root, sorted(archive), whiteouts, self.work_dir,
                               self.compression, self.level, self.epoch)
-        _drop_below(self.index.entries, set(deleted), set(opaque), written.entries)
+        _drop_below(self.index.entries, set(deleted))
         self.index.entries.update(written.entries)
         self.index.stamp(self.root, racy)
         return written
@@ -200,19 +199,14 @@ class Snapshotter:
                                         st.st_nlink, old.link, old.xattrs, digest or old.digest)
 
 
-def _drop_below(entries: dict[str, Entry], deleted: set[str], opaque: set[str],
-                kept: dict[str, Entry]) -> None:
-    """Forget deleted paths and everything below them, and what lay below recreated
-    directories unless it was just archived."""
-    if not deleted and not opaque:
+def _drop_below(entries: dict[str, Entry], deleted: set[str]) -> None:
+    """Forget deleted paths and everything below them."""
+    if not deleted:
         return
     for rel in list(entries):
         p = rel
         while p:
             if p in deleted:
-                del entries[rel]
-                break
-            if p in opaque and p != rel and rel not in kept:
                 del entries[rel]
                 break
             p = p.rpartition("/")[0]
