@@ -20,7 +20,7 @@ from executor.commands.base import CommandContext, Outcome
 from executor.commands.metadata import with_shell
 from executor.dockerfile.instructions import RunInstruction
 from executor.run import Mount as RunMount
-from executor.run import RunSpec
+from executor.run import RunError, RunSpec
 from executor.run import run as run_process
 
 _LONE_HEREDOC = re.compile(r"^<<-?(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1$")
@@ -212,7 +212,12 @@ def execute(inst: RunInstruction, ctx: CommandContext) -> Outcome:
                        user=ctx.image.config.user, mounts=script_mounts + mounts,
                        network="none" if inst.network == "none" else "default", output=ctx.output)
         runner = ctx.run or run_process
-        runner(spec)
+        try:
+            runner(spec)
+        except RunError as e:
+            # `Dockerfile:N: The command '...' returned a non-zero code: 7`: docker's words, after the line
+            # (BuildKit names the failed step; every other instruction's error starts with its line)
+            raise type(e)(str(inst.error(str(e))), exit_code=e.exit_code, signal=e.signal) from e
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return Outcome(snapshot="walk", created_by=history.run(argv, ctx.args.history_args(image_env)))

@@ -17,7 +17,7 @@ import urllib3
 
 from . import auth
 from .errors import (NotFoundError, RegistryError, UnauthorizedError, UnreachableError, connection_reason,
-                     describe_body)
+                     describe_body, registry_words)
 from .options import RegistryOptions, is_local
 from .reference import DOCKER_HUB, DOCKER_HUB_API
 
@@ -281,17 +281,20 @@ class Transport:
             if resp.status_code in expect:
                 return resp
             detail = describe_body(resp.content) or resp.reason or "unexpected answer"
+            words = registry_words(resp.content)
             resp.close()
+            log.debug("%s %s %s: HTTP %d: %s", phase, method, self.url(path).split("?")[0], resp.status_code, detail)
             if resp.status_code in (401, 403):
                 creds = self.credentials
                 who = "anonymous" if creds.anonymous else f"user {creds.username!r} from {creds.origin}"
                 raise UnauthorizedError(self.registry, repository, phase,
-                                        f"{method} {path.split('?')[0]} denied ({who}): {detail}", resp.status_code)
+                                        f"{method} {path.split('?')[0]} denied ({who}): {detail}", resp.status_code,
+                                        words)
             if resp.status_code == 404:
                 raise NotFoundError(self.registry, repository, phase, f"{method} {path.split('?')[0]}: {detail}",
-                                    resp.status_code)
+                                    resp.status_code, words)
             raise RegistryError(self.registry, repository, phase, f"{method} {path.split('?')[0]}: {detail}",
-                                resp.status_code)
+                                resp.status_code, words)
 
     def _send_with_retries(self, method: str, url: str, phase: str, repository: str, headers: dict[str, str],
                            body: Body, stream: bool, allow_redirects: bool, timeout_retry: bool,
