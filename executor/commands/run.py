@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 
 from executor import logs
-from executor.dockerfile import history
+from executor.dockerfile import DockerfileError, history
 from executor.commands.base import CommandContext, Outcome
 from executor.commands.metadata import with_shell
 from executor.dockerfile.instructions import RunInstruction
@@ -137,7 +137,12 @@ def _mount_source(inst: RunInstruction, ctx: CommandContext, m) -> str:
     if m.from_:
         if ctx.source_root is None:
             raise inst.error(f"RUN --mount from={m.from_}: no such stage or image")
-        base = ctx.source_root(m.from_)
+        try:
+            base = ctx.source_root(m.from_)
+        except DockerfileError:
+            raise
+        except Exception as e:   # an image that cannot be pulled, a stage not kept: at this line
+            raise inst.error(f"RUN --mount from={m.from_}: {e}") from None
     else:
         if ctx.context_dir is None:
             raise inst.error("RUN --mount=type=bind needs a build context")

@@ -17,7 +17,7 @@ from executor.image import mediatypes as mt
 
 from . import pull as _pull
 from . import push as _push
-from .errors import NotFoundError, RegistryError
+from .errors import NotFoundError, RegistryError, UnreachableError
 from .options import RegistryOptions
 from .parallel import run_parallel
 from .reference import Reference
@@ -96,6 +96,8 @@ class RegistryClient:
             # the user named this tag or digest: "image not found in HOST (manifest unknown)"; the request
             # and the registry's whole answer are in the debug log (transport)
             raise e.image_not_found() from None
+        except UnreachableError as e:
+            raise e.for_reference(str(ref)) from None       # "... for HOST/REPO:TAG", the tag included
         index_digest = None
         body_type = _peek_media_type(data) or media_type
         if mt.is_index(body_type) or (not body_type and b'"manifests"' in data):
