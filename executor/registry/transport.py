@@ -166,6 +166,8 @@ class Transport:
             if unreachable and not errors:
                 reasons = {u.split(": ", 1)[1] for u in unreachable}
                 reason = reasons.pop() if len(reasons) == 1 else "; ".join(unreachable)
+                if reason in ("unknown host", "timed out"):
+                    hint = ""       # plain HTTP would not find the host either
                 raise UnreachableError(self.registry, repository, "ping", "; ".join(filter(None, (reason, hint))))
             raise RegistryError(self.registry, repository, "ping", "; ".join(errors + unreachable) +
                                 (f" ({hint})" if hint else ""))

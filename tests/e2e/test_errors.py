@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from tests.e2e.conftest import registry_tags
 
 
@@ -137,3 +139,33 @@ def test_failed_build_pushes_nothing(kiln, plain_registry, base_images):
     assert run.refused() == ("Dockerfile:3: The command '/bin/sh -c true' could not be started: invalid USER "
                              "'99999999999': uid 99999999999 is out of range 0-2147483647")
     assert registry_tags(plain_registry, "errors/failed") == []
+
+
+
+INSTRUCTION_ERRORS = [
+    # (the Dockerfile after its FROM line, the one error line): each names its line and the instruction
+    ("COPY does-not-exist /x\n",
+     "Dockerfile:2: COPY failed: \"/does-not-exist\": not found in the build context (source 'does-not-exist')"),
+    ("COPY --chown=nobody2 Dockerfile /x\n",
+     "Dockerfile:2: --chown=nobody2: unable to find user nobody2: no matching entries in passwd file"),
+    ("ARG MODE=10000\nCOPY --chmod=$MODE Dockerfile /x\n",
+     "Dockerfile:3: invalid chmod parameter: '10000'. it should be octal string and between 0 and 07777"),
+    ("ARG PORT=98080\nEXPOSE ${PORT}\n", "Dockerfile:3: EXPOSE 98080: invalid containerPort: 98080"),
+    ("COPY --exclude=[ Dockerfile /x\n",
+     "Dockerfile:2: invalid --exclude pattern: syntax error in pattern '[': unclosed '['"),
+    ("RUN --mount=type=cache,target=/c,sharing=everyone true\n",
+     'Dockerfile:2: RUN --mount=type=cache,target=/c,sharing=everyone: unsupported sharing value "everyone"'),
+    ("COPY --from=nothere.invalid/x:1 /x /x\n",
+     "Dockerfile:2: COPY --from=nothere.invalid/x:1: cannot reach registry nothere.invalid (unknown host) for "
+     "nothere.invalid/x:1"),
+    ("ENV A\n", "Dockerfile:2: ENV must have two arguments"),
+    ("HEALTHCHECK --interval=5 CMD true\n", 'Dockerfile:2: HEALTHCHECK --interval=5: time: missing unit in duration "5"'),
+    ("COPY --form=x Dockerfile /x\n", "Dockerfile:2: COPY: unknown flag: --form (did you mean from?)"),  # BuildKit's
+]
+
+
+@pytest.mark.parametrize("body,line", INSTRUCTION_ERRORS, ids=[b.split()[0] + str(i) for i, (b, _) in
+                                                               enumerate(INSTRUCTION_ERRORS)])
+def test_instruction_errors_name_their_line(kiln, plain_registry, base_images, body, line):
+    run = _build(kiln, plain_registry, f"FROM {base_images.busybox_index}\n{body}", "--no-push")
+    assert run.refused() == line
