@@ -17,7 +17,8 @@ class RegistryError(Exception):
         self.detail = detail
         self.reason = reason
         where = f"{registry}/{repository}" if repository else registry
-        status_text = f" (HTTP {status})" if status is not None else ""
+        # a 200 whose content was wrong (a corrupt blob) says nothing more about what failed
+        status_text = f" (HTTP {status})" if status is not None and not 200 <= status < 300 else ""
         super().__init__(f"{phase} {where}: {detail}{status_text}")
 
     def with_message(self, message: str) -> "RegistryError":

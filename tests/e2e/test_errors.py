@@ -142,7 +142,7 @@ def test_failed_build_pushes_nothing(kiln, plain_registry, base_images):
 
 
 
-INSTRUCTION_ERRORS = [
+@pytest.mark.parametrize("body,line", [
     # (the Dockerfile after its FROM line, the one error line): each names its line and the instruction
     ("COPY does-not-exist /x\n",
      "Dockerfile:2: COPY failed: \"/does-not-exist\": not found in the build context (source 'does-not-exist')"),
@@ -160,12 +160,22 @@ INSTRUCTION_ERRORS = [
      "nothere.invalid/x:1"),
     ("ENV A\n", "Dockerfile:2: ENV must have two arguments"),
     ("HEALTHCHECK --interval=5 CMD true\n", 'Dockerfile:2: HEALTHCHECK --interval=5: time: missing unit in duration "5"'),
+    ("RUNX true\n", "Dockerfile:2: unknown instruction: RUNX (did you mean RUN?)"),
     ("COPY --form=x Dockerfile /x\n", "Dockerfile:2: COPY: unknown flag: --form (did you mean from?)"),  # BuildKit's
-]
-
-
-@pytest.mark.parametrize("body,line", INSTRUCTION_ERRORS, ids=[b.split()[0] + str(i) for i, (b, _) in
-                                                               enumerate(INSTRUCTION_ERRORS)])
+], ids=lambda v: v.strip().splitlines()[-1] if v.endswith("\n") else "refused")
 def test_instruction_errors_name_their_line(kiln, plain_registry, base_images, body, line):
     run = _build(kiln, plain_registry, f"FROM {base_images.busybox_index}\n{body}", "--no-push")
     assert run.refused() == line
+
+
+def test_unknown_target_names_the_stages(kiln, plain_registry, base_images):
+    run = _build(kiln, plain_registry, f"FROM {base_images.busybox_index} AS build\nFROM build AS final\n", "--no-push",
+                 "--target", "tset")
+    assert run.refused() == 'Dockerfile: target stage "tset" could not be found (stages: build, final)'
+
+
+def test_a_bad_source_pattern_matches_nothing(kiln, plain_registry, base_images):
+    """A source pattern Go's filepath.Match rejects (an unclosed `[`) matches nothing, as in BuildKit, whose COPY
+    allows a wildcard that matches nothing: the build goes on, and says so in a warning."""
+    run = _build(kiln, plain_registry, f"FROM {base_images.busybox_index}\nCOPY Docker[file /x\n", "--no-push").check()
+    assert 'level=warning msg="COPY: \'Docker[file\' matches no file in the source"' in run.stderr, run.stderr[-3000:]
