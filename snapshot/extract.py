@@ -323,7 +323,11 @@ class _LayerExtractor:
             return
         victim = base[len(WHITEOUT_PREFIX):]
         if victim in ("", ".", "..") or "/" in victim:
-            raise self._fail(m.name, f"whiteout of {victim!r} refused")
+            # `a/.wh..` would delete `a/.` (the directory a itself), `a/.wh...` its parent: a whiteout
+            # hides one entry of its own directory (the OCI image spec's whiteouts), nothing else
+            named = f"{parent}/{victim}" if parent else victim or "/"
+            raise self._fail(m.name, f"whiteout of {named!r} refused: a whiteout hides one entry of its own "
+                                     "directory")
         real = f"{real_parent}/{victim}" if real_parent else victim
         if real in self.written:
             return  # a whiteout hides lower layers only, never what this layer added

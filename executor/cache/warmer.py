@@ -19,10 +19,6 @@ from .base import BaseImageCache
 log = logging.getLogger(__name__)
 
 
-class WarmError(Exception):
-    pass
-
-
 def dockerfile_images(path: str, build_args: dict[str, str]) -> list[tuple[str, str]]:
     """(image, platform text or "") for every FROM of the Dockerfile that is not a stage or scratch."""
     with open(path, "rb") as f:

@@ -14,7 +14,7 @@ from executor.commands.base import CommandContext, Outcome
 from executor.commands.copying import CopyError, CopyRequest, copy_into_root
 from executor.commands.copying.chmod import ChmodError, parse_chmod
 from executor.commands.copying.chown import ChownError, resolve_chown
-from executor.dockerfile import history
+from executor.dockerfile import DockerfileError, history
 from executor.dockerfile.instructions import AddInstruction, CopyInstruction
 
 
@@ -31,7 +31,13 @@ def copy_files(inst: CopyInstruction | AddInstruction, ctx: CommandContext, is_a
     if from_:
         if ctx.source_root is None:
             raise inst.error(f"COPY --from={from_}: no such stage or image")
-        source_root, from_context, excluded = ctx.source_root(from_), False, None
+        try:
+            source_root = ctx.source_root(from_)
+        except DockerfileError:
+            raise
+        except Exception as e:   # an image that cannot be pulled, a stage not kept: at this line
+            raise inst.error(f"COPY --from={from_}: {e}") from None
+        from_context, excluded = False, None
     else:
         if ctx.context_dir is None and sources:
             raise inst.error(f"{inst.keyword} needs a build context")

@@ -16,12 +16,12 @@ import shutil
 import tempfile
 
 from executor import logs
-from executor.dockerfile import history
+from executor.dockerfile import DockerfileError, history
 from executor.commands.base import CommandContext, Outcome
 from executor.commands.metadata import with_shell
 from executor.dockerfile.instructions import RunInstruction
 from executor.run import Mount as RunMount
-from executor.run import RunSpec
+from executor.run import RunError, RunSpec
 from executor.run import run as run_process
 from executor.run.placing import copy_tree
 
@@ -145,7 +145,12 @@ def _mount_source(inst: RunInstruction, ctx: CommandContext, m) -> str:
     if m.from_:
         if ctx.source_root is None:
             raise inst.error(f"RUN --mount from={m.from_}: no such stage or image")
-        base = ctx.source_root(m.from_)
+        try:
+            base = ctx.source_root(m.from_)
+        except DockerfileError:
+            raise
+        except Exception as e:   # an image that cannot be pulled, a stage not kept: at this line
+            raise inst.error(f"RUN --mount from={m.from_}: {e}") from None
     else:
         if ctx.context_dir is None:
             raise inst.error("RUN --mount=type=bind needs a build context")
@@ -221,7 +226,12 @@ def execute(inst: RunInstruction, ctx: CommandContext) -> Outcome:
                        network="none" if inst.network == "none" else "default", output=ctx.output,
                        scratch_dir=scratch)
         runner = ctx.run or run_process
-        runner(spec)
+        try:
+            runner(spec)
+        except RunError as e:
+            # `Dockerfile:N: The command '...' returned a non-zero code: 7`: docker's words, after the line
+            # (BuildKit names the failed step; every other instruction's error starts with its line)
+            raise type(e)(str(inst.error(str(e))), exit_code=e.exit_code, signal=e.signal) from e
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return Outcome(snapshot="walk", created_by=history.run(argv, ctx.args.history_args(image_env)))

@@ -213,13 +213,17 @@ class Builder:
             return image, None
         return self.pull(name, platform, stage.from_).copy(), None
 
-    def pull(self, name: str, platform: Platform, where: Instruction) -> Image:
+    def pull(self, name: str, platform: Platform, where: Instruction | None) -> Image:
+        """The image `name`; a failure is `Dockerfile:N: FROM NAME: why` at `where` (None: the caller names the
+        instruction, as COPY --from and RUN --mount from= do)."""
         key = f"{name}|{platform}"
         if key not in self.images_pulled:
             log.info("Retrieving image %s (%s)", name, platform)
             try:
                 self.images_pulled[key] = self.images.pull(name, platform)
             except Exception as e:
+                if where is None:
+                    raise
                 raise where.error(f"FROM {name}: {e}") from None
         return self.images_pulled[key]
 
@@ -395,9 +399,9 @@ class Builder:
                 raise BuildError(f"stage {other.ref} is needed by stage {current.ref} but was not kept")
             return result.saved_root
         if other is not None:
-            raise BuildError(f"--from={ref}: stage {other.ref} is not before stage {current.ref}")
+            raise BuildError(f"stage {other.ref} is not before stage {current.ref}")
         if ref not in self.image_roots:
-            image = self.pull(ref, self.settings.platform, current.from_)
+            image = self.pull(ref, self.settings.platform, None)     # COPY --from / RUN --mount name the line
             directory = tempfile.mkdtemp(prefix="image-", dir=self.work_dir)
             self.snapshotter.unpack_into(directory, [(self.images.blob_file(layer), layer.digest)
                                                      for layer in image.layers])

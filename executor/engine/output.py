@@ -7,6 +7,7 @@ from executor.image import Image
 from executor.options import Options
 from executor.registry import RegistryClient
 from executor.sinks import push, write_digest_files, write_oci_layout, write_tarball
+from executor.sinks.layout import LayoutError
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,10 @@ def write_outputs(image: Image, opts: Options, client: RegistryClient) -> str:
         write_tarball(opts.tar_path, image, list(opts.destinations))
         log.info("Wrote a docker load tarball to %s", opts.tar_path)
     if opts.oci_layout_path:
-        write_oci_layout(opts.oci_layout_path, image, opts.destinations[0] if opts.destinations else None)
+        try:
+            write_oci_layout(opts.oci_layout_path, image, opts.destinations[0] if opts.destinations else None)
+        except LayoutError as e:
+            raise LayoutError(f"--oci-layout-path {opts.oci_layout_path}: {e}") from None
         log.info("Wrote the image to the OCI layout %s", opts.oci_layout_path)
     write_digest_files(digest, list(opts.destinations), opts.digest_file or None,
                        opts.image_name_with_digest_file or None, opts.image_name_tag_with_digest_file or None)

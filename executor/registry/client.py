@@ -17,7 +17,7 @@ from executor.image import mediatypes as mt
 
 from . import pull as _pull
 from . import push as _push
-from .errors import NotFoundError, RegistryError
+from .errors import NotFoundError, RegistryError, UnreachableError
 from .options import RegistryOptions
 from .parallel import run_parallel
 from .reference import Reference
@@ -87,14 +87,21 @@ class RegistryClient:
                 if candidates == [ref.registry]:
                     raise
                 errors.append(str(e))
-                log.warning("pulling %s from %s failed: %s; trying the next registry", ref, registry, e)
+                log.warning("pulling %s from %s failed: %s; trying the next registry", ref, where, e)
         fallback = "" if ref.registry in candidates else " (--skip-default-registry-fallback: not asked)"
         raise RegistryError(ref.registry, ref.repository, "manifest GET",
                             f"not found on any mapped registry nor {ref.registry}{fallback}: " + " | ".join(errors))
 
     def _resolve_at(self, ref: Reference, platform: Platform | None) -> tuple[Reference, Manifest, Pulled]:
         t = self.transport(ref.registry)
-        data, media_type, digest = _pull.get_manifest(t, ref)
+        try:
+            data, media_type, digest = _pull.get_manifest(t, ref)
+        except NotFoundError as e:
+            # the user named this tag or digest: "image not found in HOST (manifest unknown)"; the request
+            # and the registry's whole answer are in the debug log (transport)
+            raise e.image_not_found() from None
+        except UnreachableError as e:
+            raise e.for_reference(str(ref)) from None       # "... for HOST/REPO:TAG", the tag included
         index_digest = None
         body_type = _peek_media_type(data) or media_type
         if mt.is_index(body_type) or (not body_type and b'"manifests"' in data):
@@ -102,8 +109,13 @@ class RegistryClient:
             want = platform or host_platform()
             desc = index.select(want, where=f"index {ref}")
             index_digest = digest
-            ref = ref.with_digest(desc.digest)
-            data, media_type, digest = _pull.get_manifest(t, ref)
+            entry = ref.with_digest(desc.digest)
+            try:
+                data, media_type, digest = _pull.get_manifest(t, entry)
+            except NotFoundError as e:
+                raise e.with_message(f"index {ref} names manifest {desc.digest} for {want}, which "
+                                     f"{ref.registry} does not have ({e.reason or f'HTTP {e.status}'})") from None
+            ref = entry
         try:
             manifest = Manifest.from_bytes(data, media_type, where=f"manifest {ref}")
         except ValueError as e:

@@ -5,15 +5,26 @@ import json
 
 
 class RegistryError(Exception):
-    def __init__(self, registry: str, repository: str, phase: str, detail: str, status: int | None = None):
+    """`PHASE REGISTRY/REPOSITORY: DETAIL (HTTP STATUS)`. `reason` is the registry's own words for a refused
+    request (`manifest unknown`), or why it could not be reached; "" when there are none."""
+
+    def __init__(self, registry: str, repository: str, phase: str, detail: str, status: int | None = None,
+                 reason: str = ""):
         self.registry = registry
         self.repository = repository
         self.phase = phase
         self.status = status
         self.detail = detail
+        self.reason = reason
         where = f"{registry}/{repository}" if repository else registry
-        status_text = f" (HTTP {status})" if status is not None else ""
+        # a 200 whose content was wrong (a corrupt blob) says nothing more about what failed
+        status_text = f" (HTTP {status})" if status is not None and not 200 <= status < 300 else ""
         super().__init__(f"{phase} {where}: {detail}{status_text}")
+
+    def with_message(self, message: str) -> "RegistryError":
+        """This error reading `message` (what the user is told); the attributes keep the request's detail."""
+        self.args = (message,)
+        return self
 
 
 class UnauthorizedError(RegistryError):
@@ -25,9 +36,8 @@ class UnreachableError(RegistryError):
     `cannot reach registry HOST (REASON) for REFERENCE`; the library's text is logged at debug level."""
 
     def __init__(self, registry: str, repository: str, phase: str, reason: str, reference: str = ""):
-        self.reason = reason
         self.reference = reference or (f"{registry}/{repository}" if repository else "")
-        RegistryError.__init__(self, registry, repository, phase, reason)
+        RegistryError.__init__(self, registry, repository, phase, reason, reason=reason)
         target = f" for {self.reference}" if self.reference else ""
         self.args = (f"cannot reach registry {registry} ({reason}){target}",)
 
@@ -86,7 +96,28 @@ def connection_reason(error: BaseException) -> str:
 
 
 class NotFoundError(RegistryError):
-    pass
+    """HTTP 404. Pulling an image the user named, it reads `image not found in REGISTRY (REASON)` (see
+    `image_not_found`): the caller names the reference; the request that failed is logged at debug level."""
+
+    def image_not_found(self) -> RegistryError:
+        """This error as the user reads it when the tag or digest they named is not in the registry."""
+        err = NotFoundError(self.registry, self.repository, self.phase, self.detail, self.status, self.reason)
+        return err.with_message(f"image not found in {self.registry} ({self.reason or f'HTTP {self.status}'})")
+
+
+def registry_words(body: bytes | str | None) -> str:
+    """The messages of a distribution-style JSON error body (`manifest unknown`), without the codes; ""
+    when the body has none."""
+    if not body:
+        return ""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", errors="replace")
+    try:
+        errors = json.loads(body).get("errors") or []
+    except (ValueError, AttributeError):
+        return ""
+    words = [str(e.get("message") or e.get("code") or "").strip() for e in errors if isinstance(e, dict)]
+    return "; ".join(w for w in words if w)
 
 
 def describe_body(body: bytes | str | None) -> str:

@@ -4,7 +4,8 @@
 exit, so a SIGTERM (raised as BuildCancelled in the main thread) waited for every stalled upload or
 download to time out (300 s) before kiln could exit. Here the workers are daemon threads: when the
 waiting thread is interrupted, no further item starts, nobody waits for the ones in flight, and the
-process can exit at once.
+process can exit at once. A transfer in flight then still runs to its end (a blob may land in the
+repository, untagged: no manifest follows); `abandoned()` tells it so that it does not report success.
 """
 from __future__ import annotations
 
@@ -13,6 +14,14 @@ from typing import Callable, Iterable, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+_worker = threading.local()     # .stop: the Event of the run_parallel this thread works for
+
+
+def abandoned() -> bool:
+    """True in a transfer thread whose caller stopped waiting for it (the build was cancelled)."""
+    stop = getattr(_worker, "stop", None)
+    return stop is not None and stop.is_set()
 
 
 def run_parallel(fn: Callable[[T], R], items: Iterable[T], jobs: int, name: str = "kiln-transfer") -> list[R]:
@@ -29,6 +38,7 @@ def run_parallel(fn: Callable[[T], R], items: Iterable[T], jobs: int, name: str 
     state = {"next": 0, "running": min(jobs, len(todo))}
 
     def worker() -> None:
+        _worker.stop = stop
         try:
             while not stop.is_set():
                 with lock:

@@ -13,7 +13,7 @@ from executor.image import Descriptor
 from executor.image import digest as _digest
 
 from .errors import NotFoundError, RegistryError, UnauthorizedError
-from .parallel import run_parallel
+from .parallel import abandoned, run_parallel
 from .reference import Reference
 from .transport import Transport, repository_scope
 
@@ -42,6 +42,16 @@ class PushStats:
 _STATS_LOCK = threading.Lock()
 
 
+def _report(message: str, *args: object) -> None:
+    """A blob's arrival, at info level; at debug level once the build that wanted it was cancelled (its
+    "nothing was pushed" line already said so: the blob is in the repository, untagged, and no manifest
+    follows)."""
+    if abandoned():
+        log.debug(message + " (after the build was cancelled: untagged, no manifest names it)", *args)
+    else:
+        log.info(message, *args)
+
+
 def _push_scopes(repo: str) -> list[str]:
     return [repository_scope(repo, "pull,push")]
 
@@ -67,7 +77,7 @@ def ensure_blob(t: Transport, repo: str, blob: Blob, chunk_size: int | None, sta
     # With a repository to mount from, the mount itself settles it (201: mounted, or already there): no HEAD
     # first, one round trip per base layer. Without one, a HEAD skips what the repository holds.
     if not source_repo and blob_exists(t, repo, desc):
-        log.info("blob %s already in %s/%s", desc.digest, t.registry, repo)
+        _report("blob %s already in %s/%s", desc.digest, t.registry, repo)
         stats.count("existed")
         return
     if source_repo:
@@ -83,7 +93,7 @@ def ensure_blob(t: Transport, repo: str, blob: Blob, chunk_size: int | None, sta
             resp.close()
             if resp.status_code == 201:
                 _confirm(t, repo, desc, resp.headers.get("Docker-Content-Digest"), "upload POST")
-                log.info("mounted blob %s from %s/%s", desc.digest, t.registry, source_repo)
+                _report("mounted blob %s from %s/%s", desc.digest, t.registry, source_repo)
                 stats.count("mounted")
                 return
             location = resp.headers.get("Location")
@@ -94,7 +104,7 @@ def ensure_blob(t: Transport, repo: str, blob: Blob, chunk_size: int | None, sta
         # completed a PUT (the session is closed) or a PATCH (its state token moved on), so the retry met a
         # stale session. The blob may be there already; otherwise start one new session.
         if blob_exists(t, repo, desc):
-            log.info("blob %s is in %s/%s although its upload answered %s", desc.digest, t.registry, repo, e)
+            _report("blob %s is in %s/%s although its upload answered %s", desc.digest, t.registry, repo, e)
         else:
             log.warning("upload of %s to %s/%s lost its session (%s); starting it again", desc.digest,
                         t.registry, repo, e)
@@ -139,7 +149,7 @@ def upload_monolithic(t: Transport, repo: str, location: str, blob: Blob) -> Non
                      body=blob.opener)
     resp.close()
     _confirm(t, repo, desc, resp.headers.get("Docker-Content-Digest"), "upload PUT")
-    log.info("uploaded blob %s (%d bytes) to %s/%s", desc.digest, desc.size, t.registry, repo)
+    _report("uploaded blob %s (%d bytes) to %s/%s", desc.digest, desc.size, t.registry, repo)
 
 
 def _range_end(value: str | None) -> int | None:
@@ -190,7 +200,7 @@ def upload_chunked(t: Transport, repo: str, location: str, blob: Blob, chunk_siz
                      scopes=_push_scopes(repo), expect=[201], headers={"Content-Length": "0"}, body=b"")
     resp.close()
     _confirm(t, repo, desc, resp.headers.get("Docker-Content-Digest"), "upload PUT")
-    log.info("uploaded blob %s in chunks of %d to %s/%s", desc.digest, chunk_size, t.registry, repo)
+    _report("uploaded blob %s in chunks of %d to %s/%s", desc.digest, chunk_size, t.registry, repo)
 
 
 def _confirm(t: Transport, repo: str, desc: Descriptor, header: str | None, phase: str) -> None:

@@ -17,7 +17,7 @@ import urllib3
 
 from . import auth
 from .errors import (NotFoundError, RegistryError, UnauthorizedError, UnreachableError, connection_reason,
-                     describe_body)
+                     describe_body, registry_words)
 from .options import RegistryOptions, is_local
 from .reference import DOCKER_HUB, DOCKER_HUB_API
 
@@ -175,6 +175,8 @@ class Transport:
             if unreachable and not errors:
                 reasons = {u.split(": ", 1)[1] for u in unreachable}
                 reason = reasons.pop() if len(reasons) == 1 else "; ".join(unreachable)
+                if reason in ("unknown host", "timed out"):
+                    hint = ""       # plain HTTP would not find the host either
                 raise UnreachableError(self.registry, repository, "ping", "; ".join(filter(None, (reason, hint))))
             raise RegistryError(self.registry, repository, "ping", "; ".join(errors + unreachable) +
                                 (f" ({hint})" if hint else ""))
@@ -290,17 +292,20 @@ class Transport:
             if resp.status_code in expect:
                 return resp
             detail = describe_body(resp.content) or resp.reason or "unexpected answer"
+            words = registry_words(resp.content)
             resp.close()
+            log.debug("%s %s %s: HTTP %d: %s", phase, method, self.url(path).split("?")[0], resp.status_code, detail)
             if resp.status_code in (401, 403):
                 creds = self.credentials
                 who = "anonymous" if creds.anonymous else f"user {creds.username!r} from {creds.origin}"
                 raise UnauthorizedError(self.registry, repository, phase,
-                                        f"{method} {path.split('?')[0]} denied ({who}): {detail}", resp.status_code)
+                                        f"{method} {path.split('?')[0]} denied ({who}): {detail}", resp.status_code,
+                                        words)
             if resp.status_code == 404:
                 raise NotFoundError(self.registry, repository, phase, f"{method} {path.split('?')[0]}: {detail}",
-                                    resp.status_code)
+                                    resp.status_code, words)
             raise RegistryError(self.registry, repository, phase, f"{method} {path.split('?')[0]}: {detail}",
-                                resp.status_code)
+                                resp.status_code, words)
 
     def _send_with_retries(self, method: str, url: str, phase: str, repository: str, headers: dict[str, str],
                            body: Body, stream: bool, allow_redirects: bool, timeout_retry: bool,

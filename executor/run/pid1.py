@@ -218,17 +218,18 @@ def _on_terminate(signum: int, frame: object) -> None:
     first = _cancelled_by is None
     if first:
         _cancelled_by = signum
+        log.warning("received %s: stopping the build", signal.Signals(signum).name)
+    else:
+        log.warning("received %s again: killing the running command now", signal.Signals(signum).name)
     with _lock:
         hooks = list(_cancel_hooks)
-    for hook in hooks:
+    for hook in hooks:     # said before they act: what they do (a RUN's tree stopped) comes after
         try:
             hook(not first)
         except Exception:  # noqa: BLE001 - a failing hook must not block cancellation
             log.exception("cancel hook failed")
     if first:
-        log.warning("received %s: stopping the build", signal.Signals(signum).name)
         raise BuildCancelled(signum)
-    log.warning("received %s again: killing the running command now", signal.Signals(signum).name)
 
 
 def _set_subreaper(on: bool) -> bool:

@@ -108,6 +108,7 @@ class _Running:
     namespaced: bool  # in its own PID namespace (helper forked)
     known_children: set[int]  # our children before the start: never stragglers
     ns_init: int | None = None
+    stopping: bool = False    # the cancel hook sent SIGTERM (and said so)
 
 
 def command_env(env: dict[str, str], user: ExecUser) -> dict[str, str]:
@@ -288,7 +289,9 @@ def _terminate(running: _Running, grace: float, output: _Output) -> None:
     still arriving meanwhile is forwarded."""
     proc = running.proc
     if proc.poll() is None:
-        log.info("stopping the running command (SIGTERM, SIGKILL after %.0fs)", grace)
+        if not running.stopping:
+            running.stopping = True
+            log.info("stopping the running command (SIGTERM, SIGKILL after %.0fs)", grace)
         _signal_tree(running, signal.SIGTERM)
         deadline = time.monotonic() + grace
         while proc.poll() is None and time.monotonic() < deadline and not pid1.escalated():
@@ -527,6 +530,11 @@ def run(spec: RunSpec) -> RunResult:
 
     def on_cancel(force: bool) -> None:
         if running is not None and running.proc.returncode is None:
+            if not force and not running.stopping:
+                # said here, when it happens: a command that exits at once on SIGTERM is gone before the
+                # teardown below could say it
+                running.stopping = True
+                log.info("stopping the running command (SIGTERM, SIGKILL after %.0fs)", pid1.GRACE_SECONDS)
             _signal_tree(running, signal.SIGKILL if force else signal.SIGTERM)
 
     pid1.add_cancel_hook(on_cancel)

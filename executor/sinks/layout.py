@@ -49,7 +49,8 @@ def init_layout(layout: str) -> None:
             except ValueError:
                 raise LayoutError(f"{marker} is not valid JSON") from None
         if version != LAYOUT_VERSION:
-            raise LayoutError(f"{marker}: imageLayoutVersion {version!r} is not {LAYOUT_VERSION}")
+            raise LayoutError(f"{marker} says imageLayoutVersion {version!r}; kiln writes only {LAYOUT_VERSION} "
+                              f"layouts (name an empty directory or a {LAYOUT_VERSION} layout)")
     else:
         _atomic_write(marker, json.dumps({"imageLayoutVersion": LAYOUT_VERSION}).encode())
     if not os.path.exists(os.path.join(layout, "index.json")):

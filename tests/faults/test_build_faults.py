@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 
 import pytest
 
-from tests.e2e.conftest import BuildRun, Kiln
+from tests.e2e.conftest import BuildRun, Kiln, error_messages
 from tests.faults.conftest import kiln_argv, kiln_env
 from tests.faults.proxy import FaultProxy
 from tests.rig.judge import judge_registry_image
@@ -55,11 +56,14 @@ def test_build_with_faults_within_budget(kiln, plain_proxy, plain_registry, base
     assert report.read("built") == b"built\n" and report.read("a.txt") == b"a\n"
 
 
-@pytest.mark.parametrize("phase,method,path", [
-    ("manifest GET", "GET", r"/manifests/"),
-    ("manifest PUT", "PUT", r"/manifests/"),
+@pytest.mark.parametrize("phase,method,path,line", [
+    ("manifest GET", "GET", r"/manifests/", "Dockerfile:1: FROM {host}/base/busybox:amd64: manifest GET {host}/base/"
+     "busybox: GET /v2/base/busybox/manifests/amd64: UNAVAILABLE: injected by the fault proxy (HTTP 503)"),
+    ("manifest PUT", "PUT", r"/manifests/", "manifest PUT {host}/{repo}: PUT /v2/{repo}/manifests/v1: UNAVAILABLE: "
+     "injected by the fault proxy (HTTP 503)"),
 ])
-def test_build_past_budget_fails_clearly_then_recovers(phase, method, path, kiln, plain_proxy, base_images, tmp_path):
+def test_build_past_budget_fails_clearly_then_recovers(phase, method, path, line, kiln, plain_proxy, base_images,
+                                                       tmp_path):
     root, kdir = str(tmp_path / "root"), str(tmp_path / "kaniko")
     os.makedirs(root), os.makedirs(kdir)
     ctx = _context(kiln, plain_proxy)
@@ -72,6 +76,7 @@ def test_build_past_budget_fails_clearly_then_recovers(phase, method, path, kiln
     errors = [l for l in run.stderr.splitlines() if "error" in l.lower()[:40] or l.startswith("E")]
     last = run.stderr.strip().splitlines()[-1]
     assert phase in last and plain_proxy.host in last and "503" in last, (last, errors)
+    assert error_messages(run.stderr) == [line.format(host=plain_proxy.host, repo=repo)], run.stderr[-3000:]
     assert tags(plain_proxy, repo) == []
     if method != "PUT":
         assert not plain_proxy.requests("PUT", r"/manifests/")
@@ -91,6 +96,9 @@ def test_corrupt_layer_is_never_extracted(kiln, plain_proxy, base_images, tmp_pa
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-3000:]
     last = run.stderr.strip().splitlines()[-1]
     assert "blob GET" in last and plain_proxy.host in last and "sha256:" in last, last
+    (line,) = error_messages(run.stderr)
+    assert re.fullmatch(f"blob GET {re.escape(plain_proxy.host)}/base/busybox: layer blob sha256:[0-9a-f]{{64}}: "
+                        r"cannot be decompressed as gzip: CRC check failed \d+ != \d+", line), line
     assert not os.path.exists(os.path.join(root, "bin", "busybox")), "a corrupt layer was extracted"
     assert "Extracting layer" not in run.stderr
     assert not plain_proxy.requests("PUT", r"/manifests/")

@@ -148,6 +148,10 @@ def test_hostile_base_layer(attack, base_images, plain_registry, tmp_path):
         assert proc.returncode == 1, proc.stderr[-3000:]
         last = proc.stderr.strip().splitlines()[-1]
         assert "level=error" in last and "layer" in last.lower() and "sentinel" in last, last
+        assert {"dotdot": "entry '../sentinel/dotdot-file': refused: '../sentinel/dotdot-file' leaves the root "
+                          "through '..'",
+                "hardlink-out": f"entry 'stolen': hard link target '{arena.sentinel}/secret' does not exist"}[attack] \
+            in last, last
         return
     assert proc.returncode == 0, proc.stderr[-3000:]
     # the base layer itself is hostile (the judge refuses it), so look at what kiln made of it: the root

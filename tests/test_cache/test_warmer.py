@@ -60,8 +60,8 @@ def test_warmed_build_works_with_the_base_registry_stopped(kiln, base_images, pl
     failed = kiln.build(ctx, "--destination", ref, "--insecure-registry", plain_registry.host,
                         "--cache-dir", str(tmp_path / "empty"))
     host = running.registry.host
-    failed.refused(f"Dockerfile:2: FROM {host}/",
-                   f"cannot reach registry {host} (connection refused) for {host}/base/busybox")
+    assert failed.refused() == (f"Dockerfile:2: FROM {host}/base/busybox:1: cannot reach registry {host} "
+                                f"(connection refused) for {host}/base/busybox:1")
 
 
 def test_expired_or_damaged_entries_are_not_used(base_images, plain_registry, tmp_path):
@@ -86,3 +86,39 @@ def test_expired_or_damaged_entries_are_not_used(base_images, plain_registry, tm
     assert cache.pull(base_images.busybox_index, platform) is None
     assert cache.warm(client, base_images.busybox_index, platform) == digest   # damaged: pulled again
     assert cache.pull(base_images.busybox_index, platform) is not None
+
+
+def test_damaged_cache_entries_are_named_and_pulled_again(base_images, tmp_path, caplog):
+    """A cached blob that does not hash to its digest (BaseCacheError; DigestMismatch for a manifest or config)
+    is not used: one warning names the image and the blob, and the build pulls the image instead."""
+    import hashlib
+    import logging
+
+    from executor.registry import RegistryClient
+    cache = BaseImageCache(str(tmp_path / "c"), ttl=3600)
+    client = RegistryClient(blob_dir=cache.blob_dir)
+    platform = Platform.parse("linux/amd64")
+    ref = base_images.busybox_index
+    cache.warm(client, ref, platform)
+    image = cache.pull(ref, platform)
+    assert image is not None
+    caplog.set_level(logging.WARNING, logger="executor.cache")
+
+    layer_path = cache.blob_path(image.layers[0].digest)
+    with open(layer_path, "r+b") as f:
+        f.seek(10)
+        f.write(b"xx")
+    got = "sha256:" + hashlib.sha256(open(layer_path, "rb").read()).hexdigest()
+    assert cache.pull(ref, platform) is None
+    assert caplog.messages[-1] == (f"base image cache: {ref} is damaged (layer {image.layers[0].digest} hashes to "
+                                   f"{got} ({image.layers[0].size} bytes)); pulling it")
+    os.unlink(layer_path)
+    cache.warm(client, ref, platform)
+
+    config_path = cache.blob_path(image.config_descriptor().digest)
+    with open(config_path, "ab") as f:
+        f.write(b" ")
+    got = "sha256:" + hashlib.sha256(open(config_path, "rb").read()).hexdigest()
+    assert cache.pull(ref, platform) is None
+    assert caplog.messages[-1] == (f"base image cache: {ref} is damaged (blob {image.config_descriptor().digest} "
+                                   f"is corrupt: its bytes hash to {got}); pulling it")

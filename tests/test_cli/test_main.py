@@ -119,7 +119,7 @@ def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.startswith("Usage:\n  executor [flags]") and "--cache-ttl duration" in out
     assert "[env KANIKO_NO_PUSH]" in out and "--root string" in out and "--snapshotMode" not in out
     assert main.executor_main(["version"], env={}, engine=Recorder()) == 0
-    assert "kiln" in capsys.readouterr().out
+    assert capsys.readouterr().out == f"Kaniko version :  kiln {main.VERSION}\n"     # kaniko's line
     assert main.warmer_main(["-h"], env={}, engine=Recorder()) == 0
     assert "--image stringArray" in capsys.readouterr().out
 
@@ -139,6 +139,8 @@ def test_missing_engine_is_reported(tmp_path: Path, capsys: pytest.CaptureFixtur
     err = capsys.readouterr().err
     assert code == 1
     assert "build engine" in err and "missing" in err and '"level":"error"' in err
+    assert ("the build engine (package executor.engine) is missing from this kiln installation; nothing was built. "
+            "Install a complete kiln or run it from a full checkout.") in err
 
 
 def test_engine_without_run_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -100,8 +100,13 @@ def test_verify_names_the_blob(tmp_path, tar_path, fault):
         open(blob, "wb").write(data[: len(data) // 2])
         digest, size = dg.of_file(blob)
     layer = Layer(Descriptor(media_type, digest, size), diff_id, lambda: open(blob, "rb"))
-    with pytest.raises(LayerError, match=digest):
+    with pytest.raises(LayerError, match=digest) as err:
         layer.verify()
+    why = {"digest": f"content hashes to {r.digest}", "size": f"size is {size - 1} bytes, the manifest says {size}",
+           "diff_id": f"uncompressed content hashes to {r.diff_id}, the config's diff_id is {diff_id}",
+           "compression": f"media type {mt.OCI_LAYER_ZSTD} says zstd but the bytes are gzip",
+           "truncated": "cannot be decompressed as gzip: "}[fault]
+    assert str(err.value).startswith(f"layer blob {digest}: {why}"), str(err.value)
 
 
 def _image(tmp_path, tar_path, fmt):
@@ -175,9 +180,12 @@ def test_from_parts_rejects_wrong_config(tmp_path, tar_path):
 
 def test_validate_catches_diff_id_mismatch(tmp_path, tar_path):
     img = _image(tmp_path, tar_path, mt.OCI)
+    layer = img.layers[0]
     img.config.diff_ids = ["sha256:" + "2" * 64]
-    with pytest.raises(ImageError, match="layer 0"):
+    with pytest.raises(ImageError) as err:
         img.validate()
+    assert str(err.value) == (f"image {img.digest}: layer 0 ({layer.digest}) has diff_id {layer.diff_id} "
+                              f"but the config says sha256:{'2' * 64}")
 
 
 def test_config_helpers():
@@ -201,10 +209,16 @@ def test_config_helpers():
     assert "Cmd" not in json.loads(c.to_bytes())["config"]
 
 
-@pytest.mark.parametrize("bad", ["sha256:abc", "md5:" + "0" * 32, "sha256:" + "G" * 64, "nohex"])
-def test_digest_validation(bad):
-    with pytest.raises(dg.DigestError, match="digest"):
+@pytest.mark.parametrize("bad,why", [
+    ("sha256:abc", "must have 64 lowercase hex digits after 'sha256:'"),
+    ("md5:" + "0" * 32, "uses unsupported algorithm 'md5' (want sha256 or sha512)"),
+    ("sha256:" + "G" * 64, "must have 64 lowercase hex digits after 'sha256:'"),
+    ("nohex", "is not of the form 'algorithm:hex'"),
+])
+def test_digest_validation(bad, why):
+    with pytest.raises(dg.DigestError) as err:
         dg.validate(bad)
+    assert str(err.value) == f"digest {bad!r} {why}"
 
 
 def test_manifest_rejects_index_and_schema1():

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snapshot.paths import RootPathError, resolve_in_root
+from snapshot.paths import PathEscapeError, RootPathError, clean, resolve_in_root
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +30,17 @@ def test_absolute_symlink_stays_in_the_root(hostile_root):
 
 
 def test_symlink_loop_is_an_error(hostile_root):
-    with pytest.raises(RootPathError, match="too many levels"):
+    with pytest.raises(RootPathError) as err:
         resolve_in_root(hostile_root, "/loop1/x")
+    assert str(err.value) == f"too many levels of symbolic links resolving /loop1/x in {hostile_root}"
+
+
+def test_a_name_above_the_root_is_refused():
+    """snapshot.paths.clean: `..` may not climb above the root (a tar entry, a snapshot path)."""
+    assert clean("/a/./b/../c/") == "a/c" and clean("a/..") == ""
+    with pytest.raises(PathEscapeError) as err:
+        clean("a/../../etc/passwd")
+    assert str(err.value) == "'a/../../etc/passwd' leaves the root through '..'"
 
 
 @settings(max_examples=300, deadline=None)
