@@ -1,7 +1,7 @@
 """Build contexts: where the files COPY and ADD read come from.
 
 kaniko's `--context` takes a directory (plain or `dir://`), `tar://PATH` (or `tar://stdin`), an `https://`
-URL of a tar.gz, and `git://` / `git+https://` repositories with `#ref` and `:subdir`. Whatever the source,
+URL of a tar.gz, object-store URLs (`gs://`, `s3://`, Azure Blob: buckets.py), and `git://` / `git+https://` repositories with `#ref` and `:subdir`. Whatever the source,
 the result is a local directory; `--context-sub-path` then narrows it.
 """
 from __future__ import annotations
@@ -142,6 +142,31 @@ def _from_url(spec: str, work_dir: str, session_factory: Callable | None) -> tup
     return dest, [dest]
 
 
+def _is_blob(spec: str) -> bool:
+    from executor.engine.buckets import is_bucket_context
+
+    return is_bucket_context(spec)
+
+
+def _from_bucket(spec: str, work_dir: str) -> tuple[str, list[str]]:
+    """gs://, s3:// and Azure Blob contexts (executor/engine/buckets.py), extracted as tar:// ones are."""
+    from executor.engine.buckets import CloudError, extract_bucket_context
+
+    dest = _new_dir(work_dir, "context-")
+    try:
+        extract_bucket_context(spec, dest, safe_extract_tar)
+    except CloudError as e:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise ContextError(f"context {spec}: {e}") from None
+    except (OSError, tarfile.TarError) as e:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise ContextError(f"context {spec}: not a readable tar archive: {e}") from e
+    except Exception:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    return dest, [dest]
+
+
 def _from_git(spec: str, work_dir: str) -> tuple[str, list[str]]:
     from dulwich import porcelain
     from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
@@ -207,14 +232,16 @@ def prepare_context(spec: str, work_dir: str, sub_path: str = "", *, stdin: Bina
         directory, cleanup = _from_tar(spec, work_dir, stdin)
     elif spec.startswith(("git://", "git+https://", "git+http://")):
         directory, cleanup = _from_git(spec, work_dir)
+    elif spec.startswith(("gs://", "s3://")) or spec.startswith("https://") and _is_blob(spec):
+        directory, cleanup = _from_bucket(spec, work_dir)
     elif spec.startswith(("https://", "http://")):
         if urlsplit(spec).path.endswith(".git") or "#" in spec and ".git" in spec:
             directory, cleanup = _from_git(spec, work_dir)
         else:
             directory, cleanup = _from_url(spec, work_dir, session_factory)
-    elif spec.startswith(("gs://", "s3://", "az://")):
-        raise ContextError(f"context {spec}: cloud storage contexts are not supported by kiln; "
-                           "use tar:// or an https:// URL")
+    elif spec.startswith("az://"):
+        raise ContextError(f"context {spec}: az:// is not a kaniko context; name the blob by its URL, "
+                           "https://<account>.blob.core.windows.net/<container>/<blob>")
     else:
         directory = spec[len("dir://"):] if spec.startswith("dir://") else spec
         if not os.path.isdir(directory):

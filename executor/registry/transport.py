@@ -114,7 +114,8 @@ class Transport:
     @property
     def credentials(self) -> auth.Credentials:
         if self._credentials is None:
-            self._credentials = auth.resolve(self.registry, self.options.docker_config_dir)
+            self._credentials = auth.resolve(self.registry, self.options.docker_config_dir,
+                                             self.options.credential_helpers, self.session.verify)
         return self._credentials
 
     def _schemes(self) -> list[str]:
