@@ -37,4 +37,10 @@ if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[test]" >&2
   touch "$stamp"
 fi
+# Azurite (npm; the machine image has nodejs and npm) under the venv, where tests/rig/cloud.py looks for it
+azurite_version=3.35.0
+if [ ! -x "$venv/azurite/node_modules/.bin/azurite-blob" ] || \
+   ! grep -q "\"version\": \"$azurite_version\"" "$venv/azurite/node_modules/azurite/package.json" 2>/dev/null; then
+  npm install --silent --no-audit --no-fund --prefix "$venv/azurite" "azurite@$azurite_version" >&2
+fi
 echo "$venv/bin/python"
