@@ -37,11 +37,13 @@ log = logging.getLogger(__name__)
 #: the fork's acrRE, plus mcr.microsoft.com (docker-credential-acr pkg/credhelper/helper.go)
 ACR_PATTERN = re.compile(r"^.*\.azurecr\.io$|^.*\.azurecr\.cn$|^.*\.azurecr\.de$|^.*\.azurecr\.us$")
 MCR_HOST = "mcr.microsoft.com"
-#: kaniko's AzureBlobStorageHostRegEx (pkg/constants/constants.go): public, China, Germany, US Gov clouds
-BLOB_URL_PATTERNS = (re.compile(r"^https://(.+?)\.blob\.core\.windows\.net/(.+)"),
-                     re.compile(r"^https://(.+?)\.blob\.core\.chinacloudapi\.cn/(.+)"),
-                     re.compile(r"^https://(.+?)\.blob\.core\.cloudapi\.de/(.+)"),
-                     re.compile(r"^https://(.+?)\.blob\.core\.usgovcloudapi\.net/(.+)"))
+#: kaniko's AzureBlobStorageHostRegEx (pkg/constants/constants.go): public, China, Germany, US Gov clouds; the
+#: account may not hold a '/' (kaniko's `.+?` takes https://example.com/x.blob.core.windows.net/c for a blob URL
+#: and would send the storage key to example.com)
+BLOB_URL_PATTERNS = (re.compile(r"^https://([^/]+?)\.blob\.core\.windows\.net/(.+)"),
+                     re.compile(r"^https://([^/]+?)\.blob\.core\.chinacloudapi\.cn/(.+)"),
+                     re.compile(r"^https://([^/]+?)\.blob\.core\.cloudapi\.de/(.+)"),
+                     re.compile(r"^https://([^/]+?)\.blob\.core\.usgovcloudapi\.net/(.+)"))
 ARM_SCOPE = "https://management.azure.com/.default"
 STORAGE_SCOPE = "https://storage.azure.com/.default"
 STORAGE_VERSION = "2021-08-06"

@@ -168,8 +168,8 @@ def resolve(registry: str, docker_config_dir: str | None = None,
     path = find_config(docker_config_dir)
     if path:
         cfg = load_config(path)
-        helpers = cfg.get("credHelpers") or {}
-        helper = next((h for k, h in helpers.items() if _matches(k, host)), None)
+        cred_helpers = cfg.get("credHelpers") or {}
+        helper = next((h for k, h in cred_helpers.items() if _matches(k, host)), None)
         if helper:
             creds = run_helper(helper, _helper_server(host))
             if creds:

@@ -81,8 +81,11 @@ class Cloud:
                                            {"app/context.tar.gz": self.context_tgz})
         self.hosts = {name: self.front.ip for name in cloud.REGISTRY_NAMES}
         self.hosts[cloud.BLOB_HOST] = self.azurite.ip
-        self.empty_config = os.path.join(tmp, "empty-docker-config")
+        # a config.json as most pods have one: entries for other registries only, so the helpers are asked
+        self.empty_config = os.path.join(tmp, "docker-config-other")
         os.makedirs(self.empty_config, exist_ok=True)
+        with open(os.path.join(self.empty_config, "config.json"), "w") as f:
+            json.dump({"auths": {"unrelated.example.com": {"auth": "dTpw"}}}, f)
 
     def stop(self) -> None:
         for part in (self.front, self.standins, self.gcs, self.aws, self.azurite):
