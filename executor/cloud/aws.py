@@ -366,8 +366,8 @@ def ecr_token(host: str) -> EcrToken:
         try:
             err = resp.json()
             reason = f"{err.get('__type', '').split('#')[-1]}: {err.get('message') or err.get('Message', '')}"
-        except ValueError:
-            reason = http.gist(resp)
+        except ValueError:       # some answers (and moto's IAM checks) are XML
+            reason = _sts_error(resp.text) if resp.text.lstrip().startswith("<") else http.gist(resp)
         raise CloudError(f"{what}: {url} refused (HTTP {resp.status_code}) {reason}".rstrip())
     data = resp.json().get("authorizationData")
     entry = data[0] if isinstance(data, list) and data else data
@@ -395,7 +395,7 @@ def s3_object(bucket: str, key: str):
         url = _s3_url(bucket, key, region_name)
         headers = sign("GET", url, {}, b"", access_key=creds.access_key, secret_key=creds.secret_key,
                        session_token=creds.session_token, region=region_name, service="s3")
-        what = f"s3://{bucket}/{key} (AWS credentials from {creds.source})"
+        what = f"S3 (AWS credentials from {creds.source})"
         resp = http.call("GET", url, what, headers=headers, stream=True, allow_redirects=False,
                          expect=(200, 301, 307, 400, 401, 403, 404))
         if resp.status_code == 200:
@@ -409,7 +409,7 @@ def s3_object(bucket: str, key: str):
         reason = _s3_error(resp)
         resp.close()
         raise CloudError(f"{what}: {urlsplit(url).netloc} answered HTTP {resp.status_code}: {reason}")
-    raise CloudError(f"s3://{bucket}/{key}: the bucket's region keeps changing")
+    raise CloudError(f"S3: the region of bucket {bucket} keeps changing")
 
 
 def _s3_url(bucket: str, key: str, region_name: str) -> str:

@@ -27,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass
 from email.utils import formatdate
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from . import http
 from .errors import CloudError
@@ -210,17 +210,21 @@ def blob_object(url: str):
         token = aad_token(STORAGE_SCOPE)
         headers["Authorization"] = f"Bearer {token.value}"
         who = f"as {token.source}"
-    what = f"{parts.scheme}://{parts.netloc}{unquote(parts.path)} ({who})"
-    resp = http.call("GET", url, what, headers=headers, stream=True, expect=(200, 401, 403, 404))
+    what = f"Azure Blob {parts.netloc} ({who})"
+    resp = http.call("GET", url, what, headers=headers, stream=True, expect=(200, 400, 401, 403, 404, 409))
     if resp.status_code != 200:
-        reason = resp.headers.get("x-ms-error-code") or ""
         detail = _blob_error(resp)
         resp.close()
-        raise CloudError(f"{what}: HTTP {resp.status_code} {reason}: {detail}".rstrip(": "))
+        raise CloudError(f"{what}: HTTP {resp.status_code} {detail}".rstrip())
     return resp
 
 
 def _blob_error(resp) -> str:
+    """`Code: Message` of a Storage error answer (the message's first sentence; RequestId and Time dropped)."""
     text = resp.content[:4096].decode(errors="replace")
+    code = resp.headers.get("x-ms-error-code") or ""
+    m = re.search(r"<Code>(.*?)</Code>", text, re.S)
+    code = code or (m.group(1).strip() if m else "")
     m = re.search(r"<Message>(.*?)</Message>", text, re.S)
-    return " ".join((m.group(1) if m else text).split())[:200]
+    message = " ".join((m.group(1) if m else "").split()).split(" RequestId:")[0]
+    return f"{code}: {message}".strip(": ")[:300]

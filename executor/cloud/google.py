@@ -243,7 +243,7 @@ def gcs_object(bucket: str, name: str):
         who = f"as {token.source}"
     except CloudError as e:
         log.warning("gs://%s/%s: %s; trying anonymously", bucket, name, e)
-    what = f"gs://{bucket}/{name} ({who})"
+    what = f"GCS ({who})"
     resp = http.call("GET", url, what, headers=headers, stream=True, expect=(200, 401, 403, 404))
     if resp.status_code != 200:
         reason = http.gist(resp)

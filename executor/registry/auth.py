@@ -187,9 +187,12 @@ def resolve(registry: str, docker_config_dir: str | None = None,
     if helpers:
         from .helpers import resolve as from_helpers
 
-        creds = from_helpers("index.docker.io" if host == DOCKER_HUB else host, list(helpers), verify)
+        failures: list[str] = []
+        creds = from_helpers("index.docker.io" if host == DOCKER_HUB else host, list(helpers), verify, failures)
         if creds:
             return creds
+        if failures:     # said again where a 401 is reported: the reason there are no credentials
+            return Credentials(origin="anonymous; " + "; ".join(failures))
     return ANONYMOUS
 
 

@@ -109,8 +109,10 @@ def applies(helper: str, host: str) -> bool:
     return False
 
 
-def resolve(host: str, helpers: list[str], verify: bool | str = True) -> Credentials | None:
-    """The first credentials a helper in `helpers` yields for `host`; None when none answers."""
+def resolve(host: str, helpers: list[str], verify: bool | str = True,
+            failures: list[str] | None = None) -> Credentials | None:
+    """The first credentials a helper in `helpers` yields for `host`; None when none answers. Each helper that
+    applied and failed is appended to `failures` ("credential helper ecr failed: ...")."""
     for name in helpers:
         helper = HELPERS.get(name)
         if helper is None:
@@ -120,6 +122,8 @@ def resolve(host: str, helpers: list[str], verify: bool | str = True) -> Credent
             creds = helper(host, verify)
         except CloudError as e:
             log.warning("credential helper %s for %s: %s", name, host, e)
+            if failures is not None:
+                failures.append(f"credential helper {name} failed: {e}")
             continue
         if creds is not None:
             log.debug("credentials for %s from %s", host, creds.origin)

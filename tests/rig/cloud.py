@@ -7,7 +7,8 @@ Well-kept servers where one exists:
     AWS (botocore sends it without Authorization), so moto may not demand a signature for it.
   * gcp-storage-emulator (in this process): the GCS JSON API for gs:// contexts.
   * Azurite (Microsoft's Azure Storage emulator, npm): Blob Storage with Shared Key verification, over TLS on
-    <account>.blob.core.windows.net (production-style URLs).
+    <account>.blob.core.windows.net (production-style URLs); `--oauth basic` takes Entra ID bearer tokens
+    (issuer, audience and lifetime checked, not signatures).
 Ours, where no server exists (`StandIns`, plain HTTP on 127.0.0.1):
   * the GCE metadata server (`Metadata-Flavor: Google` asked and answered);
   * Google's OAuth2 token endpoint (RFC 7523 jwt-bearer; the JWT's RS256 signature checked with openssl),
@@ -254,8 +255,23 @@ class _StandInHandler(_Base):
             if not ok:
                 return self._send(401, {"error": "invalid_client", "error_description":
                                         "AADSTS7000215: Invalid client secret provided."})
+            if form.get("scope") == "https://storage.azure.com/.default":
+                return self._send(200, {"token_type": "Bearer", "expires_in": 3599,
+                                        "access_token": storage_token(AZURE_TENANT)})
             return self._send(200, {"token_type": "Bearer", "expires_in": 3599, "access_token": st.aad_token})
         self._send(404, "not found")
+
+
+def storage_token(tenant: str) -> str:
+    """A JWT shaped as Entra ID's for Azure Storage. Azurite's `--oauth basic` checks its issuer, audience and
+    lifetime, not its signature (the emulator has no Entra ID keys), so the stand-in signs nothing."""
+    now = int(time.time())
+    enc = lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()  # noqa: E731
+    return ".".join([enc({"alg": "RS256", "typ": "JWT"}),
+                     enc({"aud": "https://storage.azure.com", "iss": f"https://sts.windows.net/{tenant}/",
+                          "iat": now - 60, "nbf": now - 60, "exp": now + 3600, "tid": tenant,
+                          "oid": "11111111-2222-3333-4444-555555555555"}),
+                     base64.urlsafe_b64encode(b"not-verified-by-azurite").rstrip(b"=").decode()])
 
 
 def _serve(handler: type, state: CloudState, address: tuple[str, int] = ("127.0.0.1", 0),
@@ -494,7 +510,7 @@ def start_azurite(workdir: str, cert: tuple[str, str], ca: str, blobs: dict[str,
     env = {**os.environ, "AZURITE_ACCOUNTS": f"{BLOB_ACCOUNT}:{key}"}
     with open(log_path, "wb") as out:
         proc = subprocess.Popen([binary, "--blobHost", ip, "--blobPort", "443", "--location", workdir,
-                                 "--cert", cert[0], "--key", cert[1], "--skipApiVersionCheck", "--loose",
+                                 "--cert", cert[0], "--key", cert[1], "--oauth", "basic", "--skipApiVersionCheck", "--loose",
                                  "--disableTelemetry", "--debug", os.path.join(workdir, "debug.log")], stdout=out, stderr=subprocess.STDOUT,
                                 env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
     deadline = time.monotonic() + 30
