@@ -266,3 +266,56 @@ def test_no_cloud_sdk_is_imported() -> None:
                     text = f.read()
                 for module in forbidden:
                     assert f"import {module}" not in text and f"from {module}" not in text, (name, module)
+
+
+class _Ecr(http.server.BaseHTTPRequestHandler):
+    calls: list[dict] = []
+    lifetime = 3600.0
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Ecr.calls.append({"target": self.headers.get("X-Amz-Target"), "body": json.loads(body),
+                           "authorization": self.headers.get("Authorization", "")})
+        import time
+
+        answer = json.dumps({"authorizationData": [{
+            "authorizationToken": base64.b64encode(f"AWS:pw{len(_Ecr.calls)}".encode()).decode(),
+            "expiresAt": time.time() + _Ecr.lifetime,
+            "proxyEndpoint": "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize("lifetime,calls", [(3600.0, 1), (60.0, 2)])
+def test_ecr_token_is_cached_until_five_minutes_before_it_expires(lifetime, calls, monkeypatch) -> None:
+    """GetAuthorizationToken once per registry while the token has more than 5 minutes left (moto's tokens expire
+    in 2015, so the e2e tests cannot show this)."""
+    from executor.cloud import aws
+
+    _Ecr.calls, _Ecr.lifetime = [], lifetime
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ecr)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_ECR", f"http://127.0.0.1:{server.server_address[1]}")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+        aws.reset_cache()
+        host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+        first, second = aws.ecr_token(host), aws.ecr_token(host)
+        assert len(_Ecr.calls) == calls
+        assert (first.username, first.password) == ("AWS", "pw1")
+        assert second.password == f"pw{calls}"
+        call = _Ecr.calls[0]
+        assert call["target"] == "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken"
+        assert call["body"] == {"registryIds": ["123456789012"]}
+        assert "/eu-west-1/ecr/aws4_request" in call["authorization"]
+    finally:
+        aws.reset_cache()
+        server.shutdown()
+        server.server_close()
