@@ -11,8 +11,8 @@ DefaultKeychain) first, then each named helper; a helper answers only for its re
   * acr: *.azurecr.io/.cn/.de/.us and mcr.microsoft.com; an ACR refresh token from /oauth2/exchange, used as
     an identity token (executor.cloud.azure);
   * gitlab: the host of $CI_REGISTRY; $CI_REGISTRY_USER / $CI_REGISTRY_PASSWORD (ePirat/docker-credential-gitlabci).
-go-containerregistry turns a helper's error into "anonymous"; kiln does too, but says why in a warning, so a
-later 401 is explained.
+go-containerregistry turns a helper's error into "anonymous"; kiln does too, and a later 401 or 403 names the
+helper's reason in its error line (auth.resolve keeps it in the anonymous credentials' origin).
 """
 from __future__ import annotations
 
@@ -121,7 +121,9 @@ def resolve(host: str, helpers: list[str], verify: bool | str = True,
         try:
             creds = helper(host, verify)
         except CloudError as e:
-            log.warning("credential helper %s for %s: %s", name, host, e)
+            # debug, not warning: off the cloud, every anonymous pull of a public gcr.io or public.ecr.aws image
+            # comes here; where credentials were needed, the 401's error line carries this reason
+            log.debug("credential helper %s for %s: %s", name, host, e)
             if failures is not None:
                 failures.append(f"credential helper {name} failed: {e}")
             continue
