@@ -1,8 +1,9 @@
 """Build contexts: where the files COPY and ADD read come from.
 
 kaniko's `--context` takes a directory (plain or `dir://`), `tar://PATH` (or `tar://stdin`), an `https://`
-URL of a tar.gz, object-store URLs (`gs://`, `s3://`, Azure Blob: buckets.py), and `git://` / `git+https://` repositories with `#ref` and `:subdir`. Whatever the source,
-the result is a local directory; `--context-sub-path` then narrows it.
+URL of a tar.gz, object-store URLs (`gs://`, `s3://`, Azure Blob: buckets.py), and `git://` / `git+https://`
+repositories with `#ref` and `:subdir`. Whatever the source, the result is a local directory;
+`--context-sub-path` then narrows it.
 """
 from __future__ import annotations
 
