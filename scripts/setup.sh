@@ -43,4 +43,15 @@ if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$here[test]" >&2
   touch "$stamp"
 fi
+# Azurite (npm) under the venv, where tests/rig/cloud.py looks for it. Debian's nodejs and npm where the machine
+# has no npm of its own (NodeSource's nodejs ships npm inside and conflicts with Debian's npm package).
+if ! command -v npm >/dev/null; then
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >&2
+fi
+azurite_version=3.35.0
+if [ ! -x "$venv/azurite/node_modules/.bin/azurite-blob" ] || \
+   ! grep -q "\"version\": \"$azurite_version\"" "$venv/azurite/node_modules/azurite/package.json" 2>/dev/null; then
+  npm install --silent --no-audit --no-fund --prefix "$venv/azurite" "azurite@$azurite_version" >&2
+fi
 echo "$venv/bin/python"

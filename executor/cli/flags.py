@@ -25,9 +25,6 @@ NO_EFFECT: dict[str, str] = {
     "preserve-context": "always on: the build context is on kiln's ignore list (or in kiln's work directory), so "
                         "switching stages or --cleanup never removes it",
     "force-build-metadata": "always on: every instruction gets its history entry, as BuildKit writes it",
-    "credential-helpers": "not yet: kiln reads config.json (auths, credHelpers, credsStore) and GitLab's "
-                          "CI_REGISTRY_* variables; the cloud helpers (gcr, ecr, acr) are issue 14",
-    "bucket": "not yet: GCS build contexts are issue 14",
     "azure-container-registry-config": "ignored by kaniko too; --credential-helpers=acr is its successor",
 }
 

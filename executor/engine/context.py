@@ -1,9 +1,10 @@
 """Build contexts: where the files COPY and ADD read come from.
 
 kaniko's `--context` takes a directory (plain or `dir://`), `tar://PATH` (or `tar://stdin`), an `https://`
-URL of a tar.gz, and `git://` repositories (fetched over HTTPS) with `#ref`, `#ref#commit` and kiln's
-`:subdir`; kiln also clones `git+https://`, `git+http://` and `https://.../x.git` (executor.engine.gitspec,
-gitplan, gitclone). Whatever the source, the result is a local directory; `--context-sub-path` then narrows it.
+URL of a tar.gz, object-store URLs (`gs://`, `s3://`, Azure Blob: buckets.py), and `git://` repositories
+(fetched over HTTPS) with `#ref`, `#ref#commit` and kiln's `:subdir`; kiln also clones `git+https://`,
+`git+http://` and `https://.../x.git` (executor.engine.gitspec, gitplan, gitclone). Whatever the source, the
+result is a local directory; `--context-sub-path` then narrows it.
 """
 from __future__ import annotations
 
@@ -120,6 +121,31 @@ def _from_url(spec: str, work_dir: str, session_factory: Callable | None) -> tup
     return dest, [dest]
 
 
+def _is_blob(spec: str) -> bool:
+    from executor.engine.buckets import is_bucket_context
+
+    return is_bucket_context(spec)
+
+
+def _from_bucket(spec: str, work_dir: str) -> tuple[str, list[str]]:
+    """gs://, s3:// and Azure Blob contexts (executor/engine/buckets.py), extracted as tar:// ones are."""
+    from executor.engine.buckets import CloudError, extract_bucket_context
+
+    dest = _new_dir(work_dir, "context-")
+    try:
+        extract_bucket_context(spec, dest, safe_extract_tar)
+    except CloudError as e:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise ContextError(f"context {spec}: {e}") from None
+    except (OSError, tarfile.TarError) as e:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise ContextError(f"context {spec}: not a readable tar archive: {e}") from e
+    except Exception:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    return dest, [dest]
+
+
 def _from_git(spec: str, work_dir: str, options: GitOptions, env: Mapping[str, str]) -> tuple[str, list[str]]:
     """Clone as kaniko does (see executor.engine.gitclone); the working tree keeps its .git, as kaniko's."""
     shown = redact_context(spec)
@@ -166,11 +192,13 @@ def prepare_context(spec: str, work_dir: str, sub_path: str = "", *, stdin: Bina
         directory, cleanup = _from_tar(spec, work_dir, stdin)
     elif is_git_context(spec):
         directory, cleanup = _from_git(spec, work_dir, git or GitOptions(), os.environ if env is None else env)
+    elif spec.startswith(("gs://", "s3://")) or spec.startswith("https://") and _is_blob(spec):
+        directory, cleanup = _from_bucket(spec, work_dir)
     elif spec.startswith(("https://", "http://")):
         directory, cleanup = _from_url(spec, work_dir, session_factory)
-    elif spec.startswith(("gs://", "s3://", "az://")):
-        raise ContextError(f"context {spec}: cloud storage contexts are not supported by kiln; "
-                           "use tar:// or an https:// URL")
+    elif spec.startswith("az://"):
+        raise ContextError(f"context {spec}: az:// is not a kaniko context; name the blob by its URL, "
+                           "https://<account>.blob.core.windows.net/<container>/<blob>")
     else:
         directory = spec[len("dir://"):] if spec.startswith("dir://") else spec
         if not os.path.isdir(directory):

@@ -18,6 +18,7 @@ from executor.cache import base_image_cache, layer_cache
 from executor.cache.warmer import warm as warm_images
 from executor.dockerfile import DockerfileError, parse
 from executor.engine.builder import BuildError, Builder, BuildSettings
+from executor.engine.buckets import context_source
 from executor.engine.context import ContextError, prepare_context, resolve_dockerfile
 from executor.engine.images import RegistryImages
 from executor.engine import preflight
@@ -138,8 +139,8 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False) -> int:
     client = RegistryClient(opts.registry, blob_dir=os.path.join(opts.kaniko_dir, "blobs"))
     preflight.check(opts, client)        # before anything is fetched, pulled or run
     try:
-        context = prepare_context(opts.context, os.path.join(work_dir, "context"), opts.context_sub_path,
-                                  git=opts.git)
+        context = prepare_context(context_source(opts.context, opts.bucket), os.path.join(work_dir, "context"),
+                                  opts.context_sub_path, git=opts.git)
     except ContextError as e:
         raise BuildError(str(e)) from None
     try:

@@ -3,8 +3,8 @@
 Search order of config.json: `options.docker_config_dir`, then $DOCKER_CONFIG, /kaniko/.docker and
 ~/.docker; the first directory that holds a config.json is used (as docker and kaniko read one file).
 Within it: a `credHelpers` entry for the registry, else `credsStore`, else the `auths` entry. When
-none of those yields anything and $CI_REGISTRY names this registry, $CI_REGISTRY_USER and
-$CI_REGISTRY_PASSWORD are used (GitLab CI, as kaniko 1.9+ does).
+none of those yields anything, the built-in credential helpers named by --credential-helpers are asked
+in order (env, google, ecr, acr, gitlab by default: see helpers.py), as the kaniko fork's keychain does.
 """
 from __future__ import annotations
 
@@ -154,22 +154,22 @@ def _helper_server(registry: str) -> str:
     return DOCKER_HUB_AUTH_KEY if registry_host(registry) == DOCKER_HUB else registry_host(registry)
 
 
-def _gitlab(registry: str) -> Credentials | None:
-    ci_registry = os.environ.get("CI_REGISTRY", "")
-    user, password = os.environ.get("CI_REGISTRY_USER", ""), os.environ.get("CI_REGISTRY_PASSWORD", "")
-    if ci_registry and user and registry_host(ci_registry) == registry_host(registry):
-        return Credentials(user, password, origin="$CI_REGISTRY_USER/$CI_REGISTRY_PASSWORD")
-    return None
+#: kaniko's default --credential-helpers ("all of them")
+DEFAULT_HELPERS: tuple[str, ...] = ("env", "google", "ecr", "acr", "gitlab")
 
 
-def resolve(registry: str, docker_config_dir: str | None = None) -> Credentials:
-    """The credentials for `registry` (a host[:port] or docker.io); ANONYMOUS when there are none."""
+def resolve(registry: str, docker_config_dir: str | None = None,
+            helpers: list[str] | tuple[str, ...] = DEFAULT_HELPERS, verify: bool | str = True) -> Credentials:
+    """The credentials for `registry` (a host[:port] or docker.io); ANONYMOUS when there are none.
+
+    config.json first; a registry it has an entry for never reaches a helper. `verify` is the registry's TLS
+    setting (ACR's token exchange is a request to the registry itself)."""
     host = registry_host(registry)
     path = find_config(docker_config_dir)
     if path:
         cfg = load_config(path)
-        helpers = cfg.get("credHelpers") or {}
-        helper = next((h for k, h in helpers.items() if _matches(k, host)), None)
+        cred_helpers = cfg.get("credHelpers") or {}
+        helper = next((h for k, h in cred_helpers.items() if _matches(k, host)), None)
         if helper:
             creds = run_helper(helper, _helper_server(host))
             if creds:
@@ -184,10 +184,15 @@ def resolve(registry: str, docker_config_dir: str | None = None) -> Credentials:
         if creds:
             log.debug("credentials for %s from %s", host, creds.origin)
             return creds
-    creds = _gitlab(host)
-    if creds:
-        log.debug("credentials for %s from GitLab CI variables", host)
-        return creds
+    if helpers:
+        from .helpers import resolve as from_helpers
+
+        failures: list[str] = []
+        creds = from_helpers("index.docker.io" if host == DOCKER_HUB else host, list(helpers), verify, failures)
+        if creds:
+            return creds
+        if failures:     # said again where a 401 is reported: the reason there are no credentials
+            return Credentials(origin="anonymous; " + "; ".join(failures))
     return ANONYMOUS
 
 

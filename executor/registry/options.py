@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 
 from .reference import DOCKER_HUB, registry_host
 
-#: kaniko's default --credential-helpers ("all of them")
-DEFAULT_CREDENTIAL_HELPERS: tuple[str, ...] = ("env", "google", "ecr", "acr", "gitlab")
+from .auth import DEFAULT_HELPERS as DEFAULT_CREDENTIAL_HELPERS  # kaniko's default: all of them
 _COMBINED: dict[str, str] = {}
 
 

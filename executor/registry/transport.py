@@ -123,7 +123,8 @@ class Transport:
     @property
     def credentials(self) -> auth.Credentials:
         if self._credentials is None:
-            self._credentials = auth.resolve(self.registry, self.options.docker_config_dir)
+            self._credentials = auth.resolve(self.registry, self.options.docker_config_dir,
+                                             self.options.credential_helpers, self.session.verify)
         return self._credentials
 
     def _schemes(self) -> list[str]:
@@ -243,7 +244,8 @@ class Transport:
             resp = self._send_with_retries("GET", realm, "token", repository, headers=headers, body=None,
                                            params=params, stream=False, allow_redirects=True, timeout_retry=True)
         if resp.status_code != 200:
-            who = "anonymously" if creds.anonymous else f"as {creds.username or 'token user'} ({creds.origin})"
+            who = ("anonymously" + creds.origin[len("anonymous"):] if creds.anonymous
+                   else f"as {creds.username or 'token user'} ({creds.origin})")
             raise UnauthorizedError(self.registry, repository, "token",
                                     f"token server {realm} refused scope {' '.join(scope_list)} {who}: "
                                     f"{describe_body(resp.content)}", resp.status_code)
@@ -297,7 +299,7 @@ class Transport:
             log.debug("%s %s %s: HTTP %d: %s", phase, method, self.url(path).split("?")[0], resp.status_code, detail)
             if resp.status_code in (401, 403):
                 creds = self.credentials
-                who = "anonymous" if creds.anonymous else f"user {creds.username!r} from {creds.origin}"
+                who = (creds.origin or "anonymous") if creds.anonymous else f"user {creds.username!r} from {creds.origin}"
                 raise UnauthorizedError(self.registry, repository, phase,
                                         f"{method} {path.split('?')[0]} denied ({who}): {detail}", resp.status_code,
                                         words)

@@ -64,19 +64,25 @@ class Kiln:
 
     def build(self, context: str, *args: str, env: dict[str, str] | None = None, timeout: float = 600,
               docker_config: str | None = None, input_bytes: bytes | None = None,
-              context_override: str | None = None, root_override: str | None = None) -> BuildRun:
+              context_override: str | None = None, root_override: str | None = None,
+              hosts: dict[str, str] | None = None) -> BuildRun:
         root = root_override or str(self.tmp.mktemp("root"))
         kdir = str(self.tmp.mktemp("kaniko"))
         argv = [sys.executable, "-m", "executor", "--context", context_override or context, "--root", root,
                 "--kaniko-dir", kdir,
                 "--log-format", "text", *args]
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("CI_REGISTRY", "DOCKER_CONFIG"))}
+        full_env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("CI_REGISTRY", "DOCKER_CONFIG", "AWS_", "GOOGLE_", "AZURE_", "GCE_", "S3_",
+                                         "KANIKO_", "STORAGE_EMULATOR"))}
+        # no real cloud endpoint is ever reached: without a stand-in, the metadata services are off
+        full_env.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+        full_env.setdefault("GCE_METADATA_HOST", "127.0.0.1:9")
         full_env["PYTHONPATH"] = REPO
         if docker_config:
             full_env["DOCKER_CONFIG"] = docker_config
         full_env.update(env or {})
         proc = run_sandboxed(argv, writable=[root, kdir, context], env=full_env, cwd=REPO, timeout=timeout,
-                             input=input_bytes)
+                             input=input_bytes, hosts=hosts)
         out, err = (proc.stdout, proc.stderr) if input_bytes is None else (
             proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
         return BuildRun(proc.returncode, out, err, root, kdir)

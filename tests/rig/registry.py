@@ -156,14 +156,16 @@ def _write_docker_config(directory: str, host: str, username: str | None, passwo
 
 
 def _start_token_server(workdir: str, pki: TestPKI, username: str, password: str,
-                        expires_in: int) -> tuple[subprocess.Popen, str, str]:
+                        expires_in: int, extra_users: dict[str, str] | None = None,
+                        refresh_tokens: dict[str, str] | None = None) -> tuple[subprocess.Popen, str, str]:
     token_log = os.path.join(workdir, "token-requests.jsonl")
     stderr_log = os.path.join(workdir, "tokenserver.log")
     config_path = os.path.join(workdir, "tokenserver.json")
     with open(config_path, "w") as f:
         json.dump({"tls_cert": pki.server_cert, "tls_key": pki.server_key,
                    "signing_cert": pki.token_cert, "signing_key": pki.token_key,
-                   "service": TOKEN_SERVICE, "issuer": TOKEN_ISSUER, "users": {username: password},
+                   "service": TOKEN_SERVICE, "issuer": TOKEN_ISSUER,
+                   "users": {**(extra_users or {}), username: password}, "refresh_tokens": refresh_tokens or {},
                    "log_path": token_log, "expires_in": expires_in}, f)
     open(token_log, "w").close()
     with open(stderr_log, "wb") as err:
@@ -177,8 +179,13 @@ def _start_token_server(workdir: str, pki: TestPKI, username: str, password: str
 
 
 def start_registry(flavour: str, workdir: str, pki: TestPKI | None = None, username: str = "kiln",
-                   password: str | None = None, token_expires_in: int = 300) -> RunningRegistry:
-    """Start one registry of ``flavour`` with all its state under ``workdir``; caller stops it."""
+                   password: str | None = None, token_expires_in: int = 300,
+                   extra_users: dict[str, str] | None = None,
+                   refresh_tokens: dict[str, str] | None = None) -> RunningRegistry:
+    """Start one registry of ``flavour`` with all its state under ``workdir``; caller stops it.
+
+    Token flavour: ``extra_users`` (account -> password) are accepted besides ``username``, ``refresh_tokens``
+    (token -> account) as if the token server had issued them (the cloud stand-ins' credentials)."""
     if flavour not in FLAVOURS:
         raise ValueError(f"unknown registry flavour {flavour!r}; expected one of {FLAVOURS}")
     if flavour != "plain" and pki is None:
@@ -208,7 +215,7 @@ def start_registry(flavour: str, workdir: str, pki: TestPKI | None = None, usern
     elif flavour == "token":
         assert pki is not None
         proc, token_realm, token_log = _start_token_server(workdir, pki, user, pwd,  # type: ignore[arg-type]
-                                                           token_expires_in)
+                                                           token_expires_in, extra_users, refresh_tokens)
         processes.append(proc)
         config["auth"] = {"token": {"realm": token_realm, "service": TOKEN_SERVICE,
                                     "issuer": TOKEN_ISSUER, "rootcertbundle": pki.ca_cert}}

@@ -39,12 +39,14 @@ class SandboxError(RuntimeError):
 
 def run_sandboxed(argv: Sequence[str], writable: list[str], env: Mapping[str, str] | None = None,
                   cwd: str | None = None, timeout: float = 300, input: str | bytes | None = None,
-                  text: bool | None = None, pid_namespace: bool = False) -> subprocess.CompletedProcess:
+                  text: bool | None = None, pid_namespace: bool = False,
+                  hosts: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run ``argv`` with / read-only except ``writable`` (+ /tmp, /dev, /proc); output is captured.
 
     ``text`` defaults to True unless ``input`` is bytes. ``pid_namespace=True`` also gives the
     command a fresh PID namespace (it runs as PID 1, with its own /proc), as the executor does in a
-    container. Raises SandboxError if a writable path is missing or is ``/`` itself;
+    container. ``hosts`` (name -> loopback address) are added to the command's own /etc/hosts (a copy bind-mounted
+    over it in the private namespace): the cloud tests reach registries by their real names. Raises SandboxError if a writable path is missing or is ``/`` itself;
     subprocess.TimeoutExpired after ``timeout`` seconds.
     """
     paths = []
@@ -55,14 +57,19 @@ def run_sandboxed(argv: Sequence[str], writable: list[str], env: Mapping[str, st
         if not os.path.exists(real):
             raise SandboxError(f"run_sandboxed: writable path {path} does not exist; create it first")
         paths.append(real)
-    config = json.dumps({"writable": paths, "cwd": cwd})
+    hosts_path = _hosts_file(dict(hosts)) if hosts else None
+    config = json.dumps({"writable": paths, "cwd": cwd, "hosts": hosts_path})
     pid = ["--pid", "--fork", "--mount-proc"] if pid_namespace else []
     cmd = ["unshare", "--mount", "--propagation", "private", *pid, "--",
            sys.executable, os.path.abspath(__file__), config, "--", *argv]
     if text is None:
         text = not isinstance(input, bytes)
-    return subprocess.run(cmd, env=dict(env) if env is not None else None, timeout=timeout, input=input,
-                          capture_output=True, text=text, **({"errors": "replace"} if text else {}))
+    try:
+        return subprocess.run(cmd, env=dict(env) if env is not None else None, timeout=timeout, input=input,
+                              capture_output=True, text=text, **({"errors": "replace"} if text else {}))
+    finally:
+        if hosts_path:
+            os.unlink(hosts_path)
 
 
 # --- inside the namespace ------------------------------------------------------------------------
@@ -96,8 +103,26 @@ def _mount(libc: ctypes.CDLL, source: str | None, target: str, flags: int) -> No
         raise SandboxError(f"sandbox: mount of {target} (flags {flags:#x}) failed: {os.strerror(err)}")
 
 
-def _enter(writable: list[str]) -> None:
+def _hosts_file(hosts: dict[str, str]) -> str:
+    """A copy of /etc/hosts with `hosts` (loopback addresses only) added, for the namespace to bind-mount."""
+    import tempfile
+
+    for ip in hosts.values():
+        if not ip.startswith("127."):
+            raise SandboxError(f"sandbox: hosts may only point at loopback addresses, not {ip}")
+    with open("/etc/hosts") as f:
+        text = f.read()
+    fd, path = tempfile.mkstemp(prefix="kiln-sandbox-hosts-", dir="/tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text.rstrip("\n") + "\n" + "".join(f"{ip} {name}\n" for name, ip in hosts.items()))
+    os.chmod(path, 0o644)
+    return path
+
+
+def _enter(writable: list[str], hosts_path: str | None = None) -> None:
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    if hosts_path:
+        _mount(libc, hosts_path, "/etc/hosts", MS_BIND)
     keep = sorted(set(writable) | set(ALWAYS_WRITABLE))
     for path in keep:   # each writable path becomes its own (rw) mount, immune to the remounts below
         _mount(libc, path, path, MS_BIND | MS_REC)
@@ -118,7 +143,7 @@ def _main(args: list[str]) -> int:
         sys.stderr.write("usage: sandbox.py CONFIG_JSON -- COMMAND...\n")
         return 2
     config = json.loads(args[0])
-    _enter(config["writable"])
+    _enter(config["writable"], config.get("hosts"))
     if config.get("cwd"):
         os.chdir(config["cwd"])
     argv = args[2:]

@@ -47,6 +47,8 @@ class TokenServerConfig:
     log_path: str
     expires_in: int = 300
     port: int = 0
+    #: refresh tokens issued elsewhere (ACR's /oauth2/exchange stand-in) -> the account they stand for
+    refresh_tokens: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str) -> "TokenServerConfig":
@@ -220,7 +222,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 def serve(config: TokenServerConfig) -> None:
-    state = _State(config=config, x5c=[_pem_to_der_b64(config.signing_cert)])
+    state = _State(config=config, x5c=[_pem_to_der_b64(config.signing_cert)],
+                   refresh_tokens=dict(config.refresh_tokens))
     handler = type("Handler", (_Handler,), {"state": state})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", config.port), handler)
     httpd.daemon_threads = True

@@ -167,3 +167,44 @@ def test_gitlab_template(extra, tag):
 def test_a_misspelt_flag_fails_the_parser():
     with pytest.raises(cli.UsageError, match="--destinaton"):
         _executor_args(["--destinaton=x/y:z", "--context=/w"])
+
+
+# ---- deploy/cloud: GKE, EKS, AKS without a docker config ------------------------------------------
+CLOUD_EXAMPLES = [
+    ("gke-build.yaml", "google", "gs://", "iam.gke.io/gcp-service-account"),
+    ("eks-build.yaml", "ecr", "s3://", "eks.amazonaws.com/role-arn"),
+    ("aks-build.yaml", "acr", "https://", "azure.workload.identity/client-id"),
+]
+
+
+@pytest.mark.parametrize("name,helper,scheme,annotation", CLOUD_EXAMPLES)
+def test_cloud_examples(name, helper, scheme, annotation):
+    from executor.engine.buckets import is_bucket_context
+    from executor.registry import helpers
+    from executor.registry.reference import Reference
+
+    docs = {d["kind"]: d for d in _docs(os.path.join(DEPLOY, "cloud", name))}
+    account = docs["ServiceAccount"]
+    assert annotation in account["metadata"]["annotations"]
+    spec = docs["Job"]["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == account["metadata"]["name"] and spec["restartPolicy"] == "Never"
+    if helper == "acr":
+        assert docs["Job"]["spec"]["template"]["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+    (container,) = spec["containers"]
+    _check_security(container, build=True)
+    assert "/kaniko/.docker" not in {m["mountPath"] for m in container.get("volumeMounts", [])}, \
+        "the point of these examples: no docker config, the pod's cloud identity"
+    opts = _executor_args(container["args"])
+    assert opts.context.startswith(scheme) and is_bucket_context(opts.context)
+    for ref in (*opts.destinations, opts.cache_repo):
+        host = Reference.parse(ref).registry
+        routed = {h for h in helpers.KNOWN if h not in ("env", "gitlab") and helpers.applies(h, host)}
+        assert routed == {helper}, (ref, routed)
+    assert opts.registry.credential_helpers == ["env", "google", "ecr", "acr", "gitlab"]
+
+
+def test_deploy_readme_lists_every_file():
+    with open(os.path.join(DEPLOY, "README.md")) as f:
+        readme = f.read()
+    for path in sorted(glob.glob(os.path.join(DEPLOY, "*", "*.y*ml"))):
+        assert f"`{os.path.relpath(path, DEPLOY)}`" in readme, path

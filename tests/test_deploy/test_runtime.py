@@ -249,7 +249,7 @@ def test_gitlab_template_under_the_debug_shell(flavour, images, work, registries
     p = Pod(image, work, args=["/busybox/sh", "-c", script], env=env, cwd=project_dir,
             mounts=[Mount(ctx, project_dir, rw=True), Mount(registry.cert_dir, CA_DIR)]).run(timeout=300)
     assert p.returncode == 0, (p.stdout[-3000:], p.stderr[-5000:])
-    assert f"credentials for {registry.host} from GitLab CI variables" in p.stderr
+    assert f"credentials for {registry.host} from $CI_REGISTRY_USER/$CI_REGISTRY_PASSWORD (the gitlab helper)" in p.stderr
     assert not os.listdir(os.path.join(image.bundle, "rootfs", "kaniko", ".docker"))   # no config.json
     dest = f"{registry.host}/group/app:main"
     digest = open(os.path.join(ctx, "image-digest")).read()
