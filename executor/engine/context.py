@@ -28,6 +28,8 @@ class ContextError(Exception):
 class BuildContext:
     directory: str                     # local directory holding the context (after --context-sub-path)
     source: str                        # what the user passed, for messages
+    git_url: str = ""                  # a git context: its URL (with #ref) and the commit checked out
+    git_commit: str = ""
     _cleanup: list[str] = field(default_factory=list)
 
     def close(self) -> None:
@@ -156,6 +158,7 @@ def _from_git(spec: str, work_dir: str) -> tuple[str, list[str]]:
                                errstream=errstream)
         if git.ref and not branch_like:
             _checkout_commit(repo, git.ref, spec)
+        commit = repo.head().decode()
         repo.close()
     except (GitProtocolError, HangupException, NotGitRepository, OSError, KeyError) as e:
         shutil.rmtree(dest, ignore_errors=True)
@@ -164,7 +167,12 @@ def _from_git(spec: str, work_dir: str) -> tuple[str, list[str]]:
     directory = dest
     if git.subdir:
         directory = _sub_path(dest, git.subdir, spec)
+    _GIT_SOURCES[directory] = (git.url + (f"#{git.ref}" if git.ref else ""), commit)
     return directory, [dest]
+
+
+#: the URL and commit of each git context cloned, by its directory (BuildContext records them)
+_GIT_SOURCES: dict[str, tuple[str, str]] = {}
 
 
 def _looks_like_sha(ref: str) -> bool:
@@ -220,10 +228,12 @@ def prepare_context(spec: str, work_dir: str, sub_path: str = "", *, stdin: Bina
         if not os.path.isdir(directory):
             raise ContextError(f"context {spec}: no such directory")
         directory = os.path.realpath(directory)
+    git_url, git_commit = _GIT_SOURCES.pop(directory, ("", ""))
     if sub_path:
         directory = _sub_path(directory, sub_path, spec)
     log.debug("build context %s at %s", spec, directory)
-    return BuildContext(directory=directory, source=spec, _cleanup=cleanup)
+    return BuildContext(directory=directory, source=spec, git_url=git_url, git_commit=git_commit,
+                        _cleanup=cleanup)
 
 
 def resolve_dockerfile(dockerfile: str, context_dir: str, work_dir: str,
