@@ -70,13 +70,13 @@ def sbom_document(image: Image, root: str, names: list[str], ignored, version: s
     from executor.attest.provenance import image_purl
     from executor.attest.sbom import scan
     from executor.attest.sbom.spdx import document
-    from executor.image import timestamp
 
     packages = scan(root, ignored)
     layer_of = LayerIndex(image.layers).layer_of
     name = names[0] if names else "image"
     purl = image_purl(names[0], str(image.config.platform)) if names else ""
-    return document(packages, root, name, timestamp(epoch), f"kiln-{version}", layer_of=layer_of, image_purl=purl)
+    created = rfc3339(epoch if epoch is not None else time.time())    # SPDX: YYYY-MM-DDThh:mm:ssZ, no fraction
+    return document(packages, root, name, created, f"kiln-{version}", layer_of=layer_of, image_purl=purl)
 
 
 def _redacted_url(url: str) -> str:

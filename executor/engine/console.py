@@ -87,7 +87,7 @@ def summary_lines(report: Any) -> list[str]:
     tail = (f"{len(report.steps)} steps in {human_seconds(finished - report.started)}, "
             f"{report.cache_hits} cache hits, {human_bytes(layers)} of new layers")
     for p in report.pushes:
-        tail += (f"; pushed {p.destination}: {human_bytes(p.bytes_uploaded)} uploaded, "
+        tail += (f"; pushed {p.repository}: {human_bytes(p.bytes_uploaded)} uploaded, "
                  f"{human_bytes(p.bytes_mounted)} mounted, {human_bytes(p.bytes_existed)} already there")
     lines.append(tail)
     if report.digest:

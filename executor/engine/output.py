@@ -7,6 +7,7 @@ import logging
 
 from executor import progress
 from executor.attest.attach import AttachedImage
+from executor.engine.report import BuildReport
 from executor.image import Image
 from executor.options import Options
 from executor.registry import RegistryClient
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def write_outputs(image: Image, opts: Options, client: RegistryClient, attached: AttachedImage | None = None,
-                  report: dict | None = None) -> str:
+                  report: BuildReport | None = None) -> str:
     digest = attached.digest if attached is not None else image.digest
     if opts.destinations and not opts.no_push:
         if attached is not None:
@@ -50,5 +51,5 @@ def write_outputs(image: Image, opts: Options, client: RegistryClient, attached:
         else:
             descriptor, config_digest = image.descriptor(platform=True), image.config_descriptor().digest
         write_metadata_file(opts.metadata_file, metadata(descriptor, list(opts.destinations), config_digest,
-                                                         report))
+                                                         report.to_dict() if report is not None else None))
     return digest

@@ -43,8 +43,9 @@ class StepReport:
 
 @dataclass
 class PushReport:
-    destination: str
-    digest: str
+    """What went into one repository (the image, and with attestations its attestation manifest and index)."""
+    repository: str
+    digests: list[str] = field(default_factory=list)
     uploaded: int = 0
     mounted: int = 0
     existed: int = 0
@@ -52,8 +53,13 @@ class PushReport:
     bytes_mounted: int = 0
     bytes_existed: int = 0
 
+    def add(self, event: progress.Event) -> None:
+        self.digests.append(event["digest"])
+        for key in ("uploaded", "mounted", "existed", "bytes_uploaded", "bytes_mounted", "bytes_existed"):
+            setattr(self, key, getattr(self, key) + event[key])
+
     def to_dict(self) -> dict:
-        return {"destination": self.destination, "digest": self.digest,
+        return {"repository": self.repository, "manifests": list(self.digests),
                 "blobs": {"uploaded": self.uploaded, "mounted": self.mounted, "skipped": self.existed},
                 "bytes": {"uploaded": self.bytes_uploaded, "mounted": self.bytes_mounted,
                           "skipped": self.bytes_existed}}
@@ -89,9 +95,12 @@ class BuildReport:
                     layer=event.get("layer"), chain=list(event.get("chain") or []),
                     network=bool(event.get("network"))))
             elif kind == "push.done":
-                self.pushes.append(PushReport(**{k: event[k] for k in (
-                    "destination", "digest", "uploaded", "mounted", "existed", "bytes_uploaded", "bytes_mounted",
-                    "bytes_existed")}))
+                repo = event.get("repository") or event["destination"]
+                entry = next((p for p in self.pushes if p.repository == repo), None)
+                if entry is None:
+                    entry = PushReport(repo)
+                    self.pushes.append(entry)
+                entry.add(event)
             elif kind == "task.end" and event.get("task") == "pull":
                 self.pulled_bytes += event.get("done") or 0
             elif kind == "build.end":

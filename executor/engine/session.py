@@ -202,7 +202,7 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False, report: BuildRe
             attached = attestations.make(
                 opts, image, builder, report or BuildReport(), context, _config_path(dockerfile_path, context.directory),
                 text, opts.root, lambda path: snapshotter.ignore.covers(path.lstrip("/")))
-        write_outputs(image, opts, client, attached, report.to_dict() if report is not None else None)
+        write_outputs(image, opts, client, attached, report)
     except (ContextError, DockerfileError) as e:
         raise BuildError(str(e)) from None
     finally:

@@ -292,7 +292,8 @@ def is_immutable_tag_error(error: RegistryError) -> bool:
 
 
 def _pushed(ref: Reference, digest: str, stats: _push.PushStats) -> None:
-    progress.emit("push.done", destination=str(ref), digest=digest, uploaded=stats.uploaded,
+    progress.emit("push.done", destination=str(ref), repository=f"{ref.registry}/{ref.repository}", digest=digest,
+                  uploaded=stats.uploaded,
                   mounted=stats.mounted, existed=stats.existed, bytes_uploaded=stats.bytes_uploaded,
                   bytes_mounted=stats.bytes_mounted, bytes_existed=stats.bytes_existed)
 

@@ -47,6 +47,17 @@ def run_sandboxed(argv: Sequence[str], writable: list[str], env: Mapping[str, st
     container. Raises SandboxError if a writable path is missing or is ``/`` itself;
     subprocess.TimeoutExpired after ``timeout`` seconds.
     """
+    cmd = sandbox_argv(argv, writable, cwd, pid_namespace)
+    if text is None:
+        text = not isinstance(input, bytes)
+    return subprocess.run(cmd, env=dict(env) if env is not None else None, timeout=timeout, input=input,
+                          capture_output=True, text=text, **({"errors": "replace"} if text else {}))
+
+
+def sandbox_argv(argv: Sequence[str], writable: list[str], cwd: str | None = None,
+                 pid_namespace: bool = False) -> list[str]:
+    """The command line that runs ``argv`` sandboxed as ``run_sandboxed`` does (for a test that starts it
+    itself, in a terminal say)."""
     paths = []
     for path in writable:
         real = os.path.realpath(path)
@@ -57,12 +68,8 @@ def run_sandboxed(argv: Sequence[str], writable: list[str], env: Mapping[str, st
         paths.append(real)
     config = json.dumps({"writable": paths, "cwd": cwd})
     pid = ["--pid", "--fork", "--mount-proc"] if pid_namespace else []
-    cmd = ["unshare", "--mount", "--propagation", "private", *pid, "--",
-           sys.executable, os.path.abspath(__file__), config, "--", *argv]
-    if text is None:
-        text = not isinstance(input, bytes)
-    return subprocess.run(cmd, env=dict(env) if env is not None else None, timeout=timeout, input=input,
-                          capture_output=True, text=text, **({"errors": "replace"} if text else {}))
+    return ["unshare", "--mount", "--propagation", "private", *pid, "--",
+            sys.executable, os.path.abspath(__file__), config, "--", *argv]
 
 
 # --- inside the namespace ------------------------------------------------------------------------

@@ -10,6 +10,8 @@ the header and every Files paragraph). PURLs as syft writes them:
 from __future__ import annotations
 
 import logging
+import os
+import re
 
 from packageurl import PackageURL
 
@@ -112,7 +114,7 @@ def copyright_license(fs: RootFS, name: str) -> tuple[str, dict[str, str]]:
         return "", {}
     paras = paragraphs(text)
     if not paras or "Format" not in paras[0] or "copyright-format/1.0" not in paras[0].get("Format", ""):
-        return "", {}
+        return _common_licenses(fs, text), {}
     names: list[str] = []
     texts: dict[str, str] = {}
     for para in paras:
@@ -129,3 +131,22 @@ def copyright_license(fs: RootFS, name: str) -> tuple[str, dict[str, str]]:
     parts = [p if " " not in p else f"({p})" for p in parts if p]
     unique = list(dict.fromkeys(parts))
     return " AND ".join(unique), texts
+
+
+_COMMON = re.compile(r"/usr/share/common-licenses/([A-Za-z0-9_.+\-]+[A-Za-z0-9+])")
+
+
+def _common_licenses(fs: RootFS, text: str) -> str:
+    """A copyright file that is not machine-readable names its licenses by the texts it points at, as syft
+    reads them: `/usr/share/common-licenses/GPL` (a symlink in the image, to GPL-3 on Debian 12: followed)."""
+    names: list[str] = []
+    for match in _COMMON.finditer(text):
+        name = match.group(1)
+        host = fs.host(f"/usr/share/common-licenses/{name}", follow=False)
+        if host is not None and os.path.islink(host):
+            name = os.path.basename(os.readlink(host)) or name
+        if name not in names:
+            names.append(name)
+    parts = [licenses.normalize(n) for n in names]
+    parts = [p if " " not in p else f"({p})" for p in parts if p]
+    return " AND ".join(dict.fromkeys(parts))

@@ -101,11 +101,17 @@ def document(packages: list[Package], root: str, name: str, created: str, tool: 
         doc_packages.append(entry)
         relationships.append({"spdxElementId": root_id, "relationshipType": "CONTAINS",
                               "relatedSpdxElement": pkg_id})
-        for path in sorted(set(pkg.files)):
-            file_id = _file(files, root, path, layer_of)
-            if file_id:
-                relationships.append({"spdxElementId": pkg_id, "relationshipType": "CONTAINS",
-                                      "relatedSpdxElement": file_id})
+        owned = [f for f in (_file(files, root, path, layer_of) for path in sorted(set(pkg.files))) if f]
+        if owned:
+            # SPDX 2.3: a package that CONTAINS files has filesAnalyzed true and a verification code (the
+            # SHA1 of its files' sorted SHA1s, section 7.9)
+            entry["filesAnalyzed"] = True
+            sha1s = sorted({f["checksums"][0]["checksumValue"] for f in owned})
+            entry["packageVerificationCode"] = {
+                "packageVerificationCodeValue": hashlib.sha1("".join(sha1s).encode()).hexdigest()}
+        for f in owned:
+            relationships.append({"spdxElementId": pkg_id, "relationshipType": "CONTAINS",
+                                  "relatedSpdxElement": f["SPDXID"]})
     for pkg in packages:
         source_id = ids_by_purl[pkg.purl]
         for dep in pkg.depends_on:
@@ -131,9 +137,9 @@ def document(packages: list[Package], root: str, name: str, created: str, tool: 
     return doc
 
 
-def _file(files: dict[str, dict], root: str, path: str, layer_of) -> str | None:
+def _file(files: dict[str, dict], root: str, path: str, layer_of) -> dict | None:
     if path in files:
-        return files[path]["SPDXID"]
+        return files[path]
     host = os.path.join(root, path.lstrip("/"))
     try:
         st = os.lstat(host)
@@ -152,4 +158,4 @@ def _file(files: dict[str, dict], root: str, path: str, layer_of) -> str | None:
         if layer:
             entry["comment"] = f"layerID: {layer}"
     files[path] = entry
-    return entry["SPDXID"]
+    return entry
