@@ -22,6 +22,7 @@ from executor.engine.report import BuildReport, rfc3339
 from executor.image import Image, host_platform
 from executor.image import mediatypes as mt
 from executor.options import Options
+from executor.registry import Reference
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,10 @@ def provenance_input(opts: Options, builder: Builder, report: BuildReport, conte
     origins = getattr(getattr(builder.images, "client", None), "origins", {})
     for key, image in builder.images_pulled.items():
         name, _, platform = key.partition("|")
-        origin = origins.get(image.digest)
+        try:
+            origin = origins.get((str(Reference.parse(name)), platform))
+        except ValueError:
+            origin = None
         digest = origin.index_digest if origin is not None and origin.index_digest else image.digest
         images.append(ImageUse(name, platform, digest))
     steps, previous = [], ""

@@ -43,8 +43,8 @@ class RegistryClient:
         self._transports: dict[tuple[str, bool], Transport] = {}
         self._lock = threading.Lock()
         self._blob_locks: dict[str, threading.Lock] = {}
-        #: manifest digest -> what the reference resolved through (the index digest, for provenance)
-        self.origins: dict[str, Pulled] = {}
+        #: (reference, platform) pulled -> what it resolved to (with the index digest, for provenance)
+        self.origins: dict[tuple[str, str], Pulled] = {}
 
     # ---- plumbing ----------------------------------------------------------------------------
     def transport(self, registry: str, push: bool = False) -> Transport:
@@ -148,7 +148,7 @@ class RegistryClient:
         layers = [self._remote_layer(where, desc, diff_id) for desc, diff_id in zip(manifest.layers, diff_ids)]
         image = Image.from_parts(manifest, config, layers)
         with self._lock:
-            self.origins[pulled.manifest_digest] = pulled
+            self.origins[(str(ref), str(platform) if platform else "")] = pulled
         if fetch_layers:
             self.fetch_layers(image)
         return image

@@ -248,3 +248,61 @@ def test_plain_progress_has_one_line_per_step_with_its_duration(attested_build):
     assert [l.split(" ", 2)[1] for l in lines] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
     assert lines[0].startswith("#1 [1/4] RUN apt-get update") and " cache miss" not in lines[0]
     assert "image sha256:" in stderr
+
+
+def test_plain_build_pushes_no_index(kiln, plain_registry, base_images, tmp_path):
+    """Without --sbom and --provenance the output is what it always was: the tag names the image manifest, and
+    the metadata file gives its config digest (as buildx for a single manifest)."""
+    ctx = kiln.context({"Dockerfile": f"FROM {base_images.busybox_amd64}\nRUN echo hi > /hi\n"})
+    dest = plain_registry.ref("attest/plain:1")
+    meta, digest_file = str(tmp_path / "m.json"), str(tmp_path / "digest")
+    kiln.build(ctx, "--destination", dest, "--insecure-registry", plain_registry.host, "--metadata-file", meta,
+               "--digest-file", digest_file).check()
+    raw = skopeo_raw(dest, plain_registry)
+    manifest = json.loads(raw)
+    assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json" and "manifests" not in manifest
+    with open(meta) as f:
+        metadata = json.load(f)
+    with open(digest_file) as f:
+        digest = f.read()
+    assert metadata["containerimage.digest"] == digest == "sha256:" + hashlib.sha256(raw).hexdigest()
+    assert metadata["containerimage.config.digest"] == manifest["config"]["digest"]
+    assert metadata["containerimage.descriptor"] == {"mediaType": manifest["mediaType"], "digest": digest,
+                                                     "size": len(raw),
+                                                     "platform": {"architecture": "amd64", "os": "linux"}}
+
+
+def test_provenance_names_images_copied_from_with_json_progress(kiln, plain_registry, base_images, tmp_path):
+    """mode=min, SLSA v0.2, an OCI layout without a destination (the subject is BuildKit's "_"), an image that
+    COPY --from reads besides the base; --progress=json: every line of stderr is a JSON object."""
+    other = base_images.busybox_index
+    ctx = kiln.context({"Dockerfile": f"FROM {base_images.busybox_amd64}\n"
+                                      f"COPY --from={other} /bin/busybox /opt/busybox\nRUN /opt/busybox true\n"})
+    layout = str(tmp_path / "layout")
+    run = kiln.build(ctx, "--no-push", "--oci-layout-path", layout, "--insecure-registry", plain_registry.host,
+                     "--provenance=mode=min,version=v0.2", "--build-arg", "VERSION=7", "--progress", "json").check()
+    events = [json.loads(line) for line in run.stderr.splitlines() if line.strip()]
+    assert [e["event"] for e in events if e.get("event", "").startswith("step.")] == \
+        ["step.start", "step.end", "step.start", "step.end"]
+    assert any(e.get("msg", "").startswith("Retrieving image") for e in events)      # the log lines, as JSON
+    assert events[-1]["event"] == "summary" and len(events[-1]["steps"]) == 2
+    with open(os.path.join(layout, "index.json")) as f:
+        top = json.load(f)
+    index = json.loads(open(os.path.join(layout, "blobs/sha256", top["manifests"][0]["digest"][7:]), "rb").read())
+    att = json.loads(open(os.path.join(layout, "blobs/sha256", index["manifests"][1]["digest"][7:]), "rb").read())
+    (layer,) = att["layers"]
+    statement = json.loads(open(os.path.join(layout, "blobs/sha256", layer["digest"][7:]), "rb").read())
+    assert statement["predicateType"] == "https://slsa.dev/provenance/v0.2"
+    assert statement["subject"] == [{"name": "_", "digest": {"sha256": index["manifests"][0]["digest"][7:]}}]
+    predicate = statement["predicate"]
+    uris = {m["uri"]: m["digest"]["sha256"] for m in predicate["materials"]}
+    base_raw = skopeo_raw(base_images.busybox_amd64, plain_registry)
+    other_raw = skopeo_raw(other, plain_registry)        # an index: BuildKit records the digest the tag names
+    base_repo, base_tag = base_images.busybox_amd64.rsplit(":", 1)
+    other_repo, other_tag = other.rsplit(":", 1)
+    assert uris == {f"pkg:docker/{base_repo}@{base_tag}?platform=linux%2Famd64": hashlib.sha256(base_raw).hexdigest(),
+                    f"pkg:docker/{other_repo}@{other_tag}?platform=linux%2Famd64":
+                        hashlib.sha256(other_raw).hexdigest()}
+    assert predicate["invocation"]["parameters"].get("args") is None          # min: build args left out
+    assert predicate["metadata"]["completeness"]["parameters"] is False
+    assert "buildConfig" not in predicate
