@@ -119,4 +119,28 @@ def write_tarball_attested_to(stream: BinaryIO, attached: AttachedImage, tags: l
                    json.dumps({"imageLayoutVersion": _layout.LAYOUT_VERSION}).encode())
 
 
-__all__ = ["push_attested", "write_layout_attested", "write_tarball_attested"]
+def read_layout_attested(layout: str, ref_name: str | None = None) -> AttachedImage | None:
+    """The image and attestations an OCI layout holds as `write_layout_attested` (or BuildKit) wrote them: the
+    entry (named `ref_name`, or the only one) is an index of one image and its attestation manifest; None when
+    the entry is anything else."""
+    from executor.attest.attach import ATTESTATION_MANIFEST, REFERENCE_TYPE
+    from executor.image import Index, Manifest
+
+    top = _layout.read_index(layout)
+    entries = [e for e in top.manifests if ref_name is None or e.annotations.get(_layout.REF_NAME) == ref_name]
+    if len(entries) != 1 or not mt.is_index(entries[0].media_type):
+        return None
+    index_bytes = _layout._read_blob(layout, entries[0])
+    index = Index.from_bytes(index_bytes, entries[0].media_type, where=f"{layout} index {entries[0].digest}")
+    images = [m for m in index.manifests if m.annotations.get(REFERENCE_TYPE) != ATTESTATION_MANIFEST]
+    atts = [m for m in index.manifests if m.annotations.get(REFERENCE_TYPE) == ATTESTATION_MANIFEST]
+    if len(images) != 1 or len(atts) != 1:
+        return None
+    image = _layout.read_image(layout, ref_name, platform=images[0].platform)
+    manifest_bytes = _layout._read_blob(layout, atts[0])
+    manifest = Manifest.from_bytes(manifest_bytes, atts[0].media_type, where=f"{layout} manifest {atts[0].digest}")
+    blobs = {d.digest: _layout._read_blob(layout, d) for d in (manifest.config, *manifest.layers)}
+    return AttachedImage(image, images[0], manifest, manifest_bytes, blobs, index, index_bytes)
+
+
+__all__ = ["push_attested", "read_layout_attested", "write_layout_attested", "write_tarball_attested"]

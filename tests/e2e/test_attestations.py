@@ -306,3 +306,20 @@ def test_provenance_names_images_copied_from_with_json_progress(kiln, plain_regi
     assert predicate["invocation"]["parameters"].get("args") is None          # min: build args left out
     assert predicate["metadata"]["completeness"]["parameters"] is False
     assert "buildConfig" not in predicate
+
+
+def test_executor_push_sends_a_layouts_attestations_too(attested_build, plain_registry):
+    """`executor push LAYOUT` of a layout written with attestations pushes the whole index."""
+    from tests.e2e.test_subcommands import executor
+
+    layout = os.path.join(attested_build["out"], "layout")
+    dest = plain_registry.ref("attest/pushed-later:1")
+    run = executor("push", layout, "--destination", dest, "--insecure-registry", plain_registry.host,
+                   writable=[attested_build["out"]])
+    assert run.returncode == 0, run.stderr
+    assert skopeo_raw(dest, plain_registry) == skopeo_raw(attested_build["dest"], plain_registry)
+    index = json.loads(skopeo_raw(dest, plain_registry))
+    repo = dest.rsplit(":", 1)[0]
+    for entry in index["manifests"]:
+        assert hashlib.sha256(skopeo_raw(f"{repo}@{entry['digest']}", plain_registry)).hexdigest() == \
+            entry["digest"].split(":")[1]
