@@ -144,6 +144,11 @@ class _FsBridge:
             task.end()
 
 
+def progress_mode(progress_flag: str, log_format: str) -> str:
+    """--progress=auto with --log-format=json is json: a log that is JSON lines stays JSON lines."""
+    return "json" if progress_flag == "auto" and log_format == "json" else progress_flag
+
+
 @contextlib.contextmanager
 def observe(mode: str, stream: TextIO | None = None, env: dict[str, str] | None = None) -> Iterator[BuildReport]:
     """Collect the report and show progress as `mode` (auto, tty, plain, json) asks, for the duration."""

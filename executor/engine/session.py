@@ -23,7 +23,7 @@ from executor.engine.images import RegistryImages
 from executor.engine import preflight
 from executor.engine import attestations
 from executor.engine.output import write_outputs
-from executor.engine.report import BuildReport, observe
+from executor.engine.report import BuildReport, observe, progress_mode
 from executor.image import Platform
 from executor.image import mediatypes as mt
 from executor.options import Options, WarmerOptions
@@ -89,7 +89,7 @@ def run(opts: Options) -> int:
     work_dir = tempfile.mkdtemp(prefix="build-", dir=opts.kaniko_dir)
     lock_fd = _hold_work_dir(work_dir)
     try:
-        with supervise(), observe(opts.progress) as report:
+        with supervise(), observe(progress_mode(opts.progress, opts.log_format)) as report:
             return _run(opts, work_dir, dirty_root=killed > 0, report=report)
     except BuildCancelled as cancelled:
         log.error("build cancelled by signal %d: nothing was pushed", cancelled.signum)

@@ -155,3 +155,20 @@ def test_spdx_validation_catches_a_broken_document(sample_root, packages):
                                  "relatedSpdxElement": "SPDXRef-nothing"})
     errors = spdx_errors(doc)
     assert any("SHA1" in e for e in errors) and any("SPDXRef-nothing" in e for e in errors)
+
+
+def test_an_images_symlinks_never_lead_out_of_the_root(tmp_path):
+    """A package whose file list goes through the image's `/escape -> /` symlink: the file is looked up inside the
+    root (where it does not exist), never on the machine; a truncated ELF with Go's magic is no Go binary."""
+    from executor.attest.sbom.model import Package
+
+    root = tmp_path / "root"
+    (root / "usr/bin").mkdir(parents=True)
+    os.symlink("/", root / "escape")
+    (root / "usr/bin/tool").write_bytes(b"\x7fELF\x02\x01\x01" + b"\0" * 4089 + b"\xff Go buildinf:\x08")
+    os.chmod(root / "usr/bin/tool", 0o755)
+    pkg = Package("deb", "evil", "1", "pkg:deb/debian/evil@1", files=["/escape/etc/os-release", "/usr/bin/tool"])
+    doc = document([pkg], str(root), "x", "2024-01-01T00:00:00Z", "kiln-test")
+    assert [f["fileName"] for f in doc["files"]] == ["./usr/bin/tool"]
+    assert golang.read_build_info(str(root / "usr/bin/tool")) is None
+    assert [p.kind for p in scan(str(root))] == []

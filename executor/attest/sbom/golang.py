@@ -150,7 +150,7 @@ def read_build_info(path: str) -> BuildInfo | None:
                 return None
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
                 return _parse(data)
-    except (OSError, ValueError, struct.error):
+    except (OSError, ValueError, IndexError, struct.error):    # truncated or hostile files are no Go binaries
         return None
 
 

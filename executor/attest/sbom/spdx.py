@@ -18,6 +18,7 @@ from typing import Callable
 
 from . import licenses
 from .model import Package
+from .rootfs import RootFS
 
 SPDX_VERSION = "SPDX-2.3"
 NOASSERTION = "NOASSERTION"
@@ -140,7 +141,11 @@ def document(packages: list[Package], root: str, name: str, created: str, tool: 
 def _file(files: dict[str, dict], root: str, path: str, layer_of) -> dict | None:
     if path in files:
         return files[path]
-    host = os.path.join(root, path.lstrip("/"))
+    # the path's directories are resolved inside the root: an image's symlink (`/evil -> /`) never leads to
+    # the machine's own files
+    host = RootFS(root).host(path, follow=False)
+    if host is None:
+        return None
     try:
         st = os.lstat(host)
     except OSError:
