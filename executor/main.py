@@ -22,19 +22,18 @@ from typing import Any
 from executor import cli, logs, masking, safety
 from executor.dockerfile.args import looks_secret
 
-__all__ = ["executor_main", "warmer_main", "VERSION"]
+__all__ = ["executor_main", "warmer_main", "version"]
 
 log = logging.getLogger("executor")
 
-try:
-    from importlib.metadata import PackageNotFoundError, version as _dist_version
+def version() -> str:
+    """kiln's version, from its installed metadata (read only when asked: importlib.metadata costs start-up)."""
+    from importlib.metadata import PackageNotFoundError, version as dist_version
 
     try:
-        VERSION = _dist_version("kiln")
+        return dist_version("kiln")
     except PackageNotFoundError:
-        VERSION = "0.1.0"
-except ImportError:  # pragma: no cover
-    VERSION = "0.1.0"
+        return "0.1.0"
 
 
 class EngineMissing(Exception):
@@ -120,7 +119,7 @@ def executor_main(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
         sys.stdout.write(str(usage))
         return 0
     except cli.VersionRequested:
-        sys.stdout.write(f"Kaniko version :  kiln {VERSION}\n")
+        sys.stdout.write(f"Kaniko version :  kiln {version()}\n")
         return 0
     except cli.UsageError as exc:
         return _usage_error("executor", exc)

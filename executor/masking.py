@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
+import urllib.parse
 from collections.abc import Mapping
 
 from executor.dockerfile.args import looks_secret
@@ -26,10 +28,27 @@ def secret_build_args(build_args: Mapping[str, str]) -> list[str]:
     return sorted(name for name in build_args if looks_secret(name))
 
 
+def git_credential_values(context: str, env: Mapping[str, str]) -> list[str]:
+    """A git context's credentials (executor.engine.gitspec.credentials decides which are used): GIT_TOKEN,
+    GIT_PASSWORD, GIT_USERNAME when it goes without a password (then it is the token), and the password (or
+    lone user name) in the context URL. Masked whatever the context, as kaniko reads them from the environment."""
+    values = [env.get("GIT_TOKEN", ""), env.get("GIT_PASSWORD", "")]
+    if not env.get("GIT_PASSWORD"):
+        values.append(env.get("GIT_USERNAME", ""))
+    location = context.partition("#")[0]
+    match = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)@", location)
+    if match:
+        user, sep, password = match.group(1).partition(":")
+        secret = password if sep else user
+        values += [secret, urllib.parse.unquote(secret)]
+    return [v for v in values if v]
+
+
 def masked_values(opts: Options, env: Mapping[str, str]) -> list[str]:
-    """The values to mask: secret-looking build args' and every --secret's (files up to 1 MiB; FIFOs and
-    devices are never read, a missing file is the RUN's error to report)."""
+    """The values to mask: secret-looking build args', every --secret's (files up to 1 MiB; FIFOs and
+    devices are never read, a missing file is the RUN's error to report) and a git context's credentials."""
     values = [opts.build_args[name] for name in secret_build_args(opts.build_args) if opts.build_args[name]]
+    values += git_credential_values(opts.context, env)
     for secret in opts.secrets.values():
         if secret.type == "env":
             values.append(env.get(secret.source, ""))

@@ -12,8 +12,10 @@ APT_PACKAGES=(
   busybox-static     # the busybox base image
   apache2-utils      # htpasswd for the basic-auth registry
   openssl            # self-signed CA for the TLS registries
+  git                # `git http-backend` and the git CLI: the tests' smart-HTTP git server and its repositories
   patchelf           # the self-contained interpreter of the executor image
-  docker.io buildah  # docker build (BuildKit) as the oracle for e2e comparisons
+  docker.io          # containerd, runc and tini, which the parity suite's dockerd (scripts/docker-reference.sh) uses
+  buildah            # builds the executor image (Containerfile) in tests/test_executor_image
   strace             # the safety test checks that a refused build makes no file-changing system call
   tar gzip xz-utils bzip2 zstd util-linux iproute2 ca-certificates
   python3 python3-venv python3-pip
@@ -27,6 +29,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
+
+# The parity suite's `docker build`: Debian 13's docker.io + docker-buildx unpacked into /opt/kiln-docker/trixie
+# (the machine's apt sources are left alone; cached, so a second run downloads nothing).
+"$here/scripts/docker-reference.sh" trixie >/dev/null
 
 venv=${KILN_VENV:-$here/.venv}
 if [ ! -x "$venv/bin/python" ]; then

@@ -63,6 +63,7 @@ def _link_or_copy(host: str, target: str, st: os.stat_result, copies: dict[tuple
     if os.path.islink(host):
         os.symlink(os.readlink(host), target)
         os.lchown(target, st.st_uid, st.st_gid)
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
     elif os.path.isfile(host):
         shutil.copy2(host, target, follow_symlinks=False)
         os.chown(target, st.st_uid, st.st_gid)

@@ -7,6 +7,7 @@ import tempfile
 
 import pytest
 
+from tests.rig.gitserver import GitServer, GitUsers, start_git_server
 from tests.rig.images import BaseImages, make_base_images, push_debian
 from tests.rig.registry import Registry, RunningRegistry, start_registry
 from tests.rig.tls import TestPKI, make_pki
@@ -86,3 +87,25 @@ def base_images(plain_registry: Registry, rig_dir: str) -> BaseImages:
 def debian_base(plain_registry: Registry, rig_dir: str) -> str:
     """ "HOST/base/debian:bookworm": mmdebstrap minbase via umoci (cached in /var/cache/kiln-tests)."""
     return push_debian(plain_registry, os.path.join(rig_dir, "debian"))
+
+
+@pytest.fixture(scope="session")
+def git_users() -> GitUsers:
+    """The credentials the rig's git servers take for `private/...` repositories (random per session)."""
+    return GitUsers.random()
+
+
+@pytest.fixture(scope="session")
+def git_server(rig_dir: str, git_users: GitUsers, request: pytest.FixtureRequest) -> GitServer:
+    """`git http-backend` over HTTP on 127.0.0.1; `private/...` repositories need `git_users`' credentials."""
+    server = start_git_server(os.path.join(rig_dir, "git-http"), users=git_users.as_users())
+    request.addfinalizer(server.stop)
+    return server
+
+
+@pytest.fixture(scope="session")
+def git_server_tls(rig_dir: str, git_users: GitUsers, test_pki: TestPKI, request: pytest.FixtureRequest) -> GitServer:
+    """The same over HTTPS, with the rig's certificate (signed by the session CA, which clients do not trust)."""
+    server = start_git_server(os.path.join(rig_dir, "git-https"), users=git_users.as_users(), pki=test_pki)
+    request.addfinalizer(server.stop)
+    return server

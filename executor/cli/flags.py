@@ -28,8 +28,6 @@ NO_EFFECT: dict[str, str] = {
     "credential-helpers": "not yet: kiln reads config.json (auths, credHelpers, credsStore) and GitLab's "
                           "CI_REGISTRY_* variables; the cloud helpers (gcr, ecr, acr) are issue 14",
     "bucket": "not yet: GCS build contexts are issue 14",
-    "git": "not yet: a git context is cloned with its URL's #ref only (branch, depth and the rest are being "
-           "wired to the clone)",
     "azure-container-registry-config": "ignored by kaniko too; --credential-helpers=acr is its successor",
 }
 
@@ -157,7 +155,8 @@ EXECUTOR_FLAGS: tuple[FlagSpec, ...] = (
     _f("use-new-run", "bool", "use_new_run", False,
        "Use the experimental run implementation for detecting changes without requiring file system snapshots."),
     _f("git", "custom", "git", GitOptions(),
-       "Git context options: branch=, single-branch=, depth=, recurse-submodules=, insecure-skip-tls=. Repeatable.",
+       "Git context options: branch=, single-branch=, depth=, recurse-submodules=, insecure-skip-tls= "
+       "(GIT_USERNAME/GIT_PASSWORD or GIT_TOKEN for private repositories; docs/git-context.md). Repeatable.",
        custom=_set_git, metavar="key=value"),
     _f("cache-copy-layers", "bool", "cache_copy_layers", False, "Caches copy layers"),
     _f("cache-run-layers", "bool", "cache_run_layers", True, "Caches run layers"),

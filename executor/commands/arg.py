@@ -12,6 +12,5 @@ def execute(inst: ArgInstruction, ctx: CommandContext) -> Outcome:
     shown: list[tuple[str, str | None]] = []
     for arg in inst.args:
         default = inst.expand_word(ctx.expand, arg.default) if arg.default is not None else None
-        ctx.args.declare(arg.key, default)
-        shown.append((arg.key, ctx.args.values.get(arg.key)))
+        shown.append((arg.key, ctx.args.declare(arg.key, default)))
     return Outcome(created_by=history.arg(shown))

@@ -4,6 +4,8 @@ Shell form goes through SHELL (default `/bin/sh -c`); heredocs follow BuildKit: 
 shebang is written to a file and executed, a lone heredoc without one is the shell's command, anything
 else is handed to the shell whole. `--mount` options are expanded; cache, secret and bind mounts are
 prepared here as bind mounts of directories and files kiln owns, so nothing of them reaches a layer.
+Where kiln cannot mount (on `/` without CAP_SYS_ADMIN) executor.run places their content in the root for
+the command and takes it out again (executor/run/placing.py); `owned` tells it which sources are kiln's.
 """
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 
 from executor import logs
@@ -22,6 +23,7 @@ from executor.dockerfile.instructions import RunInstruction
 from executor.run import Mount as RunMount
 from executor.run import RunSpec
 from executor.run import run as run_process
+from executor.run.placing import copy_tree
 
 _LONE_HEREDOC = re.compile(r"^<<-?(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1$")
 _PIPES = "/dev/pipes"
@@ -41,9 +43,12 @@ def command_argv(inst: RunInstruction, shell: list[str] | None, scripts_dir: str
                 with open(path, "w") as f:
                     f.write(data)
                 os.chmod(path, 0o755)
-                mounts.append(RunMount(target=_PIPES, type="bind", source=scripts_dir, readonly=True))
-                return [f"{_PIPES}/{first.name}"], mounts
-            args = [data]
+                mounts.append(RunMount(target=_PIPES, type="bind", source=scripts_dir, readonly=True, owned=True))
+                # BuildKit's dispatchRun: the script's path, then the SHELL prepended as for any
+                # shell-form RUN (`/bin/sh -c /dev/pipes/EOF`, which runs it by its shebang)
+                args = [f"{_PIPES}/{first.name}"]
+            else:
+                args = [data]
         else:
             full = args[0] if args else ""
             for doc in inst.heredocs:
@@ -80,17 +85,21 @@ def prepare_mounts(inst: RunInstruction, ctx: CommandContext, scratch: str) -> t
             # BuildKit keys a cache by its id and the ref it starts from (from=, source=)
             directory = _cache_dir(ctx, (m.id or target) + (f"\0{m.from_}\0{m.source or ''}" if seed else ""))
             if not os.path.isdir(directory):
-                os.makedirs(directory, exist_ok=True)
                 if seed is not None:
                     if not os.path.isdir(seed):
                         raise inst.error(f"RUN --mount=type=cache from={m.from_}: source {m.source or '/'} "
                                          "is not a directory")
-                    # a new cache starts as a copy of the source tree (owners, modes, links kept)
-                    subprocess.run(["cp", "-a", "--", seed + "/.", directory + "/"], check=True)
+                    # a new cache starts as a copy of the source tree (owners, modes, times, links kept);
+                    # in Python: kiln's own image has no cp, and on / PATH finds the image's tools, if any
+                    staging = directory + ".new"
+                    shutil.rmtree(staging, ignore_errors=True)
+                    copy_tree(seed, staging)
+                    os.rename(staging, directory)
                 else:
+                    os.makedirs(directory, exist_ok=True)
                     os.chmod(directory, m.mode if m.mode is not None else 0o755)
                     os.chown(directory, m.uid or 0, m.gid or 0)
-            mounts.append(RunMount(target=target, type="bind", source=directory, readonly=m.readonly))
+            mounts.append(RunMount(target=target, type="bind", source=directory, readonly=m.readonly, owned=True))
         elif m.type == "tmpfs":
             mounts.append(RunMount(target=target, type="tmpfs", size=m.size or None))
         elif m.type == "secret":
@@ -112,20 +121,19 @@ def prepare_mounts(inst: RunInstruction, ctx: CommandContext, scratch: str) -> t
             os.chmod(path, m.mode if m.mode is not None else 0o400)
             os.chown(path, m.uid or 0, m.gid or 0)
             mounts.append(RunMount(target=target or f"/run/secrets/{secret_id}", type="bind", source=path,
-                                   readonly=True))
+                                   readonly=True, owned=True))
         elif m.type == "bind":
             source = _mount_source(inst, ctx, m)
             if not m.from_ and ctx.excluded is not None and ctx.context_dir is not None:
                 source = _visible_context(source, ctx.context_dir, ctx.excluded, scratch)
+            owned = False
             if not m.readonly:
-                # rw bind mounts see their writes discarded after the command, as BuildKit does.
-                copy = os.path.join(scratch, "bind-" + hashlib.sha256(source.encode()).hexdigest()[:16])
-                if os.path.isdir(source):
-                    shutil.copytree(source, copy, symlinks=True)
-                else:
-                    shutil.copy2(source, copy)
-                source = copy
-            mounts.append(RunMount(target=target, type="bind", source=source, readonly=m.readonly))
+                # rw bind mounts see their writes discarded after the command, as BuildKit does: a copy
+                # (owners, modes, times kept), which is kiln's to move onto the target where it cannot mount
+                copy = os.path.join(scratch, f"bind-{len(mounts)}-" + hashlib.sha256(source.encode()).hexdigest()[:16])
+                copy_tree(source, copy)
+                source, owned = copy, True
+            mounts.append(RunMount(target=target, type="bind", source=source, readonly=m.readonly, owned=owned))
         else:
             raise inst.error(f"RUN --mount=type={m.type} is not supported by kiln")
     return mounts, secret_env
@@ -210,7 +218,8 @@ def execute(inst: RunInstruction, ctx: CommandContext) -> Outcome:
         env.update(secret_env)
         spec = RunSpec(root=ctx.root, argv=argv, env=env, workdir=ctx.image.config.working_dir or "/",
                        user=ctx.image.config.user, mounts=script_mounts + mounts,
-                       network="none" if inst.network == "none" else "default", output=ctx.output)
+                       network="none" if inst.network == "none" else "default", output=ctx.output,
+                       scratch_dir=scratch)
         runner = ctx.run or run_process
         runner(spec)
     finally:

@@ -1,4 +1,5 @@
-"""WORKDIR: set the working directory and create it, owned by the current USER as BuildKit does."""
+"""WORKDIR: set the working directory and create it, owned by the current USER as BuildKit does (its
+file-operation owner rule, executor.run.users.file_owner: `USER 4242` makes 4242:4242, an unknown name root)."""
 from __future__ import annotations
 
 import os
@@ -6,8 +7,8 @@ import posixpath
 
 from executor.commands.base import CommandContext, Outcome
 from executor.dockerfile.instructions import WorkdirInstruction
+from executor.run.users import file_owner
 from snapshot.paths import resolve_in_root
-from executor.run.users import lookup_user
 
 
 def normalize(current: str, path: str) -> str:
@@ -45,9 +46,8 @@ def execute(inst: WorkdirInstruction, ctx: CommandContext) -> Outcome:
     if path == "/":
         return Outcome(created_by=f"WORKDIR {path}")
     uid = gid = 0
-    if ctx.image.config.user:
-        user = lookup_user(ctx.root, ctx.image.config.user)
-        uid, gid = user.uid, user.gid
+    if ctx.image.config.user:      # BuildKit's mkdir owner rule, not RUN's: `USER root` needs no passwd
+        uid, gid = file_owner(ctx.root, ctx.image.config.user, what=f"WORKDIR {path} under USER")
     try:
         created = make_dirs(ctx.root, path, uid, gid)
     except OSError as e:

@@ -125,25 +125,40 @@ class StageArgs:
         """An ENV set `name`: from now on it wins over the ARG of that name."""
         self.overrides.pop(name, None)
 
-    def declare(self, name: str, default: str | None) -> None:
+    def inherit(self) -> "StageArgs":
+        """The scope a stage built FROM this one starts with (BuildKit's dispatchState.init: the child starts
+        from the parent's state, whose environment holds every ARG value the parent declared, and, since
+        BuildKit 0.15 (moby/buildkit#5048), its list of declared ARGs too). Only the FROM chain passes values
+        on: a sibling stage starts empty."""
+        return StageArgs(self.build_args, self.global_scope, dict(self.values), dict(self.overrides),
+                         list(self.declared))
+
+    def declare(self, name: str, default: str | None) -> str | None:
         """`ARG name[=default]`; `default` is already expanded by the caller.
 
-        Declared without a value and with nothing to inherit, the ARG is in scope but unset: docker leaves
-        it out of the environment."""
+        Declared without a value and with nothing to take (a build arg, the global ARG, a predefined one), the
+        ARG keeps the value it already has in this stage (declared earlier, or inherited from the stage this
+        one is built FROM), as BuildKit's dispatchArg adds nothing to the environment then; with none it is in
+        scope but unset: docker leaves it out of the environment.
+
+        Returns the value this declaration took (None when it took none and kept what it had), which is what
+        BuildKit writes in the ARG's history (`ARG NAME=value`, or `ARG NAME`)."""
+        taken: str | None = None
         if name in self.build_args.given:
-            self.values[name] = self.build_args.given[name]
+            taken = self.build_args.given[name]
             self.build_args.consumed.add(name)
         elif default is not None:
-            self.values[name] = default
+            taken = default
         elif name in self.global_scope.values:
-            self.values[name] = self.global_scope.values[name]
+            taken = self.global_scope.values[name]
         elif name in self.build_args.predefined:
-            self.values[name] = self.build_args.predefined[name]
-        else:
-            self.values.pop(name, None)
+            taken = self.build_args.predefined[name]
+        if taken is not None:
+            self.values[name] = taken
         self.declared.append(name)
         if name in self.values:
             self.overrides[name] = self.values[name]
+        return taken
 
     def proxy_values(self) -> dict[str, str]:
         return {k: v for k, v in self.build_args.given.items() if k in PROXY_ARGS and k not in self.values}
@@ -164,7 +179,8 @@ class StageArgs:
         return env
 
     def history_args(self, image_env: Mapping[str, str]) -> list[tuple[str, str]]:
-        """The ARGs BuildKit lists in a RUN's history (`RUN |2 A=1 B=2 ...`): every declaration in order,
-        repeats included, each with the value the stage's environment holds (an ENV's when it won)."""
+        """The ARGs BuildKit lists in a RUN's history (`RUN |2 A=1 B=2 ...`): each declared ARG once, at its
+        first declaration, with the value the stage's environment holds now (an ENV's when it won), as
+        BuildKit v0.18.0's runCommandString (moby/buildkit#5508; before, once per declaration)."""
         env = self.expansion_env(image_env)
-        return [(k, env.get(k, "")) for k in self.declared]
+        return [(k, env.get(k, "")) for k in dict.fromkeys(self.declared)]

@@ -68,6 +68,7 @@ class BuildSettings:
 class StageResult:
     stage: Stage
     image: Image
+    args: build_args.StageArgs | None = None  # the ARGs in scope at the stage's end (a child stage inherits them)
     saved_root: str | None = None             # a copy of the stage's root, for later COPY --from
 
 
@@ -95,17 +96,25 @@ class Builder:
         target, host = settings.platform, settings.build_platform
         self.build_args = build_args.BuildArgs(
             given=dict(settings.build_args),
-            predefined=build_args.platform_args(
+            predefined={**build_args.platform_args(
                 build_args.PlatformTriple(target.os, target.architecture, target.variant or ""),
-                build_args.PlatformTriple(host.os, host.architecture, host.variant or "")))
+                build_args.PlatformTriple(host.os, host.architecture, host.variant or "")),
+                "TARGETSTAGE": self._target_stage_name(dockerfile, settings.targets)})
         self.global_scope = build_args.GlobalScope(self.build_args)
         for arg in dockerfile.global_args:
             for a in arg.args:
-                default = shell.expand(a.default, self.global_scope.values, dockerfile.escape) \
-                    if a.default is not None else None
+                default = arg.expand_word(lambda w: shell.expand(w, self.global_scope.values, dockerfile.escape),
+                                          a.default) if a.default is not None else None
                 self.global_scope.declare(a.key, default)
         self.bases: dict[int, str] = {st.index: self._expand_global(st.base_name, st.from_)
                                       for st in dockerfile.stages}
+
+    @staticmethod
+    def _target_stage_name(dockerfile: Dockerfile, targets: list[str]) -> str:
+        """The builtin ARG TARGETSTAGE (Dockerfile 1.11, moby/buildkit#5431): the stage the build targets
+        (the first --target, else the last stage) by name, or "default" when it has none."""
+        stage = select_target(dockerfile, targets[0]) if targets else dockerfile.stages[-1]
+        return stage.name or "default"
 
     # ---- planning ----------------------------------------------------------------------------------
     def _expand_global(self, word: str, where: Instruction) -> str:
@@ -308,7 +317,8 @@ class Builder:
         eager = self.settings.extract == "eager"
         if eager:
             self._ensure_root(stage, image)
-        scope = build_args.StageArgs(self.build_args, self.global_scope)
+        parent = self.results[continues].args if continues is not None else None
+        scope = parent.inherit() if parent is not None else build_args.StageArgs(self.build_args, self.global_scope)
         ctx = CommandContext(
             root=self.settings.root, image=image, args=scope, escape=self.dockerfile.escape,
             work_dir=self.work_dir, context_dir=self.context_dir, excluded=self.excluded,
@@ -341,7 +351,7 @@ class Builder:
                 image.append_layer(Layer.from_layer_file(layer_file, image.format),
                                    HistoryEntry(created=self._now(), created_by="single snapshot",
                                                 comment="kiln --single-snapshot"))
-        return StageResult(stage, image)
+        return StageResult(stage, image, scope)
 
     # ---- progress events (executor.progress: the live display, the build report, provenance) ------------
     def _step_text(self, inst: Instruction) -> str:

@@ -1,21 +1,28 @@
 """Build contexts: where the files COPY and ADD read come from.
 
 kaniko's `--context` takes a directory (plain or `dir://`), `tar://PATH` (or `tar://stdin`), an `https://`
-URL of a tar.gz, and `git://` / `git+https://` repositories with `#ref` and `:subdir`. Whatever the source,
-the result is a local directory; `--context-sub-path` then narrows it.
+URL of a tar.gz, and `git://` repositories (fetched over HTTPS) with `#ref`, `#ref#commit` and kiln's
+`:subdir`; kiln also clones `git+https://`, `git+http://` and `https://.../x.git` (executor.engine.gitspec,
+gitplan, gitclone). Whatever the source, the result is a local directory; `--context-sub-path` then narrows it.
 """
 from __future__ import annotations
 
-import io
 import logging
 import os
 import shutil
 import sys
 import tarfile
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable
-from urllib.parse import urlsplit
+
+from executor.engine.gitclone import GitCloneError, clone_git_context
+from executor.engine.gitspec import GitSpec, GitSpecError, credentials, is_git_context, parse_git, redact_context
+from executor.options import GitOptions
+
+__all__ = ["BuildContext", "ContextError", "GitSpec", "parse_git", "prepare_context", "resolve_dockerfile",
+           "safe_extract_tar"]
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +35,7 @@ class ContextError(Exception):
 class BuildContext:
     directory: str                     # local directory holding the context (after --context-sub-path)
     source: str                        # what the user passed, for messages
-    git_url: str = ""                  # a git context: its URL (with #ref) and the commit checked out
+    git_url: str = ""                  # a git context: its URL (#ref kept, credentials not) and the commit cloned
     git_commit: str = ""
     _cleanup: list[str] = field(default_factory=list)
 
@@ -36,35 +43,6 @@ class BuildContext:
         for path in self._cleanup:
             shutil.rmtree(path, ignore_errors=True)
         self._cleanup.clear()
-
-
-@dataclass(frozen=True)
-class GitSpec:
-    url: str
-    ref: str | None = None
-    subdir: str = ""
-
-
-def parse_git(spec: str) -> GitSpec:
-    """`git://host/repo.git#ref:subdir`, `git+https://...`, and kaniko's `#refs/heads/x#<commit>`."""
-    url = spec
-    if url.startswith("git+"):
-        url = url[len("git+"):]
-    fragment = ""
-    if "#" in url:
-        url, fragment = url.split("#", 1)
-    ref: str | None = None
-    subdir = ""
-    if fragment:
-        # kaniko's form: #refs/heads/branch#commit -> the commit wins.
-        if "#" in fragment:
-            _, fragment = fragment.rsplit("#", 1)
-        if ":" in fragment:
-            ref, subdir = fragment.split(":", 1)
-        else:
-            ref = fragment
-        ref = ref or None
-    return GitSpec(url=url, ref=ref, subdir=subdir.strip("/"))
 
 
 def safe_extract_tar(fileobj: BinaryIO, dest: str, source: str) -> None:
@@ -144,58 +122,28 @@ def _from_url(spec: str, work_dir: str, session_factory: Callable | None) -> tup
     return dest, [dest]
 
 
-def _from_git(spec: str, work_dir: str) -> tuple[str, list[str]]:
-    from dulwich import porcelain
-    from dulwich.errors import GitProtocolError, HangupException, NotGitRepository
-
-    git = parse_git(spec)
-    dest = _new_dir(work_dir, "context-git-")
-    errstream = io.BytesIO()
+def _from_git(spec: str, work_dir: str, options: GitOptions, env: Mapping[str, str]) -> tuple[str, list[str]]:
+    """Clone as kaniko does (see executor.engine.gitclone); the working tree keeps its .git, as kaniko's."""
+    shown = redact_context(spec)
     try:
-        branch_like = git.ref and not _looks_like_sha(git.ref)
-        branch = git.ref.removeprefix("refs/heads/").removeprefix("refs/tags/") if branch_like else None
-        repo = porcelain.clone(git.url, dest, checkout=True, branch=branch, depth=None if git.ref and not branch_like else 1,
-                               errstream=errstream)
-        if git.ref and not branch_like:
-            _checkout_commit(repo, git.ref, spec)
-        commit = repo.head().decode()
-        repo.close()
-    except (GitProtocolError, HangupException, NotGitRepository, OSError, KeyError) as e:
+        git = parse_git(spec, env)
+    except GitSpecError as e:
+        raise ContextError(f"context {shown}: {e}") from None
+    # name the URL fetched when it is not what the user wrote (git:// is fetched over https://)
+    where = shown if shown.partition("#")[0] == git.url else f"{shown} ({git.url})"
+    dest = _new_dir(work_dir, "context-git-")
+    try:
+        clone_git_context(git, dest, options, credentials(git, env))
+    except GitCloneError as e:
         shutil.rmtree(dest, ignore_errors=True)
-        raise ContextError(f"context {spec}: git clone of {git.url} failed: {e}") from e
-    shutil.rmtree(os.path.join(dest, ".git"), ignore_errors=True)
+        raise ContextError(f"context {where}: {e}") from None
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
     directory = dest
     if git.subdir:
-        directory = _sub_path(dest, git.subdir, spec)
-    _GIT_SOURCES[directory] = (git.url + (f"#{git.ref}" if git.ref else ""), commit)
+        directory = _sub_path(dest, git.subdir, shown)
     return directory, [dest]
-
-
-#: the URL and commit of each git context cloned, by its directory (BuildContext records them)
-_GIT_SOURCES: dict[str, tuple[str, str]] = {}
-
-
-def _looks_like_sha(ref: str) -> bool:
-    return 7 <= len(ref) <= 40 and all(c in "0123456789abcdef" for c in ref.lower())
-
-
-def _checkout_commit(repo, ref: str, spec: str) -> None:
-    from dulwich.objects import Commit
-
-    wanted = ref.lower().encode()
-    match = None
-    for sha in repo.object_store:
-        if sha.startswith(wanted):
-            obj = repo.object_store[sha]
-            if isinstance(obj, Commit):
-                match = sha
-                break
-    if match is None:
-        raise ContextError(f"context {spec}: commit {ref} not found in the repository")
-    # Reset the working tree to that commit's tree.
-    from dulwich import porcelain
-
-    porcelain.reset(repo, "hard", match)
 
 
 def _sub_path(base: str, sub: str, spec: str) -> str:
@@ -208,18 +156,22 @@ def _sub_path(base: str, sub: str, spec: str) -> str:
 
 
 def prepare_context(spec: str, work_dir: str, sub_path: str = "", *, stdin: BinaryIO | None = None,
-                    session_factory: Callable | None = None) -> BuildContext:
-    """Make the context named by `spec` available as a local directory under `work_dir` if need be."""
+                    session_factory: Callable | None = None, git: GitOptions | None = None,
+                    env: Mapping[str, str] | None = None) -> BuildContext:
+    """Make the context named by `spec` available as a local directory under `work_dir` if need be.
+
+    `git` is `--git` (kaniko's KanikoGitOptions); `env` (default: the process's) holds GIT_USERNAME,
+    GIT_PASSWORD, GIT_TOKEN and GIT_PULL_METHOD for a git context.
+    """
     cleanup: list[str] = []
+    git_url = git_commit = ""
     if spec.startswith("tar://"):
         directory, cleanup = _from_tar(spec, work_dir, stdin)
-    elif spec.startswith(("git://", "git+https://", "git+http://")):
-        directory, cleanup = _from_git(spec, work_dir)
+    elif is_git_context(spec):
+        directory, cleanup = _from_git(spec, work_dir, git or GitOptions(), os.environ if env is None else env)
+        git_url, git_commit = redact_context(spec), _head_commit(cleanup[0])
     elif spec.startswith(("https://", "http://")):
-        if urlsplit(spec).path.endswith(".git") or "#" in spec and ".git" in spec:
-            directory, cleanup = _from_git(spec, work_dir)
-        else:
-            directory, cleanup = _from_url(spec, work_dir, session_factory)
+        directory, cleanup = _from_url(spec, work_dir, session_factory)
     elif spec.startswith(("gs://", "s3://", "az://")):
         raise ContextError(f"context {spec}: cloud storage contexts are not supported by kiln; "
                            "use tar:// or an https:// URL")
@@ -228,12 +180,23 @@ def prepare_context(spec: str, work_dir: str, sub_path: str = "", *, stdin: Bina
         if not os.path.isdir(directory):
             raise ContextError(f"context {spec}: no such directory")
         directory = os.path.realpath(directory)
-    git_url, git_commit = _GIT_SOURCES.pop(directory, ("", ""))
     if sub_path:
-        directory = _sub_path(directory, sub_path, spec)
-    log.debug("build context %s at %s", spec, directory)
-    return BuildContext(directory=directory, source=spec, git_url=git_url, git_commit=git_commit,
+        directory = _sub_path(directory, sub_path, redact_context(spec))
+    log.debug("build context %s at %s", redact_context(spec), directory)
+    return BuildContext(directory=directory, source=redact_context(spec), git_url=git_url, git_commit=git_commit,
                         _cleanup=cleanup)
+
+
+def _head_commit(clone: str) -> str:
+    """The commit a git context's clone checked out (its .git is kept), for the provenance."""
+    from dulwich.repo import Repo
+
+    try:
+        with Repo(clone) as repo:
+            return repo.head().decode()
+    except Exception as e:      # noqa: BLE001 - no commit to name is no reason to fail the build
+        log.debug("no HEAD commit in %s: %s", clone, e)
+        return ""
 
 
 def resolve_dockerfile(dockerfile: str, context_dir: str, work_dir: str,

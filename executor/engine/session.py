@@ -140,7 +140,8 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False, report: BuildRe
     client = RegistryClient(opts.registry, blob_dir=os.path.join(opts.kaniko_dir, "blobs"))
     preflight.check(opts, client)        # before anything is fetched, pulled or run
     try:
-        context = prepare_context(opts.context, os.path.join(work_dir, "context"), opts.context_sub_path)
+        context = prepare_context(opts.context, os.path.join(work_dir, "context"), opts.context_sub_path,
+                                  git=opts.git)
     except ContextError as e:
         raise BuildError(str(e)) from None
     try:

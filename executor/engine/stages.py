@@ -20,12 +20,13 @@ class StagePlan:
         return self.target if self.target is not None else self.stages[-1]
 
 
-def stage_refs(stage: Stage) -> list[str]:
-    """Raw names this stage's COPY --from and RUN --mount from= use (expanded later)."""
+def stage_refs(stage: Stage, triggers: bool = False) -> list[str]:
+    """Raw names this stage's COPY --from and RUN --mount from= use (expanded later); with `triggers`, the
+    names its ONBUILD triggers will use instead (in the stages built FROM it)."""
     refs = []
-    for inst in stage.instructions:
-        if isinstance(inst, OnbuildInstruction):
-            continue
+    own = [i for i in stage.instructions if not isinstance(i, OnbuildInstruction)]
+    deferred = [i.trigger for i in stage.instructions if isinstance(i, OnbuildInstruction)]
+    for inst in deferred if triggers else own:
         if isinstance(inst, CopyInstruction) and inst.from_:
             refs.append(inst.from_)
         if isinstance(inst, RunInstruction):
@@ -57,10 +58,12 @@ def plan(dockerfile: Dockerfile, target: Stage | list[Stage], bases: dict[int, s
     for st in dockerfile.stages[: last + 1]:
         d: set[int] = set()
         base = base_stage(dockerfile, st, bases[st.index])
+        refs = stage_refs(st)
         if base is not None:
             based_on[st.index] = base.index
             d.add(base.index)
-        for ref in stage_refs(st):
+            refs += stage_refs(base, triggers=True)     # its ONBUILD triggers run here
+        for ref in refs:
             try:
                 ref = expand(ref)
             except Exception:  # an expansion error is reported when the instruction runs

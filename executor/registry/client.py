@@ -51,7 +51,11 @@ class RegistryClient:
         key = (registry, push)
         with self._lock:
             if key not in self._transports:
-                self._transports[key] = Transport(registry, self.options, push)
+                new = Transport(registry, self.options, push)
+                other = self._transports.get((registry, not push))
+                if other is not None:
+                    new.learn_from(other)       # one ping per registry when pull and push agree on TLS
+                self._transports[key] = new
             return self._transports[key]
 
     @property

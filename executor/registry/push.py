@@ -67,12 +67,14 @@ def blob_exists(t: Transport, repo: str, desc: Descriptor, push: bool = True) ->
 def ensure_blob(t: Transport, repo: str, blob: Blob, chunk_size: int | None, stats: PushStats) -> None:
     """Make sure `repo` holds the blob; return only once the registry confirmed it."""
     desc = blob.descriptor
-    if blob_exists(t, repo, desc):
+    location = None
+    source_repo = _mount_source(t, repo, blob)
+    # With a repository to mount from, the mount itself settles it (201: mounted, or already there): no HEAD
+    # first, one round trip per base layer. Without one, a HEAD skips what the repository holds.
+    if not source_repo and blob_exists(t, repo, desc):
         log.info("blob %s already in %s/%s", desc.digest, t.registry, repo)
         stats.count("existed", desc.size)
         return
-    location = None
-    source_repo = _mount_source(t, repo, blob)
     if source_repo:
         try:
             resp = t.request("POST", f"/v2/{repo}/blobs/uploads/?mount={quote(desc.digest)}&from={quote(source_repo)}",

@@ -110,6 +110,15 @@ class Transport:
         self._tokens: dict[frozenset[str], _Token] = {}
         self._lock = threading.RLock()
 
+    def learn_from(self, other: "Transport") -> None:
+        """Take the scheme and auth challenge `other` found for the same registry, when this transport would
+        try the same schemes with the same TLS settings (its ping would learn nothing new)."""
+        if other.base is not None and other._schemes() == self._schemes() and \
+                other.session.verify == self.session.verify and other.session.cert == self.session.cert:
+            with self._lock:
+                self.base, self.challenge = other.base, other.challenge
+                self._credentials = self._credentials or other._credentials
+
     # ---- credentials and scheme --------------------------------------------------------------
     @property
     def credentials(self) -> auth.Credentials:

@@ -12,6 +12,8 @@ so forking here is safe), it reads its configuration as JSON from stdin, then:
    the mounts (``/proc``, ``/dev``, ``/sys``, binds, tmpfs), chroots, changes directory, drops to the
    user's groups/gid/uid, restores default signal dispositions and execs.
 
+With ``"probe": true`` it stops after the mounts and exits 0 (``process.mounts_available``).
+
 Any failure before exec is written as one line to the error pipe (closed on exec), so the parent can
 tell "could not start" from "ran and failed". This file uses the standard library only and must not
 import kiln: it runs in a bare interpreter.
@@ -228,6 +230,8 @@ def _prepare_and_exec(cfg: dict, err_fd: int) -> None:
         for m in cfg["mounts"]:
             step = f"mounting {m['kind']} on {m['target']}"
             _do_mount(m)
+        if cfg.get("probe"):
+            os._exit(0)  # process.mounts_available: the mounts work here
         if cfg["chroot"]:
             step = f"chroot into {cfg['root']}"
             os.chroot(cfg["root"])

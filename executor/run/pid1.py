@@ -91,6 +91,13 @@ def spawn_guard() -> Iterator[None]:
             _on_terminate(signum, None)
 
 
+def uninterrupted() -> contextlib.AbstractContextManager[None]:
+    """Hold off cancellation (and reaping) while a step that must not be left half done runs, e.g.
+    putting a RUN's mount content in place or taking it out again: a SIGTERM/SIGINT that arrives
+    meanwhile raises ``BuildCancelled`` when the block ends. The same mechanism as ``spawn_guard``."""
+    return spawn_guard()
+
+
 def protect(pid: int) -> None:
     """Mark a child as owned: the reaper will not collect its exit status."""
     with _lock:

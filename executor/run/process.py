@@ -11,8 +11,13 @@ Two ways, chosen by the root:
   kills whatever it left running. Mount points that had to be created in the root are removed again.
 * ``root == "/"`` (production, kiln is PID 1 of its container): the command is started directly with
   its groups, gid and uid, in its own process group; when it exits, that group and any processes that
-  were re-parented to us meanwhile are killed. Mounts, a hostname or ``network="none"`` need a private
-  mount/UTS/network namespace: then ``_nsinit.py`` is used without a PID namespace or chroot.
+  were re-parented to us meanwhile are killed. A hostname or ``network="none"`` needs a private UTS or
+  network namespace: then ``_nsinit.py`` is used without a PID namespace or chroot. Mounts are mounted
+  in a private mount namespace the same way when this process can make one with bind and tmpfs mounts
+  in it (decided by trying, once per process: ``mounts_available``; it takes CAP_SYS_ADMIN, and an
+  AppArmor profile may still refuse ``mount``); otherwise (a Kubernetes pod without CAP_SYS_ADMIN) their
+  content is put in place in the root for the command and taken out again afterwards
+  (``executor.run.placing``, kaniko's way).
 
 stdout and stderr are merged (as ``docker build`` shows them) and passed line by line to
 ``spec.output`` (default: logging at info level). A non-zero exit raises ``RunError`` worded as
@@ -34,7 +39,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from executor.run import pid1, tree
+from executor.run import pid1, placing, tree
 from executor.run.errors import RunError, UserError, describe_command, failed, not_started
 from snapshot.paths import resolve_in_root
 from executor.run.targets import CreatedPaths
@@ -45,6 +50,8 @@ log = logging.getLogger(__name__)
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_nsinit.py")
 NETWORK_MODES = ("default", "host", "none")
+MOUNT_WAYS = ("auto", "mount", "place")
+SYSTEM_MOUNTS = ("/proc", "/dev", "/sys")  # mounted over the scratch root by the helper itself
 DRAIN_SECONDS = 2.0
 HOST_FILES = ("/etc/resolv.conf", "/etc/hosts")
 
@@ -52,7 +59,11 @@ HOST_FILES = ("/etc/resolv.conf", "/etc/hosts")
 @dataclass
 class Mount:
     """A mount for one command. ``type`` is "bind" (``source`` on the host -> ``target`` in the root)
-    or "tmpfs". Cache and secret mounts arrive as binds the caller prepared."""
+    or "tmpfs". Cache and secret mounts arrive as binds the caller prepared.
+
+    ``owned``: the source is kiln's own (a cache directory, a scratch copy, a secret file): where the
+    command's mounts are placed rather than mounted (``executor.run.placing``), a writable owned source is
+    renamed onto the target and back (what the command wrote stays in it); any other source is copied."""
 
     target: str
     type: str = "bind"
@@ -60,6 +71,7 @@ class Mount:
     readonly: bool = False
     size: int | None = None  # tmpfs: bytes
     mode: int | None = None  # tmpfs: permission bits of its root
+    owned: bool = False
 
 
 @dataclass
@@ -73,6 +85,12 @@ class RunSpec:
     hostname: str | None = None
     network: str = "default"
     output: Callable[[str], None] | None = None  # one call per line, without the newline
+    # kiln's own scratch space for this command, outside the snapshot (on the root's filesystem where
+    # possible): targets the mounts hide are moved here while the command runs. Default: a temporary
+    # directory, which on "/" would lie in the root: the build passes its work directory.
+    scratch_dir: str | None = None
+    # "auto": mount when a mount namespace can be had, else place; "mount" or "place" to choose
+    mounts_by: str = "auto"
 
 
 @dataclass
@@ -112,6 +130,8 @@ def _validate(spec: RunSpec) -> None:
         raise RunError(f"the build root {spec.root} is not a directory")
     if spec.network not in NETWORK_MODES:
         raise RunError(f"unsupported network mode {spec.network!r}: use one of {', '.join(NETWORK_MODES)}")
+    if spec.mounts_by not in MOUNT_WAYS:
+        raise RunError(f"unsupported way of mounting {spec.mounts_by!r}: use one of {', '.join(MOUNT_WAYS)}")
     for m in spec.mounts:
         if m.type not in ("bind", "tmpfs"):
             raise RunError(f"unsupported mount type {m.type!r} for {m.target}: use bind or tmpfs")
@@ -128,7 +148,7 @@ def _make_workdir(root: str, workdir: str) -> None:
         raise RunError(f"cannot create working directory {workdir}: {err}") from None
 
 
-def _mount_plan(spec: RunSpec, workdir: str, created: CreatedPaths, scratch: str, chroot: bool) -> list[dict]:
+def _mount_plan(mounts: list[Mount], workdir: str, created: CreatedPaths, scratch: str, chroot: bool) -> list[dict]:
     """The helper's mount list, targets as host paths; targets created (and recorded) when missing."""
     plan: list[dict] = []
     if chroot:
@@ -143,7 +163,7 @@ def _mount_plan(spec: RunSpec, workdir: str, created: CreatedPaths, scratch: str
                 open(copy, "wb").close()
             target = created.ensure(host_file, False)
             plan.append({"kind": "bind", "source": copy, "target": target, "readonly": False})
-    user_mounts = sorted(spec.mounts, key=lambda m: _in_root(m.target, workdir).count("/"))
+    user_mounts = sorted(mounts, key=lambda m: _in_root(m.target, workdir).count("/"))
     for m in user_mounts:
         target_in_root = _in_root(m.target, workdir)
         if m.type == "bind":
@@ -369,6 +389,8 @@ def _spawn_direct(argv: list[str], env: dict[str, str], workdir: str, user: Exec
         )
         pid1.protect(proc.pid)
     except FileNotFoundError:
+        if not os.path.isdir(workdir):  # e.g. below a placed mount's target, which hides it (as a mount would)
+            raise not_started(argv, f"chdir to the working directory {workdir}: no such file or directory") from None
         if "/" in argv[0]:
             reason = f'exec: "{argv[0]}": no such file or directory'
         else:
@@ -377,6 +399,89 @@ def _spawn_direct(argv: list[str], env: dict[str, str], workdir: str, user: Exec
     except OSError as err:
         raise not_started(argv, f'exec: "{argv[0]}": {err.strerror or err}') from None
     return proc
+
+
+_mounts_work: tuple[bool, str] | None = None  # this process's answer of mounts_available
+
+
+def mounts_available(scratch: str | None = None) -> tuple[bool, str]:
+    """Whether a command on ``/`` can get a mount namespace of its own with bind and tmpfs mounts in it,
+    and why not. Decided by trying, once per process: the helper unshares a mount namespace, makes it
+    private, mounts a tmpfs and binds it (on directories under ``scratch``, in that namespace only) and
+    exits. Trying rather than reading CAP_SYS_ADMIN from /proc/self/status: the capability is not enough
+    where an AppArmor profile (docker's default) or a seccomp filter refuses ``mount``/``unshare``."""
+    global _mounts_work
+    if _mounts_work is not None:
+        return _mounts_work
+    try:
+        if scratch:
+            os.makedirs(scratch, exist_ok=True)
+        base = tempfile.mkdtemp(prefix="mount-probe-", dir=scratch or None)
+    except OSError as err:
+        raise RunError(f"cannot prepare the RUN --mount probe in {scratch or tempfile.gettempdir()}: {err}") from None
+    try:
+        with pid1.uninterrupted():  # a SIGTERM meanwhile cancels once the probe is reaped
+            error = _probe(base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    if error:
+        reason = error.split(" (", 1)[0]  # without the helper's hint about RUN on /
+        log.info("RUN --mount on /: kiln cannot mount here (%s), so each RUN's mounts are put in place in the "
+                 "root and taken out again afterwards (as kaniko does): read-only mounts and tmpfs sizes are "
+                 "not enforced", reason)
+        _mounts_work = (False, reason)
+    else:
+        log.debug("RUN --mount on /: mount namespaces with bind and tmpfs mounts work here")
+        _mounts_work = (True, "")
+    return _mounts_work
+
+
+def _probe(base: str) -> str:
+    """Run the helper in probe mode on directories under ``base``; what went wrong, or ""."""
+    first, second = os.path.join(base, "tmpfs"), os.path.join(base, "bind")
+    os.mkdir(first)
+    os.mkdir(second)
+    cfg = {"root": "/", "chroot": False, "namespaces": ["mount"], "probe": True, "hostname": None,
+           "mounts": [{"kind": "tmpfs", "target": first, "readonly": False, "data": "size=16k"},
+                      {"kind": "bind", "source": first, "target": second, "readonly": True}],
+           "workdir": "/", "argv": ["mount-probe"], "env": {}, "uid": 0, "gid": 0, "groups": []}
+    devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        proc, err_r, status_r = _spawn_helper(cfg, devnull)
+    except RunError as err:
+        return str(err)
+    finally:
+        os.close(devnull)
+    try:
+        error = _read_to_eof(err_r).decode("utf-8", "replace").strip()
+        proc.wait()
+    finally:
+        os.close(err_r)
+        os.close(status_r)
+        pid1.release(proc.pid)
+    if not error and proc.returncode != 0:
+        error = f"the mount probe exited with {proc.returncode}"
+    return error
+
+
+def _ways(spec: RunSpec, chroot: bool, workdir: str) -> tuple[list[Mount], list[Mount]]:
+    """The command's mounts split into (mounted, placed)."""
+    if not spec.mounts:
+        return [], []
+    way = spec.mounts_by
+    if way == "auto":
+        # a scratch root runs in namespaces of its own anyway; on / it depends on this container
+        way = "mount" if chroot or mounts_available(spec.scratch_dir)[0] else "place"
+    if way == "mount":
+        return list(spec.mounts), []
+    mounted: list[Mount] = []
+    placed: list[Mount] = []
+    for m in spec.mounts:
+        target = _in_root(m.target, workdir)
+        # in a scratch root the helper mounts /proc, /dev and /sys over whatever was placed there
+        system = chroot and any(target == p or target.startswith(p + "/") for p in SYSTEM_MOUNTS + HOST_FILES)
+        (mounted if system else placed).append(m)
+    return mounted, placed
 
 
 def run(spec: RunSpec) -> RunResult:
@@ -392,11 +497,12 @@ def run(spec: RunSpec) -> RunResult:
     env = command_env(spec.env or {}, user)
     workdir = _in_root(spec.workdir or "/")
     emit = spec.output or _default_output
+    mounted, placed = _ways(spec, chroot, workdir)
     namespaces: list[str] = []
     if chroot:
         namespaces = ["mount", "pid", "uts", "ipc"]
     else:
-        if spec.mounts:
+        if mounted:
             namespaces.append("mount")
         if spec.hostname:
             namespaces.append("uts")
@@ -404,17 +510,20 @@ def run(spec: RunSpec) -> RunResult:
         namespaces.append("net")
     if spec.hostname and "uts" not in namespaces:
         namespaces.append("uts")
-    log.debug("RUN %s as %s in %s (namespaces: %s)", spec.argv, user, workdir, namespaces or "none")
+    log.debug("RUN %s as %s in %s (namespaces: %s; mounts placed: %s)", spec.argv, user, workdir,
+              namespaces or "none", [m.target for m in placed] or "none")
 
     _make_workdir(root, workdir)
     created = CreatedPaths(root)
     # private copies of the host's resolv.conf/hosts (development mode only: in production the
     # container's own files are already in place, and /tmp would be inside the build root)
     scratch = tempfile.mkdtemp(prefix="kiln-run-") if chroot else ""
+    placement: placing.Placement | None = None
     out_r, out_w = os.pipe()
     output = _Output(out_r, emit)
     running: _Running | None = None
     status_r: int | None = None
+    succeeded = False
 
     def on_cancel(force: bool) -> None:
         if running is not None and running.proc.returncode is None:
@@ -422,10 +531,15 @@ def run(spec: RunSpec) -> RunResult:
 
     pid1.add_cancel_hook(on_cancel)
     try:
+        if placed:
+            placement = placing.Placement(root, placing.new_save_dir(spec.scratch_dir))
+            ordered = sorted(((_in_root(m.target, workdir), m) for m in placed), key=lambda p: p[0].count("/"))
+            with pid1.uninterrupted():  # never half placed: a SIGTERM meanwhile cancels once it is done
+                placement.place(ordered)
         known = set(pid1.child_pids())
         cfg: dict = {}
         if namespaces:
-            plan = _mount_plan(spec, workdir, created, scratch, chroot)
+            plan = _mount_plan(mounted, workdir, created, scratch, chroot)
             cfg = {
                 "root": root, "chroot": chroot, "namespaces": namespaces, "mounts": plan,
                 "hostname": spec.hostname, "workdir": workdir, "argv": list(spec.argv), "env": env,
@@ -462,6 +576,7 @@ def run(spec: RunSpec) -> RunResult:
             raise failed(spec.argv, exit_code=code)
         duration = time.monotonic() - started
         log.debug("RUN %s finished in %.2fs", spec.argv, duration)
+        succeeded = True
         return RunResult(exit_code=0, duration=duration, user=user)
     finally:
         pid1.remove_cancel_hook(on_cancel)
@@ -473,6 +588,28 @@ def run(spec: RunSpec) -> RunResult:
             for fd in (out_r, out_w, status_r):
                 if fd is not None and fd >= 0:
                     os.close(fd)
-            created.remove()
-            if scratch:
-                shutil.rmtree(scratch, ignore_errors=True)
+            # the whole process tree has ended: nothing writes to the placed content any more
+            with pid1.uninterrupted():
+                problems = _take_out(placement)
+                created.remove()
+                if scratch:
+                    shutil.rmtree(scratch, ignore_errors=True)
+                message = ""
+                if problems:
+                    message = ("could not take the RUN's --mount content out of the root again ("
+                               + "; ".join(problems) + "): the root is not what the image holds, so the build stops")
+                    if not succeeded:
+                        log.error("%s", message)  # the command's own failure is what propagates
+            if message and succeeded:
+                raise RunError(message)
+
+
+def _take_out(placement: placing.Placement | None) -> list[str]:
+    """Undo a placement; the problems met (every step is tried). Its save directory goes too, unless
+    something is still saved in it."""
+    if placement is None:
+        return []
+    problems = placement.restore()
+    if not problems:
+        shutil.rmtree(placement.save_dir, ignore_errors=True)
+    return problems

@@ -12,6 +12,15 @@ The rules follow what runc and moby do for a container's user (behaviour, not co
 * Without a group part, the supplementary groups are every group whose member list names the
   matched user (only when the user was found in passwd).
 * An empty ``USER`` means root (uid 0, gid 0), with root's supplementary groups and home if listed.
+* ``user:group`` where both parts are numbers or ``root`` is taken as is, without reading the files
+  (BuildKit's fast path, executor/oci/user.go ParseUIDGID: ``USER root:root`` works without /etc/passwd);
+  HOME still comes from the passwd entry of that uid, as runc sets it.
+* The primary gid is always among the supplementary groups, first unless already listed (BuildKit's
+  ensureAdditionalGids, executor/oci/user.go, moby/buildkit#3651, v0.12.0; measured with docker 26.1.5 and
+  28.5.2: ``USER app`` gives ``groups=50(staff),1000(app)``).
+
+File operations (WORKDIR's directories, COPY/ADD ``--chown``) resolve owners by a different, lenient
+rule: ``file_owner`` below (BuildKit's solver/llbsolver/ops/user_linux.go readUser).
 
 The files are always read under the image root; the host's user database is never consulted.
 """
@@ -125,9 +134,37 @@ def read_in_root(root: str, path: str) -> str | None:
 _read_in_root = read_in_root  # the name executor.commands.copying.chown imported first
 
 
+def _llb_id(part: str) -> int | None:
+    """BuildKit's parseUID (client/llb and executor/oci): ``root`` is 0, digits are an id, else None."""
+    if part == "root":
+        return 0
+    if part.isdigit() and int(part) <= 0xFFFFFFFF:
+        return int(part)
+    return None
+
+
+def _with_primary(user: ExecUser) -> ExecUser:
+    """The primary gid added to the supplementary groups (first) unless already there."""
+    if user.gid in user.groups:
+        return user
+    return ExecUser(user.uid, user.gid, (user.gid, *user.groups), user.home, user.name)
+
+
 def resolve_user(spec: str, passwd: list[PasswdEntry] | None, group: list[GroupEntry] | None) -> ExecUser:
     """Resolve a USER value against parsed passwd/group entries (None: the file does not exist)."""
+    return _with_primary(_resolve(spec, passwd, group))
+
+
+def _resolve(spec: str, passwd: list[PasswdEntry] | None, group: list[GroupEntry] | None) -> ExecUser:
     user_part, _, group_part = spec.partition(":")
+    fast_uid, fast_gid = _llb_id(user_part), _llb_id(group_part)
+    if ":" in spec and fast_uid is not None and fast_gid is not None:
+        for value, what in ((fast_uid, "uid"), (fast_gid, "gid")):
+            if value > MAX_ID:
+                raise UserError(f"invalid USER {spec!r}: {what} {value} is out of range 0-{MAX_ID}")
+        entry = next((u for u in passwd or [] if u.uid == fast_uid), None)
+        return ExecUser(fast_uid, fast_gid, (), (entry.home or DEFAULT_HOME) if entry else DEFAULT_HOME,
+                        entry.name if entry else "")
     has_group = ":" in spec and group_part != ""
     uid_arg = _parse_id(user_part, "uid", spec) if user_part else None
     gid_arg = _parse_id(group_part, "gid", spec) if has_group else None
@@ -181,3 +218,51 @@ def lookup_user(root: str, spec: str) -> ExecUser:
     user = resolve_user(spec, passwd, group)
     log.debug("USER %r in %s resolved to %s", spec, root, user)
     return user
+
+
+def resolve_file_owner(spec: str, passwd: list[PasswdEntry] | None, group: list[GroupEntry] | None,
+                       what: str = "owner") -> tuple[int, int]:
+    """uid, gid a file operation gives for ``user[:group]`` (COPY/ADD ``--chown``, WORKDIR under USER).
+
+    BuildKit's rule (client/llb/fileop.go WithUser + solver/llbsolver/ops/user_linux.go readUser), which
+    never fails: a user part that is ``root`` or a number N gives N:N; a name gives its first passwd
+    entry's uid:gid, or 0:0 when there is none (or no /etc/passwd at all); an empty user part is 0:0.
+    A group part, when the ``:`` is there, replaces the gid: ``root``/a number as is, a name by its first
+    group entry (the gid stays when there is none), an empty group part is gid 0 (``--chown=app:`` is
+    1000:0). Measured with docker 26.1.5 and 28.5.2 (parity cases user_root_without_passwd,
+    chown_resolution). A name the image does not know is logged as a warning.
+    """
+    user_part, colon, group_part = spec.partition(":")
+    uid = gid = 0
+    number = _llb_id(user_part)
+    if number is not None:
+        uid = gid = number
+    elif user_part:
+        entry = next((u for u in passwd or [] if u.name == user_part), None)
+        if entry is not None:
+            uid, gid = entry.uid, entry.gid
+        else:
+            log.warning("%s %s: no user %r in the image's /etc/passwd: uid 0 and gid 0, as docker build",
+                        what, spec, user_part)
+    if colon:
+        number = _llb_id(group_part)
+        if number is not None:
+            gid = number
+        elif not group_part:
+            gid = 0
+        else:
+            match = next((g for g in group or [] if g.name == group_part), None)
+            if match is not None:
+                gid = match.gid
+            else:
+                log.warning("%s %s: no group %r in the image's /etc/group: gid %d kept, as docker build",
+                            what, spec, group_part, gid)
+    return uid, gid
+
+
+def file_owner(root: str, spec: str, what: str = "owner") -> tuple[int, int]:
+    """``resolve_file_owner`` with the passwd and group files of ``root``."""
+    passwd_text = read_in_root(root, "/etc/passwd")
+    group_text = read_in_root(root, "/etc/group")
+    return resolve_file_owner(spec.strip(), parse_passwd(passwd_text) if passwd_text is not None else None,
+                              parse_group(group_text) if group_text is not None else None, what)

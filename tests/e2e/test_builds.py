@@ -98,7 +98,7 @@ echo one > /one
 echo two > /two
 EOF
 COPY <<EOT /etc/motd
-welcome to $HOSTNAME_UNSET-kiln
+welcome to "$HOSTNAME_UNSET-kiln" \\$HOME 'q'
 EOT
 """
     files = {"Dockerfile": dockerfile, ".dockerignore": "secret.txt\n*.log\n!keep.log\n", "secret.txt": "s",
@@ -109,7 +109,8 @@ EOT
     assert {"ctx/Dockerfile", "ctx/.dockerignore", "ctx/keep.log", "ctx/src/main.c"} <= names
     assert not names & {"ctx/secret.txt", "ctx/a.log"}
     assert run.read("one") == b"one\n" and run.read("two") == b"two\n"
-    assert motd.read("etc/motd") == b"welcome to -kiln\n"
+    # BuildKit's ExpandRaw: variables and escapes processed, quotes kept (parity case heredoc_buildkit)
+    assert motd.read("etc/motd") == b"welcome to \"-kiln\" $HOME 'q'\n"
 
 
 def test_secret_and_cache_mounts_leave_no_trace(kiln, base_images, plain_registry, tmp_path):

@@ -60,8 +60,8 @@ def test_warmed_build_works_with_the_base_registry_stopped(kiln, base_images, pl
     failed = kiln.build(ctx, "--destination", ref, "--insecure-registry", plain_registry.host,
                         "--cache-dir", str(tmp_path / "empty"))
     host = running.registry.host
-    failed.refused(f"Dockerfile:2: FROM {host}/", f"ping {host}/base/busybox: https: GET https://{host}/v2/ failed: "
-                   f"connection refused; http: GET http://{host}/v2/ failed: connection refused")
+    failed.refused(f"Dockerfile:2: FROM {host}/",
+                   f"cannot reach registry {host} (connection refused) for {host}/base/busybox")
 
 
 def test_expired_or_damaged_entries_are_not_used(base_images, plain_registry, tmp_path):

@@ -94,6 +94,46 @@ def test_chmod_octal_files_dirs_and_created_parents(dirs) -> None:
     assert t["/x/y/current"].kind == "link"
 
 
+def test_created_directories_take_the_octal_mode_in_every_form(dirs) -> None:
+    """Issue 20 reproduction 3, as tonistiigi/fsutil's copy/copy.go now does it (Copy and prepareTargetDir
+    call MkdirAll with the octal mode, #228; copy/mkdir.go corrects an interfering umask, c3a05e8): the
+    form of the instruction does not matter, setgid never reaches a directory, the process umask neither
+    (parity case copy_chmod_created_dirs: docker 28.5.2 masks with dockerd's umask 022, 26.1.5 makes 0755)."""
+    mkdir(dirs.ctx, "qux", 0o755)
+    write(dirs.ctx, "qux/qup", "p")
+    mkdir(dirs.ctx, "qux/quw", 0o755)
+    write(dirs.ctx, "qux/quw/que", "e")
+    write(dirs.ctx, "foo.bar", "f")
+    old = os.umask(0o077)
+    try:
+        copy_into_root(req(dirs, ["qux"], "/copy777", chmod=0o777))
+        copy_into_root(req(dirs, ["qux/qup"], "/newdir/sub/", chmod=0o777))
+        copy_into_root(req(dirs, ["foo.bar"], "/non-existent/path/foo.bar", chmod=0o640))
+        copy_into_root(req(dirs, ["foo.bar"], "/sg/path/foo.bar", chmod=0o2775))
+    finally:
+        os.umask(old)
+    t = tree(dirs.root)
+    assert [t[p].mode for p in ("/copy777", "/copy777/quw", "/copy777/qup")] == [0o777] * 3
+    assert [t[p].mode for p in ("/newdir", "/newdir/sub", "/newdir/sub/qup")] == [0o777] * 3
+    assert [t[p].mode for p in ("/non-existent", "/non-existent/path")] == [0o640, 0o640]
+    assert [t[p].mode for p in ("/sg", "/sg/path", "/sg/path/foo.bar")] == [0o775, 0o775, 0o2775]
+
+
+def test_a_created_directory_destination_is_made_not_copied(dirs) -> None:
+    """fsutil's prepareTargetDir makes the destination of a directory copy with MkdirAll (0755 or the
+    octal --chmod, root or the --chown owner); the source directory's own mode and owner do not reach it,
+    its entries keep theirs (parity case copy_dir_dest_created)."""
+    mkdir(dirs.ctx, "priv", 0o700, T1, uid=1000, gid=50)
+    write(dirs.ctx, "priv/f", "x", 0o600, T0, uid=1000, gid=50)
+    mkdir(dirs.ctx, "priv", 0o700, T1, uid=1000, gid=50)  # times of priv after its child
+    copy_into_root(req(dirs, ["priv"], "/new", from_context=False))
+    copy_into_root(req(dirs, ["priv"], "/chowned", chown=(7, 8)))
+    t = tree(dirs.root)
+    assert (t["/new"].mode, t["/new"].uid, t["/new"].gid, t["/new"].mtime_ns) == (0o755, 0, 0, T1)
+    assert (t["/new/f"].mode, t["/new/f"].uid, t["/new/f"].gid) == (0o600, 1000, 50)
+    assert (t["/chowned"].mode, t["/chowned"].uid, t["/chowned"].gid) == (0o755, 7, 8)
+
+
 def test_chmod_symbolic(dirs) -> None:
     _stage_tree(dirs.ctx)
     copy_into_root(req(dirs, ["app"], "/x/", chmod="u=rwX,go=rX"))

@@ -48,7 +48,8 @@ def test_arg_declared_after_env_wins_until_the_next_env():
     stage.declare("V", "again")
     assert stage.expansion_env({"V": "from-env"})["V"] == "cli"
     assert stage.run_env({"V": "from-env"})["V"] == "cli"
-    assert stage.history_args({"V": "from-env"}) == [("V", "cli"), ("V", "cli")]
+    # each ARG once, at its first declaration (BuildKit v0.18.0, moby/buildkit#5508)
+    assert stage.history_args({"V": "from-env"}) == [("V", "cli")]
     stage.env_set("V")
     assert stage.run_env({"V": "newer"})["V"] == "newer"
 

@@ -272,3 +272,40 @@ def test_describe_plans_without_touching_the_root(dirs):
     assert os.listdir(root) == []
     with pytest.raises(Exception, match="can describe a build, not run it"):
         builder.build()
+
+
+def test_a_stage_from_a_stage_inherits_its_args_and_a_sibling_does_not(dirs):
+    """Issue 20 reproduction 1 (BuildKit's dispatchState.init; the declared list since BuildKit 0.15, #5048)."""
+    text = ("FROM base AS parent\nARG NAME=parent\nARG OTHER\nARG CLI=default\nENV FROM_ENV=env-$NAME\n"
+            "FROM parent AS child\nRUN one\nARG NAME\nRUN two\n"
+            "FROM base AS sibling\nRUN three\n")
+    image, _, run, _ = build(dirs, text, targets=["child"], build_args={"CLI": "cli"})
+    one = run.specs[0].env
+    assert (one.get("NAME"), one.get("CLI"), one.get("FROM_ENV"), "OTHER" in one) == ("parent", "cli", "env-parent",
+                                                                                         False)
+    assert run.specs[1].env.get("NAME") == "parent", "a bare ARG keeps the inherited value"
+    assert history(image)[-3][0] == "RUN |3 NAME=parent OTHER= CLI=cli /bin/sh -c one # buildkit"
+    assert "FROM_ENV=env-parent" in image.config.env and not any(e.startswith("NAME=") for e in image.config.env)
+    image, _, run, _ = build(dirs, text, build_args={"CLI": "cli"})
+    sibling = run.specs[-1].env
+    assert "NAME" not in sibling and "CLI" not in sibling
+
+
+def test_targetstage_names_the_stage_built(dirs):
+    text = "FROM base AS first\nARG TARGETSTAGE\nRUN x\nFROM base AS final\nRUN y\n"
+    _, _, run, _ = build(dirs, text)
+    assert run.specs[0].env["TARGETSTAGE"] == "final" and "TARGETSTAGE" not in run.specs[1].env
+    _, _, run, _ = build(dirs, text, targets=["first"])
+    assert run.specs[0].env["TARGETSTAGE"] == "first"
+    _, _, run, _ = build(dirs, "FROM base\nARG TARGETSTAGE\nRUN x\n")
+    assert run.specs[0].env["TARGETSTAGE"] == "default"
+
+
+def test_an_onbuild_trigger_copying_from_a_stage_keeps_that_stage(dirs):
+    """BuildKit v0.16.0 (moby/buildkit#5357): a trigger's COPY --from=STAGE makes STAGE a dependency of the stage
+    built FROM the trigger's parent; kiln's planner once dropped STAGE's files ("was not kept")."""
+    text = ("FROM base AS src\nRUN make\nFROM base AS parent\nONBUILD COPY --from=src /built-by-0 /out\n"
+            "FROM parent AS child\nRUN use\n")
+    image, snap, run, _ = build(dirs, text, skip_unused_stages=True)
+    assert ("save_tree", "0") in snap.calls and [s.argv[-1] for s in run.specs] == ["make", "use"]
+    assert os.path.isfile(os.path.join(dirs[0], "out"))

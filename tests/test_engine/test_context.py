@@ -9,7 +9,8 @@ import threading
 
 import pytest
 
-from executor.engine.context import ContextError, parse_git, prepare_context, resolve_dockerfile
+from executor.engine.context import ContextError, GitSpec, parse_git, prepare_context, resolve_dockerfile
+from tests.rig.gitserver import SourceRepo
 
 
 def _tar_bytes(entries: list[tuple[tarfile.TarInfo, bytes | None]], gz: bool = False) -> bytes:
@@ -103,46 +104,32 @@ def test_url_context(tmp_path):
 
 
 def test_parse_git():
-    assert parse_git("git://h/r.git#main:sub/dir") == parse_git("git+git://h/r.git#main:sub/dir/")
+    # kaniko's git:// is fetched over https:// (GIT_PULL_METHOD=http for http://); #ref#commit; kiln's :subdir
+    assert parse_git("git://h/r.git#main:sub/dir/") == GitSpec("https://h/r.git", "main", None, "sub/dir")
     g = parse_git("git+https://h/r.git#refs/heads/dev#0123abcd")
-    assert (g.url, g.ref, g.subdir) == ("https://h/r.git", "0123abcd", "")
+    assert (g.url, g.ref, g.commit, g.subdir) == ("https://h/r.git", "refs/heads/dev", "0123abcd", "")
     assert parse_git("git://h/r").ref is None
 
 
-@pytest.fixture(scope="module")
-def git_server(tmp_path_factory):
-    from dulwich import porcelain
-    from dulwich.repo import Repo
-    from dulwich.server import DictBackend, TCPGitServer
-
-    base = tmp_path_factory.mktemp("gitrepo")
-    repo = porcelain.init(str(base))
-    (base / "Dockerfile").write_text("FROM scratch\n")
-    (base / "sub").mkdir()
-    (base / "sub" / "only-in-first").write_text("1")
-    porcelain.add(repo, [str(base / "Dockerfile"), str(base / "sub" / "only-in-first")])
-    first = porcelain.commit(repo, message=b"first", author=b"t <t@t>", committer=b"t <t@t>")
-    porcelain.branch_create(repo, "feature")
-    (base / "sub" / "only-in-first").unlink()
-    (base / "sub" / "second").write_text("2")
-    porcelain.add(repo, [str(base / "sub" / "second"), str(base / "sub" / "only-in-first")])
-    porcelain.commit(repo, message=b"second", author=b"t <t@t>", committer=b"t <t@t>")
-    backend = DictBackend({b"/repo.git": Repo(str(base))})
-    server = TCPGitServer(backend, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"git://127.0.0.1:{server.server_address[1]}/repo.git", first.decode()
-    server.shutdown()
-
-
-def test_git_context_branch_commit_subdir(tmp_path, git_server):
-    url, first = git_server
-    ctx = prepare_context(url, str(tmp_path / "w"))
+def test_git_context_branch_commit_subdir(tmp_path, tmp_path_factory, git_server):
+    """The clone itself is tests/test_engine/test_git_context.py's; here: the context is a directory of the
+    commit asked for, narrowed by :subdir, with its .git (as kaniko's), and a missing repository is one line."""
+    repo = SourceRepo(git_server.root, "context/repo", str(tmp_path_factory.mktemp("work")))
+    first = repo.commit({"Dockerfile": "FROM scratch\n", "sub/only-in-first": "1"}, "first")
+    repo.branch("feature")
+    repo.commit({"sub/only-in-first": None, "sub/second": "2"}, "second")
+    repo.publish()
+    url = git_server.url("context/repo")
+    ctx = prepare_context(url, str(tmp_path / "w"), env={})
     assert sorted(os.listdir(os.path.join(ctx.directory, "sub"))) == ["second"]
-    assert not os.path.exists(os.path.join(ctx.directory, ".git"))
-    ctx = prepare_context(f"{url}#feature:sub", str(tmp_path / "w"))
+    assert os.path.isdir(os.path.join(ctx.directory, ".git")), "kaniko's git context keeps .git"
+    ctx = prepare_context(f"{url}#feature:sub", str(tmp_path / "w"), env={})
     assert os.listdir(ctx.directory) == ["only-in-first"]
-    ctx = prepare_context(f"{url}#{first[:12]}", str(tmp_path / "w"))
+    ctx = prepare_context(f"{url}#{first[:12]}", str(tmp_path / "w"), env={})
     assert sorted(os.listdir(os.path.join(ctx.directory, "sub"))) == ["only-in-first"]
-    with pytest.raises(ContextError, match="git clone"):
-        prepare_context(url.replace("repo.git", "nothere.git"), str(tmp_path / "w"))
+    before = sorted(os.listdir(tmp_path / "w"))
+    with pytest.raises(ContextError) as err:
+        prepare_context(url.replace("repo.git", "nothere.git"), str(tmp_path / "w"), env={})
+    assert str(err.value) == (f"context {url.replace('repo.git', 'nothere.git')}: no git repository at this URL "
+                              "(HTTP 404); if it is private, set GIT_USERNAME and GIT_PASSWORD, or GIT_TOKEN")
+    assert sorted(os.listdir(tmp_path / "w")) == before, "the failed clone left its directory"

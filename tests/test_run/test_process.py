@@ -22,13 +22,14 @@ def sh(root: str, script: str, **kwargs) -> list[str]:
 def test_user_by_name_gets_uid_gid_groups_and_home(bbroot):
     out = sh(bbroot, 'id -u; id -g; id -G; echo "$HOME"; id -un; grep ^Groups: /proc/self/status', user="app")
     assert out[:5] == ["1000", "1000", "1000 2000", "/home/app", "app"]
-    assert out[5].split() == ["Groups:", "2000"]  # exactly the groups listing app, as runc sets them
+    # the primary gid and the groups listing app, as BuildKit gives runc (ensureAdditionalGids)
+    assert out[5].split() == ["Groups:", "1000", "2000"]
 
 
 def test_user_and_group_by_name(bbroot):
     out = sh(bbroot, "id -u; id -g; id -G; grep ^Groups: /proc/self/status", user="app:staff")
     assert out[:3] == ["1000", "3000", "3000"]
-    assert out[3].split() == ["Groups:"]  # explicit group: no supplementary groups
+    assert out[3].split() == ["Groups:", "3000"]  # explicit group: that group alone
 
 
 def test_numeric_user_unknown_to_passwd(bbroot):
@@ -91,6 +92,10 @@ def test_background_process_is_gone_after_run(bbroot):
 
 
 def test_proc_dev_sys_and_host_files_inside_then_nothing_left(bbroot):
+    """The RUN sees /proc, /dev and /sys, and the mount points made for it are gone afterwards: kiln, like
+    kaniko, leaves no runtime mount point in a layer, where docker build keeps /dev, /proc and /sys when
+    the image lacked them (issue 20 reproduction 5; the decision is in docs/differences.md, the parity
+    rule _runtime_mount_point accepts exactly those three empty directories)."""
     before = tree_listing(bbroot)
     out = sh(bbroot, "\n".join([
         "cat /proc/1/comm",                        # a fresh /proc: the command is PID 1
@@ -250,7 +255,10 @@ def test_command_killed_from_outside_is_reported_as_a_signal(bbroot):
         if line == "ready":
             # busybox sh may already have exec'd its last command: the command is then `sleep N` itself
             for entry in processes_with(f"/bin/sh -c echo ready; sleep {n}") + processes_with(f"sleep {n}"):
-                os.kill(int(entry.split(":")[0]), 9)
+                try:
+                    os.kill(int(entry.split(":")[0]), 9)
+                except ProcessLookupError:   # the shell was PID 1 of its namespace: its death took sleep along
+                    pass
 
     with pytest.raises(RunError) as info:
         run(RunSpec(root=bbroot, argv=["/bin/sh", "-c", f"echo ready; sleep {n}"], env={}, output=kill_when_ready))

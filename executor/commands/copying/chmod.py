@@ -8,7 +8,11 @@ symbolic mode in chmod(1)/BSD ``setmode`` syntax with a zero umask. The rule per
   original mode: a directory or anything already executable by someone; ``-X`` is ``-x``);
 * both apply to files and directories (every level), never to symlinks;
 * directories BuildKit creates itself (missing parents of the destination, and the destination of a
-  directory copy) get the octal mode's permission bits, or 0755 when no octal mode is given.
+  directory copy) get the octal mode's permission bits, or 0755 when no octal mode is given: fsutil's
+  copy/copy.go (Copy and prepareTargetDir call MkdirAll with ci.Mode; 183e7fb, tonistiigi/fsutil#228,
+  BuildKit v0.21.0) whatever the process umask (copy/mkdir.go, c3a05e8, BuildKit v0.31.0). Older docker
+  differs: 26.1.5 makes them 0755, Debian's 28.5.2 (fsutil without c3a05e8) masks the mode with dockerd's
+  umask 022 (parity case copy_chmod_created_dirs).
 """
 
 from __future__ import annotations

@@ -107,8 +107,9 @@ def visible_children(state: CopyState, host_dir: str, rel: str) -> list[str]:
 def mkdir_all(state: CopyState, host_path: str, mode: int | None = None) -> None:
     """Create the missing directories of an already resolved host path under the root.
 
-    BuildKit's rule: mode = the octal --chmod's permission bits or 0755, owner = --chown or root,
-    mtime = now. An existing non-directory on the way is an error naming it.
+    BuildKit's rule (tonistiigi/fsutil copy/mkdir.go MkdirAll, called by copy/copy.go with ci.Mode):
+    mode = the octal --chmod's permission bits or 0755 (never masked by the umask), owner = --chown or
+    root, mtime = now. An existing non-directory on the way is an error naming it.
     """
     root = os.path.abspath(state.root)
     rel = os.path.relpath(host_path, root)

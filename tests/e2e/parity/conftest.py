@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.e2e.parity.caseload import CASES, Case
+from tests.e2e.parity.caseload import CASES, Case, engine_version
 from tests.e2e.parity.dockerd import Dockerd, start_dockerd
 from tests.rig.judge import ImageReport, judge_docker_tar
 
@@ -179,7 +179,10 @@ def docker_builds(request: pytest.FixtureRequest, dockerd: Dockerd, parity_bases
     """case name -> Future[DockerBuild]; every selected case is submitted at once."""
     pool = ThreadPoolExecutor(max_workers=DOCKER_WORKERS, thread_name_prefix="docker-build")
     futures = {}
+    version = engine_version(dockerd.version)
     for case in _selected(request):
+        if not case.runs_with(version):
+            continue
         work = str(tmp_path_factory.mktemp(f"docker-{case.name}"))
         futures[case.name] = pool.submit(_docker_build, dockerd, case, parity_bases, work)
     yield futures

@@ -53,8 +53,8 @@ pytestmark = pytest.mark.slow
 # The cases built on the production path, each with what it checks there that the scratch root cannot. The
 # choice: every part of a build that behaves differently when kiln owns `/` and RUN runs without a chroot:
 # the snapshot of `/` (whiteouts, type changes, special files, hard links, metadata-only changes, xattrs),
-# RUN's identity and environment (users, what a RUN sees of the pod), every RUN --mount type (mounted on `/`
-# itself, under the pod's own mounts), stage switching on `/` (multi-stage, --target, ONBUILD), COPY/ADD
+# RUN's identity and environment (users, what a RUN sees of the pod), every RUN --mount type (placed on `/`
+# itself, under the pod's own mounts: the pod has no CAP_SYS_ADMIN, executor/run/placing.py), stage switching on `/` (multi-stage, --target, ONBUILD), COPY/ADD
 # writing onto `/` (tars, owners, modes), the config, and a failing RUN's exit status.
 PRODUCTION_CASES: dict[str, str] = {
     # RUN as users
@@ -84,6 +84,11 @@ PRODUCTION_CASES: dict[str, str] = {
     "mount_secret": "--mount=type=secret: default target /run/secrets, target and mode, a missing optional one",
     "mount_tmpfs": "--mount=type=tmpfs on / (a new and a nested target)",
     "mount_over_existing": "cache and tmpfs mounted over an image directory of /; what shows after",
+    "mount_cache_from": "a cache seeded from a stage (from=, source=; copied by kiln itself: its image has no cp), "
+                        "a one-file bind from a stage",
+    "mount_secret_options": "secrets with uid/gid/mode, a target in a directory made for it, read as USER app",
+    "mount_bind_dockerignore": "binds of the context as .dockerignore leaves it (a filtered copy)",
+    "run_heredoc_script": "a #! heredoc run as a file at /dev/pipes (under the pod's /dev mount)",
     # multi-stage, ONBUILD
     "multistage_chain": "FROM a previous stage, COPY --from by index and by name: stages replace / in turn",
     "multistage_target": "--target of a middle stage; COPY --from with hard links, owners, symlinks",
