@@ -150,7 +150,8 @@ class PlainRenderer(Renderer):
         return f"#{event['number']} [{event['number']}/{self.total}] {text}"
 
     def close(self, report: Any) -> None:
-        self.write("".join(line + "\n" for line in summary_lines(report)))
+        if report.steps or report.digest:         # nothing built (--dryrun, an early refusal): no table
+            self.write("".join(line + "\n" for line in summary_lines(report)))
 
 
 class JsonRenderer(Renderer):
@@ -306,5 +307,6 @@ class TtyRenderer(Renderer):
             self.drawn = 0
             if self.handler is not None and self.old_stream is not None:
                 self.handler.setStream(self.old_stream)     # type: ignore[attr-defined]
-            self.stream.write("".join(line + "\n" for line in summary_lines(report)))
+            if report.steps or report.digest:
+                self.stream.write("".join(line + "\n" for line in summary_lines(report)))
             self.stream.flush()
