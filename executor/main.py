@@ -90,8 +90,10 @@ def _run_engine(func: Callable[[Any], Any], opts: Any, verbosity: str) -> int:
 
 
 def _setup_logging(opts: cli.Options | cli.WarmerOptions, prog: str) -> int | None:
+    # --progress=json: every line of stderr is JSON, the log lines too (logrus' JSON format)
+    log_format = "json" if getattr(opts, "progress", "") == "json" else opts.log_format
     try:
-        logs.configure(opts.verbosity, opts.log_format, opts.log_timestamp)
+        logs.configure(opts.verbosity, log_format, opts.log_timestamp)
     except ValueError as exc:
         return _usage_error(prog, exc)
     for notice in opts.notices:

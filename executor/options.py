@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from executor.registry.options import DEFAULT_CREDENTIAL_HELPERS, RegistryOptions
 
 __all__ = ["CACHE_TTL_DEFAULT", "DEFAULT_CREDENTIAL_HELPERS", "DEFAULT_KANIKO_DIR", "GitOptions", "LoginOptions",
-           "Options", "PushOptions", "RegistryOptions", "Secret", "WarmerOptions"]
+           "Options", "ProvenanceOptions", "PushOptions", "RegistryOptions", "Secret", "WarmerOptions"]
 
 DEFAULT_KANIKO_DIR = "/kaniko"
 CACHE_TTL_DEFAULT = 336 * 3600.0  # two weeks, as kaniko
@@ -40,6 +40,17 @@ class Secret:
     id: str
     type: str
     source: str
+
+
+@dataclass(frozen=True)
+class ProvenanceOptions:
+    """`--provenance` (docker buildx's flag, BuildKit's attest:provenance attributes): `mode` min|max,
+    `version` (SLSA) v1|v0.2, `builder_id` (builder-id=), `reproducible` (reproducible=)."""
+
+    mode: str = "max"
+    version: str = "v1"
+    builder_id: str = ""
+    reproducible: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,11 @@ class Options:
     compression: str = "gzip"
     compression_level: int = -1  # -1: the library default
     reproducible: bool = False
+    # supply chain and observability (docker buildx's flags)
+    sbom: bool = False
+    provenance: ProvenanceOptions | None = None
+    metadata_file: str = ""
+    progress: str = "auto"      # auto | tty | plain | json
     # snapshotting and the filesystem
     root: str = "/"
     extract: str = "lazy"   # kiln's --extract: lazy | eager

@@ -20,6 +20,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 
+from . import progress
 from .ignore import IgnoreList
 from .index import Entry, Index, hash_file, read_xattrs
 
@@ -172,6 +173,8 @@ def detect(root: str, ignore: IgnoreList, index: Index, mode: str = "exact") -> 
                         changed.append(rel)
         finally:
             os.close(dir_fd)
+        progress.tick("walk", root, len(rels))
+    progress.tick("walk", root, len(rels), len(rels), final=True)
     ch.walked = len(rels)
     if matched == len(entries):
         return ch  # every indexed path was seen: nothing deleted

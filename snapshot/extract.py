@@ -19,6 +19,7 @@ import zstandard
 from isal import isal_zlib
 
 from . import tarstream as T
+from . import progress
 from .compression import open_decompressed
 from .errors import LayerFormatError, SnapshotError, UnsafeEntryError
 from .ignore import IgnoreList
@@ -446,9 +447,12 @@ def extract_layer(root: str, blob_path: str, layer: str, ignore: IgnoreList, ind
     with raw:
         stream, kind = open_decompressed(raw, layer)
         reader = T.TarReader(stream, f"layer {layer}")
+        size = os.fstat(raw.fileno()).st_size
         try:
             for member in reader:
                 ex.apply(member, reader)
+                progress.tick("extract", layer, raw.tell(), size)
+            progress.tick("extract", layer, size, size, final=True)
         except (EOFError, OSError, ValueError, zstandard.ZstdError, isal_zlib.error) as e:
             if isinstance(e, SnapshotError):
                 raise

@@ -163,6 +163,10 @@ class StageSteps:
         self._advance(self._pending)
         return CacheHit(entry.layer, entry.blob_path, entry.created_by)
 
+    @property
+    def consulted(self) -> bool:
+        return self._cacheable
+
     def ran(self, inst: Instruction, ctx: Any, layer: Layer | None, created_by: str) -> Layer | None:
         """After the build loop ran the step: store its layer (when it wrote history), move the chain on.
         Returns the layer the image should hold."""

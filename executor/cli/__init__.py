@@ -7,6 +7,7 @@ Parsing is pure: the environment and the host platform are parameters, so every 
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import os
 import re
@@ -15,7 +16,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from executor.image import host_platform as _host
 from executor.options import (CACHE_TTL_DEFAULT, DEFAULT_CREDENTIAL_HELPERS, DEFAULT_KANIKO_DIR, GitOptions,
-                              LoginOptions, Options, PushOptions, Secret, WarmerOptions)
+                              LoginOptions, Options, ProvenanceOptions, PushOptions, Secret, WarmerOptions)
 from executor.registry.options import RegistryOptions
 
 from .flags import EXECUTOR_FLAGS, LOGIN_FLAGS, NO_EFFECT, PUSH_FLAGS, WARMER_FLAGS
@@ -252,8 +253,76 @@ def parse_executor_args(
     v["secrets"] = _resolve_secrets(v["secrets"], env)
     if not v["root"]:
         raise UsageError("--root must not be empty; use --root / or a scratch directory")
+    v["sbom"] = _parse_sbom(v["sbom"])
+    v["provenance"] = _parse_provenance(v["provenance"])
     v["notices"] = tuple(notices)
     return Options(**v)
+
+
+def _attest_fields(flag: str, value: str) -> dict[str, str]:
+    """buildx's attestation value: CSV fields key=value (BuildKit's frontend/attestations Parse)."""
+    try:
+        fields = next(csv.reader([value]))
+    except (csv.Error, StopIteration):
+        raise UsageError(f'invalid argument "{value}" for "--{flag}" flag: not a CSV list of key=value') from None
+    out = {}
+    for field in fields:
+        key, sep, val = field.partition("=")
+        if not key.strip():
+            raise UsageError(f'invalid argument "{value}" for "--{flag}" flag: empty key in {field!r}')
+        out[key.strip()] = val.strip() if sep else ""
+    return out
+
+
+def _parse_sbom(value: str) -> bool:
+    """--sbom (buildx's: true/false, or generator=IMAGE)."""
+    if value == "":
+        return False
+    try:
+        return parse_bool(value)
+    except ValueError:
+        pass
+    fields = _attest_fields("sbom", value)
+    if "generator" in fields:
+        raise UsageError(f'--sbom={value}: kiln makes the SBOM itself from the root it built; a generator image '
+                         '(BuildKit\'s scanner protocol) is not supported yet: use --sbom')
+    unknown = sorted(k for k in fields if k != "disabled")
+    if unknown:
+        raise UsageError(f'--sbom={value}: unknown key(s) {", ".join(unknown)} (kiln accepts true, false)')
+    return not parse_bool(fields.get("disabled") or "false")
+
+
+def _parse_provenance(value: str) -> ProvenanceOptions | None:
+    """--provenance (buildx's: true/false, or mode=min|max,version=v1|v0.2,builder-id=URL,reproducible=BOOL);
+    BuildKit's defaults: mode max, SLSA v1."""
+    if value == "":
+        return None
+    try:
+        return ProvenanceOptions() if parse_bool(value) else None
+    except ValueError:
+        pass
+    fields = _attest_fields("provenance", value)
+    if fields.get("disabled") and parse_bool(fields["disabled"]):
+        return None
+    mode = {"full": "max"}.get(fields.get("mode", "max"), fields.get("mode", "max"))
+    if mode not in ("min", "max"):
+        raise UsageError(f'--provenance={value}: invalid mode "{fields["mode"]}" (min or max)')
+    version = fields.get("version", "v1")
+    if version not in ("v1", "v0.2"):
+        raise UsageError(f'--provenance={value}: invalid provenance SLSA version "{version}" (v1 or v0.2)')
+    reproducible = False
+    if fields.get("reproducible"):
+        try:
+            reproducible = parse_bool(fields["reproducible"])
+        except ValueError:
+            raise UsageError(f'--provenance={value}: reproducible={fields["reproducible"]} is not a boolean') \
+                from None
+    unknown = sorted(set(fields) - {"mode", "version", "builder-id", "reproducible", "disabled"})
+    if unknown:
+        raise UsageError(f'--provenance={value}: unknown key(s) {", ".join(unknown)} (mode, version, builder-id, '
+                         'reproducible)')
+    return ProvenanceOptions(mode=mode, version=version, builder_id=fields.get("builder-id", ""),
+                             reproducible=reproducible)
 
 
 #: the executor's subcommands besides the build itself (the osscontainertools fork's)
@@ -363,6 +432,10 @@ def validate_executor(opts: Options) -> None:
         raise UsageError("you must provide --destination if setting --image-name-with-digest-file")
     if not opts.destinations and opts.image_name_tag_with_digest_file:
         raise UsageError("you must provide --destination if setting --image-name-tag-with-digest-file")
+    if (opts.sbom or opts.provenance) and opts.image_format == "docker":
+        raise UsageError("--sbom and --provenance attach attestations in an OCI image index, which a Docker schema2 "
+                         "image cannot have (BuildKit refuses them with oci-mediatypes=false): drop "
+                         "--image-format=docker")
     for secret in opts.secrets.values():
         if secret.type == "file" and not secret.source:
             raise UsageError(f'secret "{secret.id}" has no source; use --secret id={secret.id},src=PATH')
@@ -404,6 +477,7 @@ def absolutize_paths(opts: Options, cwd: str) -> Options:
         image_name_with_digest_file=_absolute(opts.image_name_with_digest_file, cwd),
         image_name_tag_with_digest_file=_absolute(opts.image_name_tag_with_digest_file, cwd),
         oci_layout_path=_absolute(opts.oci_layout_path, cwd),
+        metadata_file=_absolute(opts.metadata_file, cwd),
         kaniko_dir=kaniko_dir,
         root=_absolute(opts.root, cwd),
         registry=dataclasses.replace(opts.registry, additional_ca_bundle=_additional_ca_bundle(kaniko_dir)),

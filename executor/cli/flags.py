@@ -171,6 +171,17 @@ EXECUTOR_FLAGS: tuple[FlagSpec, ...] = (
        metavar="id=ID,src=PATH"),
     _f("dryrun", "bool", "dryrun", False, "Whether to only run a plan"),
     *_REGISTRY_FLAGS,
+    # supply chain and observability: docker buildx's flags
+    _f("sbom", "string", "sbom", "", "Attach an SPDX SBOM of the image as an in-toto attestation, as docker buildx "
+       "--sbom (true, false; kiln scans the root itself: generator= is reserved)", no_opt_value="true"),
+    _f("provenance", "string", "provenance", "", "Attach SLSA provenance as an in-toto attestation, as docker buildx "
+       "--provenance: true, false, or mode=min|max[,version=v1|v0.2][,builder-id=URL][,reproducible=true]",
+       no_opt_value="true"),
+    _f("metadata-file", "string", "metadata_file", "", "Write the build result metadata (docker buildx's keys and "
+       "kiln's build report) to a JSON file"),
+    _f("progress", "choice", "progress", "auto", "Progress output: auto (tty on a terminal, else plain), tty, "
+       "plain (one line per step with its duration; GitLab CI sections when GITLAB_CI is set), json (one event a "
+       "line)", choices=("auto", "tty", "plain", "json")),
     # kiln's own
     _f("root", "string", "root", "/", "Root directory the image is built on (kiln); a scratch directory "
        "lets kiln run outside a container"),

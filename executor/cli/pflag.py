@@ -188,6 +188,7 @@ class FlagSpec:
     hidden: bool = False
     custom: Callable[[Any, str], Any] | None = None   # kind "custom": how one occurrence updates the value
     metavar: str = ""                                  # the value's form in the help, e.g. "key=value"
+    no_opt_value: str = ""    # pflag's NoOptDefVal: the value of `--name` given alone (it then takes no next word)
 
     @property
     def is_bool(self) -> bool:
@@ -271,8 +272,8 @@ def scan(specs: Sequence[FlagSpec], argv: Sequence[str]) -> Parsed:
             shown = f"--{name}"
             if has_value:
                 apply(spec, value, shown)
-            elif spec.is_bool:
-                apply(spec, "true", shown)
+            elif spec.is_bool or spec.no_opt_value:
+                apply(spec, spec.no_opt_value or "true", shown)
             elif i < len(args):
                 apply(spec, args[i], shown)
                 i += 1
@@ -321,6 +322,8 @@ def format_usage(prog: str, specs: Sequence[FlagSpec], no_effect: Mapping[str, s
         kind = "" if s.is_bool else " " + (s.metavar or {
             "multi": "stringArray", "kv": "key=value", "multikv": "key=value", "slice": "strings",
             "duration": "duration", "int": "int"}.get(s.kind, "string"))
+        if s.no_opt_value and not s.is_bool:
+            kind += f'[="{s.no_opt_value}"]'
         default = "" if s.default in ("", [], {}, None, False) or s.kind == "custom" else f" (default {s.default})"
         if s.kind == "duration":
             default = " (default 336h0m0s)"

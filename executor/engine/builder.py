@@ -17,10 +17,11 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from executor import commands
+from executor import commands, progress
 from executor.commands.base import CommandContext, Outcome
 from executor.dockerfile import Dockerfile, DockerfileError, Stage, select_target, shell
 from executor.dockerfile import args as build_args
@@ -91,6 +92,7 @@ class Builder:
         self.image_roots: dict[str, str] = {}
         self.root_layers: list[str] | None = None  # digests of the layers on the root (None: nothing extracted)
         self.root_changes_of: int | None = None    # the stage whose unsnapshotted changes are on the root
+        self.steps_run = 0                         # steps begun so far (the progress counter)
         target, host = settings.platform, settings.build_platform
         self.build_args = build_args.BuildArgs(
             given=dict(settings.build_args),
@@ -159,6 +161,7 @@ class Builder:
     # ---- the whole build ---------------------------------------------------------------------------
     def build(self) -> Image:
         stage_plan = self.plan()
+        progress.emit("build.start", total_steps=sum(len(st.instructions) for st in stage_plan.stages))
         for position, stage in enumerate(stage_plan.stages):
             is_last = position == len(stage_plan.stages) - 1
             log.info("Building stage %s (FROM %s)", stage.ref, self.bases[stage.index])
@@ -332,9 +335,11 @@ class Builder:
         steps = self._stage_cache(stage, image, continues)
         for inst in instructions:
             log.info("%s", inst.original.splitlines()[0] if inst.original else inst.keyword)
+            started, layers_before = self._step_started(stage, inst), len(image.layers)
             if steps is not None and self._replay(steps, inst, ctx):
                 if eager:
                     self._ensure_root(stage, image)
+                self._step_finished(stage, inst, image, started, layers_before, "hit")
                 continue
             touches = commands.touches_root(inst)
             if touches:
@@ -343,6 +348,8 @@ class Builder:
             self._commit(ctx, outcome, defer=single, steps=steps, inst=inst)
             if touches and single:
                 self.root_changes_of = stage.index
+            self._step_finished(stage, inst, image, started, layers_before,
+                                "miss" if steps is not None and steps.consulted else "")
         if single and is_result and self.root_changes_of == stage.index:
             layer_file = self.snapshotter.snapshot()
             if layer_file is not None:
@@ -350,6 +357,28 @@ class Builder:
                                    HistoryEntry(created=self._now(), created_by="single snapshot",
                                                 comment="kiln --single-snapshot"))
         return StageResult(stage, image, scope)
+
+    # ---- progress events (executor.progress: the live display, the build report, provenance) ------------
+    def _step_text(self, inst: Instruction) -> str:
+        return self.redact(inst.original or inst.keyword)
+
+    def _step_started(self, stage: Stage, inst: Instruction) -> float:
+        self.steps_run += 1
+        progress.emit("step.start", number=self.steps_run, stage=stage.ref, instruction=self._step_text(inst))
+        return time.monotonic()
+
+    def _step_finished(self, stage: Stage, inst: Instruction, image: Image, started: float, layers_before: int,
+                       cache: str) -> None:
+        if not progress.listening():
+            return
+        added = image.layers[layers_before:]
+        layer = {"digest": added[-1].digest, "size": added[-1].size, "mediaType": added[-1].media_type} \
+            if added else None
+        progress.emit("step.end", number=self.steps_run, stage=stage.ref, instruction=self._step_text(inst),
+                      keyword=inst.keyword, start_line=inst.location.start_line, end_line=inst.location.end_line,
+                      seconds=time.monotonic() - started, cache=cache, layer=layer,
+                      chain=[l.descriptor.to_dict() for l in image.layers],
+                      network=inst.keyword == "RUN" and getattr(inst, "network", "default") != "none")
 
     def _replay(self, steps: StageCache, inst: Instruction, ctx: CommandContext) -> bool:
         """Apply `inst` from the layer cache when it is there: the same layer and history text into the
@@ -414,3 +443,4 @@ class Builder:
         log.info("Saving the files of stage %s for later stages", stage.ref)
         self.snapshotter.save_tree(directory)
         return directory
+

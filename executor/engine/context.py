@@ -36,6 +36,8 @@ class ContextError(Exception):
 class BuildContext:
     directory: str                     # local directory holding the context (after --context-sub-path)
     source: str                        # what the user passed, for messages
+    git_url: str = ""                  # a git context: its URL (#ref kept, credentials not) and the commit cloned
+    git_commit: str = ""
     _cleanup: list[str] = field(default_factory=list)
 
     def close(self) -> None:
@@ -188,10 +190,12 @@ def prepare_context(spec: str, work_dir: str, sub_path: str = "", *, stdin: Bina
     GIT_PASSWORD, GIT_TOKEN and GIT_PULL_METHOD for a git context.
     """
     cleanup: list[str] = []
+    git_url = git_commit = ""
     if spec.startswith("tar://"):
         directory, cleanup = _from_tar(spec, work_dir, stdin)
     elif is_git_context(spec):
         directory, cleanup = _from_git(spec, work_dir, git or GitOptions(), os.environ if env is None else env)
+        git_url, git_commit = redact_context(spec), _head_commit(cleanup[0])
     elif spec.startswith(("gs://", "s3://")) or spec.startswith("https://") and _is_blob(spec):
         directory, cleanup = _from_bucket(spec, work_dir)
     elif spec.startswith(("https://", "http://")):
@@ -207,7 +211,20 @@ def prepare_context(spec: str, work_dir: str, sub_path: str = "", *, stdin: Bina
     if sub_path:
         directory = _sub_path(directory, sub_path, redact_context(spec))
     log.debug("build context %s at %s", redact_context(spec), directory)
-    return BuildContext(directory=directory, source=redact_context(spec), _cleanup=cleanup)
+    return BuildContext(directory=directory, source=redact_context(spec), git_url=git_url, git_commit=git_commit,
+                        _cleanup=cleanup)
+
+
+def _head_commit(clone: str) -> str:
+    """The commit a git context's clone checked out (its .git is kept), for the provenance."""
+    from dulwich.repo import Repo
+
+    try:
+        with Repo(clone) as repo:
+            return repo.head().decode()
+    except Exception as e:      # noqa: BLE001 - no commit to name is no reason to fail the build
+        log.debug("no HEAD commit in %s: %s", clone, e)
+        return ""
 
 
 def resolve_dockerfile(dockerfile: str, context_dir: str, work_dir: str,

@@ -78,6 +78,11 @@ class StageCache(Protocol):
         """`inst` ran and gave `layer` (None: no file changed) and history `created_by` ("" for none).
         Returns the layer the image should hold (the cache may hand back one it can mount on push)."""
 
+    @property
+    def consulted(self) -> bool:
+        """Whether the last lookup asked the cache (False for a step the cache does not keep: ARG, ENV, COPY
+        without --cache-copy-layers...), so a step that ran is reported as a cache miss only when it was one."""
+
 
 class StepCache(Protocol):
     """The layer cache of one build (`--cache`)."""

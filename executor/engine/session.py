@@ -22,7 +22,9 @@ from executor.engine.buckets import context_source
 from executor.engine.context import ContextError, prepare_context, resolve_dockerfile
 from executor.engine.images import RegistryImages
 from executor.engine import preflight
+from executor.engine import attestations
 from executor.engine.output import write_outputs
+from executor.engine.report import BuildReport, observe, progress_mode
 from executor.image import Platform
 from executor.image import mediatypes as mt
 from executor.options import Options, WarmerOptions
@@ -88,8 +90,8 @@ def run(opts: Options) -> int:
     work_dir = tempfile.mkdtemp(prefix="build-", dir=opts.kaniko_dir)
     lock_fd = _hold_work_dir(work_dir)
     try:
-        with supervise():
-            return _run(opts, work_dir, dirty_root=killed > 0)
+        with supervise(), observe(progress_mode(opts.progress, opts.log_format)) as report:
+            return _run(opts, work_dir, dirty_root=killed > 0, report=report)
     except BuildCancelled as cancelled:
         log.error("build cancelled by signal %d: nothing was pushed", cancelled.signum)
         return getattr(cancelled, "exit_code", 128 + cancelled.signum)
@@ -135,7 +137,7 @@ def _sweep_stale_work_dirs(kaniko_dir: str) -> int:
     return removed
 
 
-def _run(opts: Options, work_dir: str, dirty_root: bool = False) -> int:
+def _run(opts: Options, work_dir: str, dirty_root: bool = False, report: BuildReport | None = None) -> int:
     client = RegistryClient(opts.registry, blob_dir=os.path.join(opts.kaniko_dir, "blobs"))
     preflight.check(opts, client)        # before anything is fetched, pulled or run
     try:
@@ -154,7 +156,8 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False) -> int:
         settings = BuildSettings(
             root=opts.root, kiln_dir=opts.kaniko_dir, platform=platform, build_args=dict(opts.build_args),
             targets=list(opts.targets), skip_unused_stages=opts.skip_unused_stages,
-            single_snapshot=opts.single_snapshot, extract=opts.extract, materialize=opts.materialize,
+            single_snapshot=opts.single_snapshot, extract=opts.extract,
+            materialize=opts.materialize or opts.sbom,   # the SBOM reads the final image's files on the root
             extract_retries=opts.image_fs_extract_retry, epoch=epoch,
             image_format={"oci": mt.OCI, "docker": mt.DOCKER}.get(opts.image_format, ""),
             secrets=dict(opts.secrets), labels=dict(opts.labels), annotations=dict(opts.annotations))
@@ -195,7 +198,13 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False) -> int:
         finally:
             if cache is not None:
                 cache.finish()        # uploads done (a failed build keeps what it cached); the push mounts them
-        write_outputs(image, opts, client)
+        attached = None
+        if attestations.wanted(opts):
+            image = attestations.prepare(image)
+            attached = attestations.make(
+                opts, image, builder, report or BuildReport(), context, _config_path(dockerfile_path, context.directory),
+                text, opts.root, lambda path: snapshotter.ignore.covers(path.lstrip("/")))
+        write_outputs(image, opts, client, attached, report)
     except (ContextError, DockerfileError) as e:
         raise BuildError(str(e)) from None
     finally:
@@ -203,6 +212,15 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False) -> int:
     if opts.cleanup:
         snapshotter.wipe()
     return 0
+
+
+def _config_path(dockerfile_path: str, context_dir: str) -> str:
+    """The Dockerfile as the provenance names it: relative to the context when it is inside it (BuildKit's
+    `filename`), else its base name."""
+    real, ctx = os.path.realpath(dockerfile_path), os.path.realpath(context_dir)
+    if real.startswith(ctx.rstrip("/") + "/"):
+        return os.path.relpath(real, ctx)
+    return os.path.basename(dockerfile_path)
 
 
 def _dry_run(opts: Options, builder: Builder) -> None:

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable
 
+from executor import progress
 from executor.image import Descriptor, Image, ImageConfig, Index, Layer, Manifest, Platform, host_platform
 from executor.image import digest as _digest
 from executor.image import mediatypes as mt
@@ -42,6 +43,8 @@ class RegistryClient:
         self._transports: dict[tuple[str, bool], Transport] = {}
         self._lock = threading.Lock()
         self._blob_locks: dict[str, threading.Lock] = {}
+        #: (reference, platform) pulled -> what it resolved to (with the index digest, for provenance)
+        self.origins: dict[tuple[str, str], Pulled] = {}
 
     # ---- plumbing ----------------------------------------------------------------------------
     def transport(self, registry: str, push: bool = False) -> Transport:
@@ -160,6 +163,8 @@ class RegistryClient:
                                     f"{desc.media_type!r}, which is not a container image layer")
         layers = [self._remote_layer(where, desc, diff_id) for desc, diff_id in zip(manifest.layers, diff_ids)]
         image = Image.from_parts(manifest, config, layers)
+        with self._lock:
+            self.origins[(str(ref), str(platform) if platform else "")] = pulled
         if fetch_layers:
             self.fetch_layers(image)
         return image
@@ -219,6 +224,7 @@ class RegistryClient:
                                                              self.options.chunk_size, self.options.jobs)
                     log.info("pushed %s@%s (%d blobs uploaded, %d mounted, %d already there)", ref.kaniko_name,
                              digest, stats.uploaded, stats.mounted, stats.existed)
+                    _pushed(ref, digest, stats)
                     break
                 except RegistryError as e:
                     if self.options.push_ignore_immutable_tag_errors and is_immutable_tag_error(e):
@@ -231,6 +237,22 @@ class RegistryClient:
                                 attempts - 1, wait)
                     time.sleep(wait)
             pushed_to.setdefault(ref.registry, ref.repository)
+        return digest
+
+    def push_artifact(self, manifest: bytes, media_type: str, blobs: dict[str, bytes],
+                      refs: Iterable[Reference | str]) -> str:
+        """Push a manifest whose blobs are small byte strings (an attestation manifest: its config and
+        in-toto statements) into each destination repository, by digest; returns the manifest digest."""
+        digest = _digest.of_bytes(manifest)
+        pending = [_push.Blob(Descriptor("application/octet-stream", d, len(b)), (lambda b=b: io.BytesIO(b)))
+                   for d, b in blobs.items()]
+        for ref in refs:
+            ref = _as_ref(ref)
+            t = self.transport(ref.registry, push=True)
+            _, stats = _push.push_blobs_and_manifest(t, Reference(ref.registry, ref.repository, None, digest),
+                                                     pending, manifest, media_type, self.options.chunk_size,
+                                                     self.options.jobs)
+            _pushed(ref, digest, stats)
         return digest
 
     def push_index(self, index: Index, refs: Iterable[Reference | str]) -> str:
@@ -283,6 +305,13 @@ IMMUTABLE_TAG_ERRORS = (
 def is_immutable_tag_error(error: RegistryError) -> bool:
     """--push-ignore-immutable-tag-errors: a manifest PUT refused because the tag is immutable."""
     return error.phase == "manifest PUT" and any(text in str(error) for text in IMMUTABLE_TAG_ERRORS)
+
+
+def _pushed(ref: Reference, digest: str, stats: _push.PushStats) -> None:
+    progress.emit("push.done", destination=str(ref), repository=f"{ref.registry}/{ref.repository}", digest=digest,
+                  uploaded=stats.uploaded,
+                  mounted=stats.mounted, existed=stats.existed, bytes_uploaded=stats.bytes_uploaded,
+                  bytes_mounted=stats.bytes_mounted, bytes_existed=stats.bytes_existed)
 
 
 def _as_ref(ref: Reference | str) -> Reference:

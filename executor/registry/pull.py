@@ -8,6 +8,7 @@ from typing import BinaryIO
 
 import urllib3
 
+from executor import progress
 from executor.image import Descriptor, LayerError, verify_blob
 from executor.image import digest as _digest
 from executor.image import mediatypes as mt
@@ -104,8 +105,8 @@ def _download_once(t: Transport, repo: str, desc: Descriptor, diff_id: str | Non
                      scopes=[repository_scope(repo, "pull")], expect=[200], stream=True)
     fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=os.path.dirname(dest) or ".")
     try:
-        with os.fdopen(fd, "wb") as out:
-            tee = _Tee(resp.raw, out, desc.size)
+        with os.fdopen(fd, "wb") as out, progress.Task("pull", desc.digest, desc.size) as task:
+            tee = _Tee(resp.raw, out, desc.size, task)
             try:
                 verify_blob(tee, desc, diff_id)
             except Exception as e:
@@ -125,8 +126,9 @@ def _download_once(t: Transport, repo: str, desc: Descriptor, diff_id: str | Non
 class _Tee:
     """Reads the HTTP body, copying every byte to a file; stops reading a little past the declared size."""
 
-    def __init__(self, raw, out: BinaryIO, size: int):
+    def __init__(self, raw, out: BinaryIO, size: int, task: progress.Task | None = None):
         self.raw = raw
+        self.task = task
         self.out = out
         self.count = 0
         self.limit = size + 1  # one byte more is enough to notice an oversized blob
@@ -144,4 +146,6 @@ class _Tee:
             raise
         self.count += len(data)
         self.out.write(data)
+        if self.task is not None:
+            self.task.update(self.count)
         return data

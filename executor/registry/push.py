@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable
 from urllib.parse import quote
 
+from executor import progress
 from executor.image import Descriptor
 from executor.image import digest as _digest
 
@@ -33,10 +34,14 @@ class PushStats:
     existed: int = 0
     mounted: int = 0
     uploaded: int = 0
+    bytes_existed: int = 0
+    bytes_mounted: int = 0
+    bytes_uploaded: int = 0
 
-    def count(self, what: str) -> None:
+    def count(self, what: str, size: int = 0) -> None:
         with _STATS_LOCK:
             setattr(self, what, getattr(self, what) + 1)
+            setattr(self, f"bytes_{what}", getattr(self, f"bytes_{what}") + size)
 
 
 _STATS_LOCK = threading.Lock()
@@ -78,7 +83,7 @@ def ensure_blob(t: Transport, repo: str, blob: Blob, chunk_size: int | None, sta
     # first, one round trip per base layer. Without one, a HEAD skips what the repository holds.
     if not source_repo and blob_exists(t, repo, desc):
         _report("blob %s already in %s/%s", desc.digest, t.registry, repo)
-        stats.count("existed")
+        stats.count("existed", desc.size)
         return
     if source_repo:
         try:
@@ -94,7 +99,7 @@ def ensure_blob(t: Transport, repo: str, blob: Blob, chunk_size: int | None, sta
             if resp.status_code == 201:
                 _confirm(t, repo, desc, resp.headers.get("Docker-Content-Digest"), "upload POST")
                 _report("mounted blob %s from %s/%s", desc.digest, t.registry, source_repo)
-                stats.count("mounted")
+                stats.count("mounted", desc.size)
                 return
             location = resp.headers.get("Location")
     try:
@@ -109,7 +114,7 @@ def ensure_blob(t: Transport, repo: str, blob: Blob, chunk_size: int | None, sta
             log.warning("upload of %s to %s/%s lost its session (%s); starting it again", desc.digest,
                         t.registry, repo, e)
             _upload(t, repo, blob, chunk_size, None)
-    stats.count("uploaded")
+    stats.count("uploaded", desc.size)
 
 
 def _upload(t: Transport, repo: str, blob: Blob, chunk_size: int | None, location: str | None) -> None:
@@ -122,10 +127,13 @@ def _upload(t: Transport, repo: str, blob: Blob, chunk_size: int | None, locatio
         location = resp.headers.get("Location")
     if not location:
         raise RegistryError(t.registry, repo, "upload POST", f"blob {desc.digest}: no Location in the answer")
-    if chunk_size:
-        upload_chunked(t, repo, location, blob, chunk_size)
-    else:
-        upload_monolithic(t, repo, location, blob)
+    with progress.Task("upload", desc.digest, desc.size) as task:
+        counted = Blob(desc, lambda: progress.CountingReader(blob.opener(), task), blob.source) \
+            if progress.listening() else blob
+        if chunk_size:
+            upload_chunked(t, repo, location, counted, chunk_size)
+        else:
+            upload_monolithic(t, repo, location, counted)
 
 
 def _mount_source(t: Transport, repo: str, blob: Blob) -> str | None:

@@ -106,7 +106,12 @@ def append_image(layout: str, image: Image, ref_name: str | None = None, platfor
     write_bytes_blob(layout, image.config_bytes())
     manifest = image.manifest_bytes()
     write_bytes_blob(layout, manifest)
-    desc = image.descriptor(platform=platform)
+    return add_entry(layout, image.descriptor(platform=platform), ref_name)
+
+
+def add_entry(layout: str, desc: Descriptor, ref_name: str | None = None) -> Descriptor:
+    """Add `desc` (whose blobs are written) to index.json; with `ref_name`, the entry is annotated
+    org.opencontainers.image.ref.name=<ref_name> and takes that name from any older entry."""
     if ref_name:
         desc = Descriptor(desc.media_type, desc.digest, desc.size, annotations={REF_NAME: ref_name},
                           platform=desc.platform)

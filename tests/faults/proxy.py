@@ -14,6 +14,7 @@ Clients talk plain HTTP to ``127.0.0.1:PORT``; the proxy forwards each request t
 * ``not_found``    answer 404 with a distribution error body (a HEAD that lies about an existing blob)
 * ``drop_answer``  forward (the registry acts on the request), then reset instead of relaying the answer
 * ``corrupt``      forward, then flip one byte of the answer's body (a blob whose digest does not match)
+* ``throttle``     forward, then send the answer's body at ``rate`` bytes a second (a slow link)
 
 A rule matches on method and a regular expression searched in the path; ``skip`` lets the first matching
 requests through untouched, ``times`` bounds how many get the fault (None: all). The Bearer challenge's
@@ -54,6 +55,7 @@ class Fault:
     nbytes: int = 0
     seconds: float = 0.0
     body: bytes = b""            # status: the answer's body (default: a distribution UNAVAILABLE error)
+    rate: int = 0                # throttle: bytes a second
     matched: int = 0             # matching requests so far
     fired: int = 0               # faults delivered so far
 
@@ -260,6 +262,19 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.action == "stall_download":
                 time.sleep(fault.seconds)
             self._reset()
+            return
+        if fault and fault.action == "throttle" and fault.rate > 0 and method != "HEAD":
+            owner.record(method, path, f"throttle {status}")
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            step = max(1, fault.rate // 10)
+            for offset in range(0, len(data), step):
+                self.wfile.write(data[offset:offset + step])
+                self.wfile.flush()
+                time.sleep(0.1)
             return
         owner.record(method, path, f"{what} {status}")
         self._answer(status, headers, data)

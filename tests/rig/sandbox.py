@@ -49,6 +49,22 @@ def run_sandboxed(argv: Sequence[str], writable: list[str], env: Mapping[str, st
     over it in the private namespace): the cloud tests reach registries by their real names. Raises SandboxError if a writable path is missing or is ``/`` itself;
     subprocess.TimeoutExpired after ``timeout`` seconds.
     """
+    hosts_path = _hosts_file(dict(hosts)) if hosts else None
+    try:
+        cmd = sandbox_argv(argv, writable, cwd, pid_namespace, hosts_path)
+        if text is None:
+            text = not isinstance(input, bytes)
+        return subprocess.run(cmd, env=dict(env) if env is not None else None, timeout=timeout, input=input,
+                              capture_output=True, text=text, **({"errors": "replace"} if text else {}))
+    finally:
+        if hosts_path:
+            os.unlink(hosts_path)
+
+
+def sandbox_argv(argv: Sequence[str], writable: list[str], cwd: str | None = None,
+                 pid_namespace: bool = False, hosts_path: str | None = None) -> list[str]:
+    """The command line that runs ``argv`` sandboxed as ``run_sandboxed`` does (for a test that starts it
+    itself, in a terminal say); ``hosts_path`` is a hosts file to bind-mount over /etc/hosts."""
     paths = []
     for path in writable:
         real = os.path.realpath(path)
@@ -57,19 +73,10 @@ def run_sandboxed(argv: Sequence[str], writable: list[str], env: Mapping[str, st
         if not os.path.exists(real):
             raise SandboxError(f"run_sandboxed: writable path {path} does not exist; create it first")
         paths.append(real)
-    hosts_path = _hosts_file(dict(hosts)) if hosts else None
     config = json.dumps({"writable": paths, "cwd": cwd, "hosts": hosts_path})
     pid = ["--pid", "--fork", "--mount-proc"] if pid_namespace else []
-    cmd = ["unshare", "--mount", "--propagation", "private", *pid, "--",
-           sys.executable, os.path.abspath(__file__), config, "--", *argv]
-    if text is None:
-        text = not isinstance(input, bytes)
-    try:
-        return subprocess.run(cmd, env=dict(env) if env is not None else None, timeout=timeout, input=input,
-                              capture_output=True, text=text, **({"errors": "replace"} if text else {}))
-    finally:
-        if hosts_path:
-            os.unlink(hosts_path)
+    return ["unshare", "--mount", "--propagation", "private", *pid, "--",
+            sys.executable, os.path.abspath(__file__), config, "--", *argv]
 
 
 # --- inside the namespace ------------------------------------------------------------------------

@@ -104,6 +104,8 @@ class FakeStageCache:
     cache: "FakeCache"
     start: StageStart
 
+    consulted: bool = True
+
     def lookup(self, inst: Instruction, ctx) -> FakeHit | None:
         self.cache.calls.append(("lookup", self.start.index, inst.keyword))
         hit = self.cache.hits.get(inst.original)
