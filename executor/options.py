@@ -130,6 +130,11 @@ class Options:
     # what the parser noticed (deprecated spellings...), logged as warnings once logging is set up
     notices: tuple[str, ...] = ()
 
+    @property
+    def platforms(self) -> list[str]:
+        """--custom-platform as a list: one image is built for each (several make an index)."""
+        return [p for p in self.custom_platform.split(",") if p]
+
 
 @dataclass(frozen=True)
 class LoginOptions:
@@ -176,3 +181,8 @@ class WarmerOptions:
     build_args: dict[str, str] = field(default_factory=dict)
     registry: RegistryOptions = field(default_factory=RegistryOptions)
     notices: tuple[str, ...] = ()
+
+    @property
+    def platforms(self) -> list[str]:
+        """--custom-platform as a list: each is warmed."""
+        return [p for p in self.custom_platform.split(",") if p]

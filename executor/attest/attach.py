@@ -1,8 +1,8 @@
 """Attestations attached as BuildKit attaches them (moby/buildkit exporter/containerimage/writer.go
 commitAttestationsManifest, docs/attestations/attestation-storage.md):
 
-* the result is an OCI image index holding the image manifest (with its platform) and, after it, an
-  attestation manifest whose descriptor has platform `unknown/unknown` and the annotations
+* the result is an OCI image index (executor.image.ImageIndex) holding the image manifests (with their
+  platforms) and, after them, one attestation manifest per image whose descriptor has platform `unknown/unknown` and the annotations
   `vnd.docker.reference.type: attestation-manifest` and `vnd.docker.reference.digest: <image digest>`;
 * the attestation manifest is an OCI image manifest (BuildKit's default form, without `oci-artifact=true`):
   its config an image config of os/architecture `unknown` whose diff_ids are the statements' digests, its
@@ -17,11 +17,12 @@ Attestations need OCI media types: BuildKit turns them on when attestations are 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from executor.image import Descriptor, Image, Index, Manifest, Platform
+from executor.image import Descriptor, Image, Manifest, Platform
 from executor.image import digest as _digest
 from executor.image import mediatypes as mt
+from executor.image.imageindex import Artifact
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 INTOTO_MEDIA_TYPE = "application/vnd.in-toto+json"
@@ -37,30 +38,6 @@ SPDX_PREDICATE = "https://spdx.dev/Document"
 class Predicate:
     type: str
     body: dict
-
-
-@dataclass
-class AttachedImage:
-    """An image with its attestations: everything a sink writes."""
-    image: Image
-    image_descriptor: Descriptor                 # in the index: with the image's platform
-    manifest: Manifest                           # the attestation manifest
-    manifest_bytes: bytes
-    blobs: dict[str, bytes] = field(default_factory=dict)    # the attestation config and statements
-    index: Index | None = None
-    index_bytes: bytes = b""
-
-    @property
-    def digest(self) -> str:
-        """What the destinations' tags name: the index."""
-        return _digest.of_bytes(self.index_bytes)
-
-    def index_descriptor(self) -> Descriptor:
-        return Descriptor(mt.OCI_INDEX, self.digest, len(self.index_bytes))
-
-    def attestation_descriptor(self) -> Descriptor:
-        return self.index.manifests[1] if self.index else Descriptor(
-            mt.OCI_MANIFEST, _digest.of_bytes(self.manifest_bytes), len(self.manifest_bytes))
 
 
 def subjects(names: list[str], image: Image) -> list[dict]:
@@ -79,8 +56,8 @@ def statement(predicate: Predicate, subject: list[dict]) -> bytes:
                        "predicate": predicate.body}, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def attach(image: Image, predicates: list[Predicate], names: list[str]) -> AttachedImage:
-    """The index of `image` (OCI media types) and one attestation manifest holding `predicates`."""
+def attach(image: Image, predicates: list[Predicate], names: list[str]) -> Artifact:
+    """The attestation manifest of `image` (OCI media types) holding `predicates`, as its image index lists it."""
     if image.format != mt.OCI:
         raise ValueError("attestations need an OCI image (convert it first)")
     subject = subjects(names, image)
@@ -98,11 +75,8 @@ def attach(image: Image, predicates: list[Predicate], names: list[str]) -> Attac
                         separators=(",", ":")).encode()
     config_desc = Descriptor(mt.OCI_CONFIG, _digest.of_bytes(config), len(config))
     blobs[config_desc.digest] = config
-    manifest = Manifest(mt.OCI_MANIFEST, config_desc, tuple(layers))
-    manifest_bytes = manifest.to_bytes()
-    image_desc = image.descriptor(platform=True)
-    att_desc = Descriptor(mt.OCI_MANIFEST, _digest.of_bytes(manifest_bytes), len(manifest_bytes),
-                          annotations={REFERENCE_DIGEST: image_desc.digest, REFERENCE_TYPE: ATTESTATION_MANIFEST},
-                          platform=UNKNOWN_PLATFORM)
-    index = Index(mt.OCI_INDEX, (image_desc, att_desc))
-    return AttachedImage(image, image_desc, manifest, manifest_bytes, blobs, index, index.to_bytes())
+    manifest_bytes = Manifest(mt.OCI_MANIFEST, config_desc, tuple(layers)).to_bytes()
+    descriptor = Descriptor(mt.OCI_MANIFEST, _digest.of_bytes(manifest_bytes), len(manifest_bytes),
+                            annotations={REFERENCE_DIGEST: image.digest, REFERENCE_TYPE: ATTESTATION_MANIFEST},
+                            platform=UNKNOWN_PLATFORM)
+    return Artifact(descriptor, manifest_bytes, blobs)

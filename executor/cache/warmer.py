@@ -48,11 +48,14 @@ def warm(opts: WarmerOptions, client_factory: Callable[[str], RegistryClient]) -
     cache = BaseImageCache(opts.cache_dir, opts.cache_ttl)
     os.makedirs(cache.blob_dir, exist_ok=True)
     client: RegistryClient = client_factory(cache.blob_dir)
-    default = Platform.parse(opts.custom_platform) if opts.custom_platform else host_platform()
-    wanted: list[tuple[str, Platform]] = [(name, default) for name in opts.images]
+    defaults = [Platform.parse(p) for p in opts.platforms] or [host_platform()]
+    wanted: list[tuple[str, Platform]] = [(name, default) for name in opts.images for default in defaults]
     if opts.dockerfile:
         for name, platform in dockerfile_images(opts.dockerfile, dict(opts.build_args)):
-            wanted.append((name, Platform.parse(platform) if platform else default))
+            if platform:      # FROM --platform=... names its own
+                wanted.append((name, Platform.parse(platform)))
+            else:
+                wanted.extend((name, default) for default in defaults)
     failures = 0
     done: set[tuple[str, str]] = set()
     for name, platform in wanted:

@@ -82,11 +82,16 @@ _PLATFORM = re.compile(r"^[a-z0-9_]+(/[a-z0-9_]+(/[a-z0-9_.]+)?)?(:[A-Za-z0-9_.\
 
 
 def _check_platform(value: str, flag: str = "custom-platform") -> None:
-    if not _PLATFORM.match(value.lower()):
-        raise UsageError(
-            f'invalid value "{value}" for --{flag}: expected os[/arch[/variant]], '
-            "for example linux/amd64 or linux/arm64/v8"
-        )
+    """One platform, or a comma-separated list of them (kiln builds one image each)."""
+    platforms = value.split(",")
+    for platform in platforms:
+        if not _PLATFORM.match(platform.lower()):
+            raise UsageError(
+                f'invalid value "{platform}" for --{flag}: expected os[/arch[/variant]], '
+                "for example linux/amd64 or linux/arm64/v8 (several: linux/amd64,linux/arm64)"
+            )
+    if len(set(platforms)) != len(platforms):
+        raise UsageError(f'invalid value "{value}" for --{flag}: a platform is named twice')
 
 
 def _resolve_build_args(raw: Iterable[str], env: Mapping[str, str]) -> dict[str, str]:

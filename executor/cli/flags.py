@@ -49,6 +49,11 @@ def _set_git(cur: GitOptions, value: str) -> GitOptions:
     )
 
 
+def _add_platforms(cur: str, value: str) -> str:
+    """--custom-platform: one platform, or several comma-separated; repeated, the lists add up."""
+    return f"{cur},{value}" if cur else value
+
+
 def _f(name: str, kind: str, dest: str, default: Any, help: str, **kw: Any) -> FlagSpec:
     return FlagSpec(name=name, kind=kind, dest=dest, default=default, help=help, **kw)
 
@@ -106,8 +111,9 @@ EXECUTOR_FLAGS: tuple[FlagSpec, ...] = (
        "Change the file attributes inspected during snapshotting (exact, full, redo, time). kiln's default, "
        "exact, compares inode change times and hashes only what they cannot settle: as strict as full",
        choices=("exact", "full", "redo", "time")),
-    _f("custom-platform", "string", "custom_platform", "",
-       "Specify the build platform if different from the current host"),
+    _f("custom-platform", "custom", "custom_platform", "",
+       "Specify the build platform if different from the current host; several (linux/amd64,linux/arm64, or "
+       "repeated) build one image each and push one index (kiln)", custom=_add_platforms, metavar="string"),
     _f("build-arg", "multi", "build_args", [], "ARG values at build time (KEY=VALUE, or KEY to take it "
        "from the environment). Repeatable."),
     _f("image-fs-extract-retry", "int", "image_fs_extract_retry", 0, "Number of retries for image FS extraction"),
@@ -214,10 +220,12 @@ WARMER_FLAGS: tuple[FlagSpec, ...] = (
     *(s for s in _REGISTRY_FLAGS if s.name in (
         "insecure-registry", "skip-tls-verify-registry", "registry-certificate", "registry-client-cert",
         "registry-map", "registry-mirror", "skip-default-registry-fallback")),
-    _f("customPlatform", "string", "custom_platform", "",
-       "Specify the build platform if different from the current host"),
-    _f("custom-platform", "string", "custom_platform", "",
-       "Same as --customPlatform (kiln accepts the executor's spelling too)"),
+    _f("customPlatform", "custom", "custom_platform", "",
+       "Specify the build platform if different from the current host; several (comma-separated or repeated) "
+       "warm each", custom=_add_platforms, metavar="string"),
+    _f("custom-platform", "custom", "custom_platform", "",
+       "Same as --customPlatform (kiln accepts the executor's spelling too)", custom=_add_platforms,
+       metavar="string"),
     _f("dockerfile", "string", "dockerfile", "",
        "Path to the dockerfile to be cached; each stage's base image is written to the cache-dir.", short="d"),
     _f("build-arg", "multi", "build_args", [],

@@ -14,12 +14,13 @@ import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 from executor import masking
-from executor.attest.attach import SPDX_PREDICATE, AttachedImage, Predicate, attach
+from executor.attest.attach import SPDX_PREDICATE, Predicate, attach
 from executor.attest.provenance import ImageUse, ProvenanceInput, Step, predicate
 from executor.engine.builder import Builder
 from executor.engine.context import BuildContext
 from executor.engine.report import BuildReport, rfc3339
 from executor.image import Image, host_platform
+from executor.image.imageindex import Artifact
 from executor.image import mediatypes as mt
 from executor.options import Options
 from executor.registry import Reference
@@ -49,7 +50,8 @@ def kiln_version() -> str:
 
 
 def make(opts: Options, image: Image, builder: Builder, report: BuildReport, context: BuildContext,
-         dockerfile_name: str, dockerfile: bytes, root: str, ignored) -> AttachedImage:
+         dockerfile_name: str, dockerfile: bytes, root: str, ignored) -> Artifact:
+    """The attestation manifest of `image` (one platform's result, its files still on `root`)."""
     version = kiln_version()
     predicates: list[Predicate] = []
     names = list(opts.destinations)
@@ -60,10 +62,10 @@ def make(opts: Options, image: Image, builder: Builder, report: BuildReport, con
     if opts.sbom:
         predicates.insert(0, Predicate(SPDX_PREDICATE, sbom_document(image, root, names, ignored, version,
                                                                       builder.settings.epoch)))
-    attached = attach(image, predicates, names)
-    log.info("attestations for %s: %s (attestation manifest %s)", image.digest,
-             ", ".join(p.type for p in predicates), attached.attestation_descriptor().digest)
-    return attached
+    artifact = attach(image, predicates, names)
+    log.info("attestations for %s (%s): %s (attestation manifest %s)", image.digest, image.config.platform,
+             ", ".join(p.type for p in predicates), artifact.descriptor.digest)
+    return artifact
 
 
 def sbom_document(image: Image, root: str, names: list[str], ignored, version: str, epoch: int | None) -> dict:

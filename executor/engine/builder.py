@@ -14,6 +14,7 @@ optional layer cache and a redactor (see `executor.engine.protocols`), so it run
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -26,10 +27,10 @@ from executor.commands.base import CommandContext, Outcome
 from executor.dockerfile import Dockerfile, DockerfileError, Stage, select_target, shell
 from executor.dockerfile import args as build_args
 from executor.dockerfile.history import COMMENT
-from executor.dockerfile.instructions import Instruction, from_node
+from executor.dockerfile.instructions import ArgInstruction, Instruction, from_node
 from executor.dockerfile.parser import parse_nodes
 from executor.engine.protocols import ImageSource, Redactor, Snapshotter, StageCache, StageStart, StepCache
-from executor.engine.stages import StagePlan, base_stage, plan
+from executor.engine.stages import StagePlan, base_stage, plan, stage_refs
 from executor.image import HistoryEntry, Image, Layer, Platform, host_platform, timestamp
 from executor.image import mediatypes as mt
 from snapshot.errors import UnsafeEntryError
@@ -76,7 +77,8 @@ class Builder:
     def __init__(self, dockerfile: Dockerfile, settings: BuildSettings, *, snapshotter: Snapshotter | None,
                  images: ImageSource, work_dir: str, cache: StepCache | None = None,
                  redact: Redactor | None = None, context_dir: str | None = None,
-                 excluded: Callable[[str], bool] | None = None, run: Callable | None = None):
+                 excluded: Callable[[str], bool] | None = None, run: Callable | None = None,
+                 memo: dict[str, StageResult] | None = None):
         self.dockerfile = dockerfile
         self.settings = settings
         self._snapshotter = snapshotter       # None: a plan only (describe), no build
@@ -87,6 +89,8 @@ class Builder:
         self.excluded = excluded
         self.work_dir = work_dir
         self.run = run
+        self.memo = memo                    # stages built for other platforms of the same run, by _stage_key
+        self.stage_keys: dict[int, str] = {}
         self.results: dict[int, StageResult] = {}
         self.images_pulled: dict[str, Image] = {}
         self.image_roots: dict[str, str] = {}
@@ -164,12 +168,24 @@ class Builder:
         progress.emit("build.start", total_steps=sum(len(st.instructions) for st in stage_plan.stages))
         for position, stage in enumerate(stage_plan.stages):
             is_last = position == len(stage_plan.stages) - 1
+            key = self._stage_key(stage, stage_plan) if self.memo is not None else ""
+            done = self.memo.get(key) if self.memo is not None else None
+            if done is not None:
+                # the same stage with the same inputs was built for another platform of this run (a
+                # `FROM --platform=$BUILDPLATFORM` stage, say): its result serves again, as BuildKit solves
+                # one LLB graph once
+                log.info("Stage %s (FROM %s): built already for another platform, reused", stage.ref,
+                         self.bases[stage.index])
+                self.results[stage.index] = StageResult(stage, done.image.copy(), done.args, done.saved_root)
+                continue
             log.info("Building stage %s (FROM %s)", stage.ref, self.bases[stage.index])
             result = self.build_stage(stage, is_result=stage is stage_plan.final)
             self.results[stage.index] = result
             if not is_last and stage_plan.copied_from.get(stage.index):
                 self._ensure_root(stage, result.image)
                 result.saved_root = self._save_root(stage)
+            if self.memo is not None:
+                self.memo[key] = StageResult(stage, result.image.copy(), result.args, result.saved_root)
         self.build_args.warn_unconsumed()
         image = self.results[stage_plan.final.index].image
         if self.settings.materialize:
@@ -188,6 +204,32 @@ class Builder:
     def _now(self) -> str:
         return timestamp(self.settings.epoch)
 
+    def _stage_key(self, stage: Stage, stage_plan: StagePlan) -> str:
+        """What a stage's result depends on beyond the Dockerfile and the context (which every platform of a
+        run shares): the platform it runs on, the values of the ARGs it and its FROM ancestors declare (the
+        platform ARGs among them), and the keys of the stages it builds on or copies from. Equal keys mean
+        the same stage twice: a multi-platform build reuses it."""
+        chain, current = [], stage
+        while current is not None:
+            chain.append(current)
+            current = base_stage(self.dockerfile, current, self.bases[current.index])
+        names = sorted({a.key for st in chain for inst in st.instructions
+                        if isinstance(inst, ArgInstruction) for a in inst.args})
+        sources = []
+        for ref in stage_refs(stage) + ([self.bases[stage.index]] if len(chain) > 1 else []):
+            try:
+                ref = shell.expand(ref, self.global_scope.values, self.dockerfile.escape)
+            except Exception:   # reported when the instruction runs
+                pass
+            other = self.dockerfile.stage(ref)
+            if other is not None and other.index in self.stage_keys:
+                sources.append(self.stage_keys[other.index])
+        key = json.dumps([stage.index, str(self.platform_for(stage)), self.bases[stage.index],
+                          [(n, self.global_scope.values.get(n), self.build_args.given.get(n)) for n in names],
+                          sources])
+        self.stage_keys[stage.index] = key
+        return key
+
     # ---- one stage ---------------------------------------------------------------------------------
     def platform_for(self, stage: Stage) -> Platform:
         if stage.platform:
@@ -197,6 +239,25 @@ class Builder:
             except ValueError as e:
                 raise stage.from_.error(f"FROM --platform={text}: {e}") from None
         return self.settings.platform
+
+    def run_platform(self, stage: Stage) -> Platform:
+        """The platform whose binaries the stage's RUN steps execute: its own FROM --platform, else that of the
+        stage it continues (FROM <stage>), else the build's."""
+        current: Stage | None = stage
+        while current is not None:
+            if current.platform:
+                return self.platform_for(current)
+            current = base_stage(self.dockerfile, current, self.bases[current.index])
+        return self.settings.platform
+
+    def run_platforms(self) -> dict[str, list[str]]:
+        """Platform -> the stages of this build (its targets, unused stages skipped as the build skips them)
+        that RUN commands on it: what the kernel must be able to execute before anything is pulled."""
+        needs: dict[str, list[str]] = {}
+        for stage in self.plan().stages:
+            if any(inst.keyword == "RUN" for inst in stage.instructions):
+                needs.setdefault(str(self.run_platform(stage)), []).append(stage.ref)
+        return needs
 
     def base_image(self, stage: Stage) -> tuple[Image, int | None]:
         """The stage's base image, and the index of the stage it continues (if its base is a stage)."""

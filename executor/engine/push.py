@@ -18,7 +18,7 @@ from executor.registry import Reference, ReferenceError, RegistryClient
 from executor.sinks import push
 from executor.sinks import layout as oci_layout
 from executor.sinks import tarball
-from executor.sinks.attested import push_attested, read_layout_attested
+from executor.sinks.index import push_index, read_layout_index
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,14 @@ def load_image(path: str, tag: str | None, work_dir: str) -> Image:
     raise PreflightError(f"path {path} not readable: no such file or directory")
 
 
-def _attested_layout(path: str):
+def _layout_index(path: str):
+    """The image index an OCI layout's one entry is (several platforms, attestations), else None."""
     if not os.path.isfile(os.path.join(path, "index.json")) or not os.path.isdir(path):
         return None
     try:
-        return read_layout_attested(path)
-    except (oci_layout.LayoutError, ValueError):
-        return None
+        return read_layout_index(path)
+    except (oci_layout.LayoutError, ValueError) as e:
+        raise PreflightError(f"{path}: {e}") from None
 
 
 def run(opts: PushOptions) -> int:
@@ -67,9 +68,9 @@ def run(opts: PushOptions) -> int:
     if not opts.skip_push_permission_check:
         check_push_permissions(list(opts.destinations), client)
     with tempfile.TemporaryDirectory(prefix="kiln-push-") as work_dir:
-        attached = _attested_layout(path)
-        if attached is not None:       # an image with attestations (--sbom, --provenance): the whole index
-            digest = push_attested(attached, list(opts.destinations), client)
+        ix = _layout_index(path)
+        if ix is not None:       # several platforms, or attestations (--sbom, --provenance): the whole index
+            digest = push_index(ix, list(opts.destinations), client)
         else:
             image = load_image(path, Reference.parse(opts.destinations[0]).tag, work_dir)
             digest = push(image, list(opts.destinations), client=client)

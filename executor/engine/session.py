@@ -25,11 +25,13 @@ from executor.engine import preflight
 from executor.engine import attestations
 from executor.engine.output import write_outputs
 from executor.engine.report import BuildReport, observe, progress_mode
-from executor.image import Platform
+from executor.image import Image, Platform
+from executor.image.imageindex import Artifact, ImageIndex
 from executor.image import mediatypes as mt
 from executor.options import Options, WarmerOptions
 from executor.registry import RegistryClient
 from executor.run import BuildCancelled, supervise
+from executor.run.binfmt import EmulationError, check_emulation
 from snapshot import IgnoreList, Snapshotter
 
 log = logging.getLogger(__name__)
@@ -150,23 +152,41 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False, report: BuildRe
         with open(dockerfile_path, "rb") as f:
             text = f.read()
         dockerfile = parse(text, opts.dockerfile if not dockerfile_path.startswith(work_dir) else "Dockerfile")
-        platform = Platform.parse(opts.custom_platform)
+        platforms = [Platform.parse(p) for p in opts.platforms]
         epoch = source_date_epoch(opts)
         level = opts.compression_level if opts.compression_level >= 0 else None
-        settings = BuildSettings(
-            root=opts.root, kiln_dir=opts.kaniko_dir, platform=platform, build_args=dict(opts.build_args),
-            targets=list(opts.targets), skip_unused_stages=opts.skip_unused_stages,
-            single_snapshot=opts.single_snapshot, extract=opts.extract,
-            materialize=opts.materialize or opts.sbom,   # the SBOM reads the final image's files on the root
-            extract_retries=opts.image_fs_extract_retry, epoch=epoch,
-            image_format={"oci": mt.OCI, "docker": mt.DOCKER}.get(opts.image_format, ""),
-            secrets=dict(opts.secrets), labels=dict(opts.labels), annotations=dict(opts.annotations))
         images = RegistryImages(client, os.path.join(work_dir, "blobs"),
                                 base_image_cache(opts.cache_dir, opts.cache_ttl, client))
+        redact = masking.redactor(masking.masked_values(opts, os.environ)).redact
+        excluded = _dockerignore(context.directory, dockerfile_path)
+        multi = len(platforms) > 1
+        memo: dict | None = {} if multi else None     # stages equal across platforms are built once
+
+        def make_builder(platform: Platform, snapshotter: Snapshotter | None, cache=None, where: str = work_dir):
+            settings = BuildSettings(
+                root=opts.root, kiln_dir=opts.kaniko_dir, platform=platform, build_args=dict(opts.build_args),
+                targets=list(opts.targets), skip_unused_stages=opts.skip_unused_stages,
+                single_snapshot=opts.single_snapshot, extract=opts.extract,
+                materialize=opts.materialize or opts.sbom,   # the SBOM reads the final image's files on the root
+                extract_retries=opts.image_fs_extract_retry, epoch=epoch,
+                image_format={"oci": mt.OCI, "docker": mt.DOCKER}.get(opts.image_format, ""),
+                secrets=dict(opts.secrets), labels=dict(opts.labels), annotations=dict(opts.annotations))
+            return Builder(dockerfile, settings, snapshotter=snapshotter, images=images, cache=cache, redact=redact,
+                           context_dir=context.directory, excluded=excluded, work_dir=where, memo=memo)
+
+        planners = [make_builder(p, None) for p in platforms]
         if opts.dryrun:      # the root is not touched at all
-            _dry_run(opts, Builder(dockerfile, settings, snapshotter=None, images=images, work_dir=work_dir,
-                                   context_dir=context.directory))
+            _dry_run(opts, planners, multi)
             return 0
+        needs: dict[str, list[str]] = {}
+        for planner in planners:
+            for platform_text, stages in planner.run_platforms().items():
+                known = needs.setdefault(platform_text, [])
+                known.extend(s for s in stages if s not in known)
+        try:
+            check_emulation(needs, str(planners[0].settings.build_platform))
+        except EmulationError as e:
+            raise BuildError(str(e)) from None
         snapshotter = _snapshotter(opts, work_dir, epoch, level, ignore_paths=list(opts.ignore_paths) + _inside_root(
             opts.root, [context.directory, os.path.dirname(dockerfile_path)]) + _debug_shell(opts.root))
         if dirty_root:
@@ -180,31 +200,50 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False, report: BuildRe
             # list) go before the first base is extracted
             log.info("--pre-cleanup: wiping the root %s before the build", opts.root)
             snapshotter.wipe()
-        cache = layer_cache(
-            enabled=opts.cache, repo=opts.cache_repo, destinations=list(opts.destinations), ttl=opts.cache_ttl,
-            run_layers=opts.cache_run_layers, copy_layers=opts.cache_copy_layers, push=not opts.no_push_cache,
-            single_snapshot=opts.single_snapshot, platform=platform, client=client,
-            key_settings={"compression": opts.compression, "level": level, "epoch": epoch})
-        builder = Builder(dockerfile, settings, snapshotter=snapshotter, images=images, cache=cache,
-                          redact=masking.redactor(masking.masked_values(opts, os.environ)).redact,
-                          context_dir=context.directory,
-                          excluded=_dockerignore(context.directory, dockerfile_path), work_dir=work_dir)
-        try:
-            image = builder.build()
-        except BuildCancelled:
-            if cache is not None:
-                cache.finish(cancel=True)     # queued cache uploads dropped
-            raise
-        finally:
-            if cache is not None:
-                cache.finish()        # uploads done (a failed build keeps what it cached); the push mounts them
-        attached = None
-        if attestations.wanted(opts):
-            image = attestations.prepare(image)
-            attached = attestations.make(
-                opts, image, builder, report or BuildReport(), context, _config_path(dockerfile_path, context.directory),
-                text, opts.root, lambda path: snapshotter.ignore.covers(path.lstrip("/")))
-        write_outputs(image, opts, client, attached, report)
+        built: list[Image] = []
+        artifacts: list[Artifact] = []
+        previous: Builder | None = None
+        for number, platform in enumerate(platforms):
+            if multi:
+                log.info("Building for platform %s (%d of %d)", platform, number + 1, len(platforms))
+            if previous is not None and previous.root_layers is not None:
+                # each platform starts from its own base, as a later stage does: the root is wiped
+                log.info("Wiping the root for platform %s", platform)
+                snapshotter.wipe()
+            where = work_dir
+            if multi:
+                where = os.path.join(work_dir, f"platform-{number}")
+                os.makedirs(where, exist_ok=True)
+            cache = layer_cache(
+                enabled=opts.cache, repo=opts.cache_repo, destinations=list(opts.destinations), ttl=opts.cache_ttl,
+                run_layers=opts.cache_run_layers, copy_layers=opts.cache_copy_layers, push=not opts.no_push_cache,
+                single_snapshot=opts.single_snapshot, platform=platform, client=client,
+                key_settings={"compression": opts.compression, "level": level, "epoch": epoch})
+            builder = make_builder(platform, snapshotter, cache, where)
+            try:
+                image = builder.build()
+            except BuildCancelled:
+                if cache is not None:
+                    cache.finish(cancel=True)     # queued cache uploads dropped
+                raise
+            finally:
+                if cache is not None:
+                    cache.finish()        # uploads done (a failed build keeps what it cached); the push mounts them
+            if attestations.wanted(opts):
+                image = attestations.prepare(image)
+                artifacts.append(attestations.make(
+                    opts, image, builder, report or BuildReport(), context,
+                    _config_path(dockerfile_path, context.directory), text, opts.root,
+                    lambda path: snapshotter.ignore.covers(path.lstrip("/"))))
+            built.append(image)
+            previous = builder
+        result: Image | ImageIndex = built[0]
+        if multi or artifacts:
+            result = ImageIndex(tuple(built), tuple(artifacts))
+            if multi:
+                log.info("Image index %s: %s", result.digest,
+                         ", ".join(f"{i.config.platform} {i.digest}" for i in built))
+        write_outputs(result, opts, client, report)
     except (ContextError, DockerfileError) as e:
         raise BuildError(str(e)) from None
     finally:
@@ -223,10 +262,14 @@ def _config_path(dockerfile_path: str, context_dir: str) -> str:
     return os.path.basename(dockerfile_path)
 
 
-def _dry_run(opts: Options, builder: Builder) -> None:
-    """--dryrun: print the plan (stages, resolved bases, steps, outputs) on stdout; nothing is run, extracted
-    or pushed (kaniko's fork renders its plan the same way and returns no image)."""
-    lines = builder.describe()
+def _dry_run(opts: Options, builders: list[Builder], multi: bool) -> None:
+    """--dryrun: print the plan (stages, resolved bases, steps, outputs) on stdout, for each platform; nothing is
+    run, extracted or pushed (kaniko's fork renders its plan the same way and returns no image)."""
+    lines: list[str] = []
+    for builder in builders:
+        if multi:
+            lines.append(f"PLATFORM {builder.settings.platform}")
+        lines.extend(builder.describe())
     if opts.destinations and not opts.no_push:
         lines.append("PUSH " + " ".join(opts.destinations))
     if opts.tar_path:

@@ -31,14 +31,32 @@ def _option_holder(node: ast.expr, own: bool) -> bool:
 
 def reads(sources: dict[str, str]) -> set[str]:
     """The option fields the given sources (path -> text) read; in executor/registry/options.py, the
-    RegistryOptions methods' own `self.<field>` count too."""
+    RegistryOptions methods' own `self.<field>` count too; a property of executor/options.py (Options.platforms)
+    read by the sources counts as reading the fields it reads."""
     found: set[str] = set()
     for path, text in sources.items():
         own = path == os.path.join("executor", "registry", "options.py")
         for node in ast.walk(ast.parse(text, path)):
             if isinstance(node, ast.Attribute) and _option_holder(node.value, own):
                 found.add(node.attr)
+    for name, fields in _option_properties().items():
+        if name in found:
+            found |= fields
     return found
+
+
+def _option_properties() -> dict[str, set[str]]:
+    """Property name -> the `self.<field>`s it reads, for the properties of executor/options.py's classes."""
+    with open(os.path.join(REPO, "executor", "options.py"), encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    out: dict[str, set[str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and any(isinstance(d, ast.Name) and d.id == "property"
+                                                     for d in node.decorator_list):
+            out.setdefault(node.name, set()).update(
+                n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)
+                and isinstance(n.value, ast.Name) and n.value.id == "self")
+    return out
 
 
 def kiln_sources() -> dict[str, str]:

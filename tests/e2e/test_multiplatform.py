@@ -1,0 +1,148 @@
+"""Issue 16: one run builds several platforms and pushes one index. The arm64 RUN executes the rig's real
+arm64 busybox through QEMU user emulation, which the test registers in binfmt_misc itself (tests/rig/binfmt.py);
+the results are judged by skopeo, umoci (the judge) and runc."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tarfile
+import uuid
+
+import pytest
+
+from tests.rig.binfmt import ensure_emulation
+from tests.rig.judge import judge_oci_layout, judge_registry_image
+
+DOCKERFILE = """\
+ARG BASE
+FROM --platform=$BUILDPLATFORM ${BASE} AS tools
+RUN echo TOOLS-RAN-ON-$(uname -m) && uname -m > /build-machine && cat /proc/sys/kernel/random/uuid > /nonce
+FROM ${BASE}
+ARG TARGETARCH
+ARG TARGETPLATFORM
+COPY --from=tools /build-machine /nonce /
+RUN uname -m > /machine && echo "$TARGETARCH $TARGETPLATFORM" > /target
+"""
+
+
+def skopeo_raw(registry, ref: str) -> bytes:
+    return subprocess.run(["skopeo", "inspect", "--raw", *registry.skopeo_args(""), f"docker://{ref}"],
+                          capture_output=True, check=True).stdout
+
+
+@pytest.fixture(scope="module")
+def emulated():
+    return ensure_emulation("aarch64")
+
+
+@pytest.fixture(scope="module")
+def two_platforms(emulated, kiln, base_images, plain_registry, tmp_path_factory):
+    out = tmp_path_factory.mktemp("multi-out")
+    dest = f"{plain_registry.host}/multi/app-{uuid.uuid4().hex[:8]}:1"
+    ctx = kiln.context({"Dockerfile": DOCKERFILE})
+    run = kiln.build(ctx, "--destination", dest, "--insecure-registry", plain_registry.host,
+                     "--build-arg", f"BASE={base_images.busybox_index}",
+                     "--custom-platform=linux/amd64,linux/arm64",
+                     "--digest-file", str(out / "digest"), "--image-name-with-digest-file", str(out / "name"),
+                     "--oci-layout-path", str(out / "layout"), "--tar-path", str(out / "image.tar"),
+                     "--metadata-file", str(out / "metadata.json")).check()
+    return {"run": run, "dest": dest, "out": out}
+
+
+def test_the_index_holds_one_image_per_platform(two_platforms, plain_registry, tmp_path):
+    dest, out = two_platforms["dest"], two_platforms["out"]
+    raw = skopeo_raw(plain_registry, dest)
+    index = json.loads(raw)
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json", index
+    assert [(m["platform"]["os"], m["platform"]["architecture"]) for m in index["manifests"]] == \
+        [("linux", "amd64"), ("linux", "arm64")]
+    # the digest files name the index (what the tag names), as for any index kaniko's users push
+    assert (out / "digest").read_text() == digest
+    assert (out / "name").read_text() == f"{dest.rsplit(':', 1)[0]}@{digest}\n"
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["containerimage.digest"] == digest
+    assert metadata["containerimage.descriptor"]["mediaType"] == index["mediaType"]
+    reports = {}
+    for platform, machine, arch in (("linux/amd64", "x86_64", "amd64"), ("linux/arm64", "aarch64", "arm64")):
+        report = judge_registry_image(plain_registry, dest, platform=platform, workdir=str(tmp_path / arch))
+        assert report.config["architecture"] == arch and report.config["os"] == "linux"
+        assert report.read("machine") == f"{machine}\n".encode(), platform     # the RUN ran as that machine
+        assert report.read("target") == f"{arch} {platform}\n".encode()        # TARGETARCH, TARGETPLATFORM
+        assert report.read("build-machine") == b"x86_64\n"                     # the $BUILDPLATFORM stage: native
+        reports[arch] = report
+    # the tools stage ran once (natively), and both images copied its one result
+    stderr = two_platforms["run"].stderr
+    assert stderr.count("TOOLS-RAN-ON-x86_64") == 1, stderr[-4000:]
+    assert "built already for another platform, reused" in stderr
+    assert reports["amd64"].read("nonce") == reports["arm64"].read("nonce")
+    # each RUN layer of the final stage is the platform's own (different binaries wrote different files)
+    assert reports["amd64"].manifest_digest != reports["arm64"].manifest_digest
+
+
+def test_the_arm64_image_runs_under_runc_through_qemu(two_platforms, plain_registry, tmp_path):
+    report = judge_registry_image(plain_registry, two_platforms["dest"], platform="linux/arm64",
+                                  workdir=str(tmp_path / "judge"))
+    bundle = os.path.dirname(report.unpacked_rootfs)
+    with open(os.path.join(bundle, "config.json")) as f:
+        config = json.load(f)
+    config["process"]["terminal"] = False
+    config["process"]["args"] = ["/bin/sh", "-c", "uname -m; read -r t < /target; echo \"$t\""]
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(config, f)
+    cid = "kiln-multi-" + uuid.uuid4().hex[:8]
+    root = "/run/runc/kiln-tests"
+    os.makedirs(root, exist_ok=True)
+    try:
+        proc = subprocess.run(["runc", "--root", root, "run", "--bundle", bundle, cid], capture_output=True,
+                              text=True, timeout=120, stdin=subprocess.DEVNULL)
+    finally:
+        subprocess.run(["runc", "--root", root, "delete", "--force", cid], capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "aarch64\narm64 linux/arm64\n"
+
+
+def test_layout_and_tarball_hold_the_index(two_platforms, tmp_path):
+    out = two_platforms["out"]
+    digest = (out / "digest").read_text()
+    with open(out / "layout" / "index.json") as f:
+        (entry,) = json.load(f)["manifests"]
+    assert entry["digest"] == digest and entry["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    for platform, machine in (("linux/amd64", b"x86_64\n"), ("linux/arm64", b"aarch64\n")):
+        report = judge_oci_layout(str(out / "layout"), platform=platform,
+                                  workdir=str(tmp_path / platform.replace("/", "-")))
+        assert report.read("machine") == machine
+    with tarfile.open(out / "image.tar") as tar:
+        assert json.load(tar.extractfile("index.json"))["manifests"][0]["digest"] == digest
+        index = json.load(tar.extractfile(f"blobs/sha256/{digest.split(':')[1]}"))
+        amd64 = next(m["digest"] for m in index["manifests"] if m["platform"]["architecture"] == "amd64")
+        manifest = json.load(tar.extractfile(f"blobs/sha256/{amd64.split(':')[1]}"))
+        # docker load takes the image for this (amd64) machine
+        (loaded,) = json.load(tar.extractfile("manifest.json"))
+        assert loaded["Config"] == f"blobs/sha256/{manifest['config']['digest'].split(':')[1]}"
+        assert loaded["RepoTags"] == [two_platforms["dest"]]
+
+
+def test_a_platform_without_an_emulator_is_refused_before_anything_is_pulled(kiln, base_images, plain_registry):
+    ctx = kiln.context({"Dockerfile": f"FROM {base_images.busybox_index} AS build\nRUN true\n"})
+    run = kiln.build(ctx, "--no-push", "--custom-platform", "linux/amd64", "--custom-platform", "linux/s390x")
+    assert run.refused() == (
+        "platform linux/s390x: this linux/amd64 kernel has no binfmt_misc handler for linux/s390x binaries (RUN in "
+        "stage build); register QEMU user emulation with the F flag: on Kubernetes, the tonistiigi/binfmt "
+        "DaemonSet (or once per node: docker run --privileged --rm tonistiigi/binfmt --install s390x); on Debian, "
+        "apt-get install qemu-user-static binfmt-support (update-binfmts --enable qemu-s390x)")
+    assert "Retrieving image" not in run.stderr
+
+
+def test_metadata_only_platforms_need_no_emulator(kiln, base_images, plain_registry, tmp_path):
+    """No RUN: nothing executes, so no handler is needed for any platform (the index still holds both)."""
+    ctx = kiln.context({"Dockerfile": f"FROM {base_images.busybox_index}\nCOPY f /f\nENV A=1\n", "f": "x\n"})
+    layout = str(tmp_path / "layout")
+    kiln.build(ctx, "--no-push", "--custom-platform=linux/amd64,linux/arm64/v8", "--oci-layout-path", layout).check()
+    with open(os.path.join(layout, "index.json")) as f:
+        (entry,) = json.load(f)["manifests"]
+    with open(os.path.join(layout, "blobs", "sha256", entry["digest"].split(":")[1])) as f:
+        index = json.load(f)
+    assert [m["platform"]["architecture"] for m in index["manifests"]] == ["amd64", "arm64"]
