@@ -17,6 +17,7 @@ APT_PACKAGES=(
   docker.io          # containerd, runc and tini, which the parity suite's dockerd (scripts/docker-reference.sh) uses
   buildah            # builds the executor image (Containerfile) in tests/test_executor_image
   strace             # the safety test checks that a refused build makes no file-changing system call
+  qemu-user-static   # foreign-architecture RUN in the multi-platform tests (tests/rig/binfmt.py registers it)
   tmux               # the terminal the live progress test (--progress=tty) runs kiln in
   tar gzip xz-utils bzip2 zstd util-linux iproute2 ca-certificates
   python3 python3-venv python3-pip
