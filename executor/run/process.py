@@ -26,6 +26,7 @@ docker's; a command that cannot start (unknown executable, bad user) raises ``Ru
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -44,6 +45,7 @@ from executor.run.errors import RunError, UserError, describe_command, failed, n
 from snapshot.paths import resolve_in_root
 from executor.run.targets import CreatedPaths
 from executor.run.users import ExecUser, lookup_user
+from snapshot import privilege
 
 log = logging.getLogger(__name__)
 
@@ -397,6 +399,10 @@ def _spawn_direct(argv: list[str], env: dict[str, str], workdir: str, user: Exec
             reason = f'exec: "{argv[0]}": executable file not found in $PATH'
         raise not_started(argv, reason) from None
     except OSError as err:
+        if err.errno == errno.EPERM and (user.uid, user.gid) != (os.geteuid(), os.getegid()):
+            why = privilege.explain("setgid", err)
+            if why:   # the child failed in setgroups/setgid/setuid, before exec
+                raise not_started(argv, f"switching to user {user.uid}:{user.gid}: {err.strerror}{why}") from None
         raise not_started(argv, f'exec: "{argv[0]}": {err.strerror or err}') from None
     return proc
 
