@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Callable
 
-from executor import commands
+from executor import commands, floor
 from executor.commands.base import CommandContext, Outcome
 from executor.dockerfile import Dockerfile, DockerfileError, Stage, select_target, shell
 from executor.dockerfile import args as build_args
@@ -167,6 +167,10 @@ class Builder:
             if not is_last and stage_plan.copied_from.get(stage.index):
                 self._ensure_root(stage, result.image)
                 result.saved_root = self._save_root(stage)
+                # a RUN can remove kiln's directory: the kept root is made again from the stage's layers
+                # (executor.floor), unless --single-snapshot left changes no layer holds
+                exact = not (self.settings.single_snapshot and self.root_changes_of == stage.index)
+                floor.keep_tree(result.saved_root, self._unpacker(result.saved_root, result.image) if exact else None)
         self.build_args.warn_unconsumed()
         image = self.results[stage_plan.final.index].image
         if self.settings.materialize:
@@ -399,10 +403,17 @@ class Builder:
         if ref not in self.image_roots:
             image = self.pull(ref, self.settings.platform, current.from_)
             directory = tempfile.mkdtemp(prefix="image-", dir=self.work_dir)
-            self.snapshotter.unpack_into(directory, [(self.images.blob_file(layer), layer.digest)
-                                                     for layer in image.layers])
+            unpack = self._unpacker(directory, image)
+            unpack()
+            floor.keep_tree(directory, unpack)
             self.image_roots[ref] = directory
         return self.image_roots[ref]
+
+    def _unpacker(self, directory: str, image: Image) -> Callable[[], None]:
+        def unpack() -> None:
+            self.snapshotter.unpack_into(directory, [(self.images.blob_file(layer), layer.digest)
+                                                     for layer in image.layers])
+        return unpack
 
     def _save_root(self, stage: Stage) -> str:
         """Keep the stage's files for later COPY --from (the snapshotter links them, costing no copying)."""

@@ -13,7 +13,7 @@ import shutil
 import sys
 import tempfile
 
-from executor import masking
+from executor import floor, masking
 from executor.cache import base_image_cache, layer_cache
 from executor.cache.warmer import warm as warm_images
 from executor.dockerfile import DockerfileError, parse
@@ -93,6 +93,7 @@ def run(opts: Options) -> int:
         log.error("build cancelled by signal %d: nothing was pushed", cancelled.signum)
         return getattr(cancelled, "exit_code", 128 + cancelled.signum)
     finally:
+        floor.release()
         shutil.rmtree(work_dir, ignore_errors=True)
         os.close(lock_fd)
 
@@ -136,6 +137,7 @@ def _sweep_stale_work_dirs(kaniko_dir: str) -> int:
 
 def _run(opts: Options, work_dir: str, dirty_root: bool = False) -> int:
     client = RegistryClient(opts.registry, blob_dir=os.path.join(opts.kaniko_dir, "blobs"))
+    floor.configure(opts.kaniko_dir, work_dir, opts.registry)    # held across RUN steps (executor.floor)
     preflight.check(opts, client)        # before anything is fetched, pulled or run
     try:
         context = prepare_context(opts.context, os.path.join(work_dir, "context"), opts.context_sub_path,
