@@ -399,7 +399,8 @@ def _spawn_direct(argv: list[str], env: dict[str, str], workdir: str, user: Exec
             reason = f'exec: "{argv[0]}": executable file not found in $PATH'
         raise not_started(argv, reason) from None
     except OSError as err:
-        if err.errno == errno.EPERM and (user.uid, user.gid) != (os.geteuid(), os.getegid()):
+        if err.errno == errno.EPERM:
+            # setgroups takes CAP_SETGID whatever the ids (as runc, the RUN gets the USER's groups even as root)
             why = privilege.explain("setgid", err)
             if why:   # the child failed in setgroups/setgid/setuid, before exec
                 raise not_started(argv, f"switching to user {user.uid}:{user.gid}: {err.strerror}{why}") from None
