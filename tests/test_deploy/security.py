@@ -14,7 +14,6 @@
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import struct
@@ -95,10 +94,32 @@ def probe_image(registry, workdir: str) -> str:
     return ref
 
 
-def tar_listing(path: str) -> str:
-    return subprocess.run(["tar", "-tvf", path, "--xattrs"], capture_output=True, text=True, check=True).stdout
+def gitlab_runner_settings(path: str) -> dict:
+    """Pod(...) keyword arguments for the build container of the runner config.toml at `path` (deploy/gitlab/
+    runner-config.toml): its build_container_security_context, and the pod spec patch's pod fields."""
+    import tomllib
 
+    import yaml
 
-def load_json(path: str) -> dict:
-    with open(path) as f:
-        return json.load(f)
+    with open(path, "rb") as f:
+        (runner,) = tomllib.load(f)["runners"]
+    k8s = runner["kubernetes"]
+    sc = k8s["build_container_security_context"]
+    caps = sc["capabilities"]
+    assert caps["drop"] == ["ALL"], "drop everything and add back what a build needs"
+    patch: dict = {}
+    for p in k8s.get("pod_spec", []):
+        assert p["patch_type"] == "strategic"
+        patch.update(yaml.safe_load(p["patch"]))
+    assert "FF_USE_ADVANCED_POD_SPEC_CONFIGURATION=true" in runner.get("environment", []) or not patch
+    seccomp = ((patch.get("securityContext") or {}).get("seccompProfile") or {}).get("type")
+    uid = sc.get("run_as_user", 0)
+    return {
+        "caps": list(caps.get("add", [])),
+        "userns": patch.get("hostUsers", True) is False,
+        "seccomp": seccomp == "RuntimeDefault",
+        "no_new_privileges": sc.get("allow_privilege_escalation", True) is False,
+        "readonly_rootfs": bool(sc.get("read_only_root_filesystem", False)),
+        "user": (uid, uid),
+        "automount_token": patch.get("automountServiceAccountToken", True),
+    }

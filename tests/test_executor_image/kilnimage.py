@@ -204,25 +204,32 @@ class Mount:
     source: str
     destination: str
     rw: bool = False
+    owner: tuple[int, int] | None = None     # the volume's owner in the container (a pod's fsGroup); None: root
 
 
-def _shift(path: str, st: os.stat_result) -> None:
-    """One entry's owner moved into the pod's host range (its setuid/setgid bits, which chown clears, kept)."""
-    if st.st_uid >= HOST_ID_BASE and st.st_gid >= HOST_ID_BASE:
+def _shift(path: str, st: os.stat_result, base: int, owner: tuple[int, int] | None) -> None:
+    """One entry's owner moved into the pod's host range, or made `owner` (its setuid/setgid bits, which chown
+    clears, kept)."""
+    if owner is not None:
+        uid, gid = owner[0] + base, owner[1] + base
+    elif st.st_uid >= HOST_ID_BASE and st.st_gid >= HOST_ID_BASE:
         return
-    os.lchown(path, st.st_uid % HOST_ID_BASE + HOST_ID_BASE, st.st_gid % HOST_ID_BASE + HOST_ID_BASE)
+    else:
+        uid, gid = st.st_uid % HOST_ID_BASE + base, st.st_gid % HOST_ID_BASE + base
+    os.lchown(path, uid, gid)
     if not os.path.islink(path) and st.st_mode & 0o6000:
         os.chmod(path, st.st_mode & 0o7777)
 
 
-def shift_tree(top: str) -> None:
-    """chown -R of a test's own directory (or file) into the pod's host id range."""
-    _shift(top, os.lstat(top))
+def shift_tree(top: str, owner: tuple[int, int] | None = None, base: int = HOST_ID_BASE) -> None:
+    """chown -R of a test's own directory (or file) into the pod's host id range (base 0: no user namespace),
+    every entry to `owner` when given."""
+    _shift(top, os.lstat(top), base, owner)
     if os.path.isdir(top) and not os.path.islink(top):
         for dirpath, dirnames, filenames in os.walk(top):
             for n in dirnames + filenames:
                 path = os.path.join(dirpath, n)
-                _shift(path, os.lstat(path))
+                _shift(path, os.lstat(path), base, owner)
 
 
 def traversable(path: str) -> None:
@@ -346,8 +353,10 @@ class Pod:
                     os.makedirs(os.path.dirname(copy), exist_ok=True)
                     run(["cp", "-a", source, copy])
                     source = copy
-                shift_tree(source)
+                shift_tree(source, m.owner)
                 traversable(source)
+            elif m.owner is not None:
+                shift_tree(source, m.owner, base=0)
             cfg["mounts"].append({"destination": m.destination, "type": "bind", "source": source,
                                   "options": ["rbind", "rw" if m.rw else "ro"]})
         with open(os.path.join(self.bundle, "config.json"), "w") as f:
@@ -423,6 +432,7 @@ def docker_config_dir(workdir: str, auths: dict[str, tuple[str, str]]) -> str:
     """A directory holding only config.json with these auths (what the secret volume holds)."""
     import base64
     d = tempfile.mkdtemp(prefix="docker-config-", dir=workdir)
+    os.chmod(d, 0o755)     # as the kubelet makes a secret volume: readable by the pod's user, whoever it is
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump({"auths": {h: {"auth": base64.b64encode(f"{u}:{p}".encode()).decode()}
                              for h, (u, p) in auths.items()}}, f)
