@@ -88,7 +88,8 @@ class Floor:
 
     kiln_dir: str
     work_dir: str
-    registry_options: object | None = None
+    # what reads files kiln needs later into memory (the registry client's CA bundles and config.json)
+    holders: list[Callable[[], None]] = field(default_factory=list)
     blobs: dict[str, _Held] = field(default_factory=dict)       # path -> open descriptor of a blob kiln keeps
     dirs: dict[str, int] = field(default_factory=dict)          # directory kiln made -> its mode
     trees: dict[str, tuple[int, int]] = field(default_factory=dict)   # kept tree -> (dev, ino)
@@ -137,11 +138,8 @@ class Floor:
         failed = preload()
         if failed:
             log.debug("preload: not importable here: %s", ", ".join(failed))
-        if self.registry_options is not None:
-            from executor.registry import auth, transport
-
-            transport.hold_ca(self.registry_options)
-            auth.hold_config(getattr(self.registry_options, "docker_config_dir", None))
+        for hold in self.holders:
+            hold()
         for path in (os.path.realpath(sys.executable), _elf_interpreter()):
             if path:
                 try:
@@ -305,12 +303,12 @@ def keep_tree(path: str, remake: Callable[[], None] | None = None) -> None:
         _current.keep(path, remake)
 
 
-def configure(kiln_dir: str, work_dir: str, registry_options: object | None = None) -> Floor:
-    """The build's floor (one per process); replaces an earlier build's."""
+def configure(kiln_dir: str, work_dir: str, holders: list[Callable[[], None]] | None = None) -> Floor:
+    """The build's floor (one per process); replaces an earlier build's. `holders` run before the first RUN."""
     global _current
     if _current is not None:
         _current.close()
-    _current = Floor(os.path.abspath(kiln_dir), os.path.abspath(work_dir), registry_options)
+    _current = Floor(os.path.abspath(kiln_dir), os.path.abspath(work_dir), list(holders or []))
     return _current
 
 

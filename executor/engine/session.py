@@ -26,6 +26,8 @@ from executor.image import Platform
 from executor.image import mediatypes as mt
 from executor.options import Options, WarmerOptions
 from executor.registry import RegistryClient
+from executor.registry.auth import hold_config
+from executor.registry.transport import hold_ca
 from executor.run import BuildCancelled, supervise
 from snapshot import IgnoreList, Snapshotter
 
@@ -137,7 +139,9 @@ def _sweep_stale_work_dirs(kaniko_dir: str) -> int:
 
 def _run(opts: Options, work_dir: str, dirty_root: bool = False) -> int:
     client = RegistryClient(opts.registry, blob_dir=os.path.join(opts.kaniko_dir, "blobs"))
-    floor.configure(opts.kaniko_dir, work_dir, opts.registry)    # held across RUN steps (executor.floor)
+    # held across RUN steps (executor.floor): what the registry client reads later is read before the first RUN
+    floor.configure(opts.kaniko_dir, work_dir, holders=[lambda: hold_ca(opts.registry),
+                                                        lambda: hold_config(opts.registry.docker_config_dir)])
     preflight.check(opts, client)        # before anything is fetched, pulled or run
     try:
         context = prepare_context(opts.context, os.path.join(work_dir, "context"), opts.context_sub_path,

@@ -94,6 +94,31 @@ def probe_image(registry, workdir: str) -> str:
     return ref
 
 
+def wide_id_image(registry, workdir: str) -> str:
+    """busybox with one file owned by uid and gid 70000, outside the 0..65535 a pod's user namespace maps."""
+    key = registry.host + "/wide"
+    if key in _PROBES:
+        return _PROBES[key]
+    stage = os.path.join(workdir, "wide-stage")
+    shutil.rmtree(stage, ignore_errors=True)
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    make_busybox_rootfs(stage, busybox, ["sh", "ls", "id"])
+    os.makedirs(os.path.join(stage, "srv"))
+    os.chmod(os.path.join(stage, "srv"), 0o755)
+    with open(os.path.join(stage, "srv", "wide"), "w") as f:
+        f.write("owned by 70000\n")
+    os.chown(os.path.join(stage, "srv", "wide"), 70000, 70000)
+    tar_path = os.path.join(workdir, "wide.tar")
+    subprocess.run(["tar", "--sort=name", f"--mtime=@{EPOCH}", "--numeric-owner", "--format=gnu", "-C", stage,
+                    "-cf", tar_path, *sorted(os.listdir(stage))], check=True)
+    layout = Layout(os.path.join(workdir, "wide-layout"))
+    layout.tag("wide", add_image(layout, tar_path, "amd64", "gzip", None, "an owner outside 0..65535"))
+    ref = registry.ref("base/wide-ids:1")
+    skopeo_copy(f"oci:{layout.path}:wide", f"docker://{ref}", *registry.skopeo_args("dest"))
+    _PROBES[key] = ref
+    return ref
+
+
 def gitlab_runner_settings(path: str) -> dict:
     """Pod(...) keyword arguments for the build container of the runner config.toml at `path` (deploy/gitlab/
     runner-config.toml): its build_container_security_context, and the pod spec patch's pod fields."""

@@ -30,7 +30,7 @@ import time
 import pytest
 import yaml
 
-from tests.test_deploy.security import HARDENED, WITHOUT_USER_NAMESPACE, pod_settings, probe_image
+from tests.test_deploy.security import HARDENED, WITHOUT_USER_NAMESPACE, pod_settings, probe_image, wide_id_image
 from tests.test_executor_image.kilnimage import Mount, Pod, context_dir, kiln_built_image
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -174,6 +174,19 @@ def test_mknod_is_needed_without_a_user_namespace(image, work, plain_registry, p
     assert p.returncode != 0 and step == want_step, (step, error)
     for text in messages:
         assert text in error, (text, error)
+
+
+def test_an_owner_outside_the_user_namespace_is_named(image, work, plain_registry):
+    """A base layer's file owned by uid 70000: in the pod's user namespace (0..65535) no chown can give it;
+    the build stops at the step that extracts it, saying so (as docker's rootless mode refuses such a layer)."""
+    spec, container = _job("build-job-hardened.yaml")
+    settings = pod_settings(spec, container)
+    base = wide_id_image(plain_registry, work)
+    p = _build(image, work, plain_registry, f"FROM {base}\nRUN ls -ln /srv\n", settings, settings["caps"])
+    step, error = failed_step(p.stderr)
+    assert p.returncode == 1 and step == "RUN ls -ln /srv", (step, error)
+    assert "entry 'srv/wide': cannot chown /srv/wide: [Errno 22] Invalid argument (uid 70000 and gid 70000 cannot be " \
+           "given in this container's user namespace, which maps uids 0-65535 and gids 0-65535)" in error, error
 
 
 def test_read_only_root_file_system_cannot_apply(image, work, plain_registry, probe):
