@@ -20,9 +20,10 @@ is on the snapshot's ignore list by path, whatever a RUN does to it. What kiln d
   and gives kiln's directories and its interpreter their modes back. A tree it cannot hold by descriptor (a
   stage kept for a later COPY --from, an unpacked build context) that the RUN removed ends the build with a
   message naming that RUN.
-* the helper interpreter for RUNs that need namespaces of their own (``executor.run._nsinit``): started again
-  for each such RUN, so with CAP_SYS_ADMIN a RUN that removed /kaniko makes later RUN --mount steps fail with a
-  message saying so; without it (deploy/'s pods) the one probe runs before the first RUN.
+* the helper for RUNs that need namespaces of their own (``executor.run._nsinit``, its source read when kiln
+  loads, run as ``python -c``) needs kiln's interpreter file: with CAP_SYS_ADMIN a RUN that removed /kaniko
+  makes later RUN --mount steps fail with a message saying so; without it (deploy/'s pods) such RUNs never
+  start the helper (kiln places their mounts), and a failed probe means just that.
 
 Everything here is per process (one build per executor process).
 """
@@ -148,20 +149,25 @@ class Floor:
                     pass
         self.preloaded = True
 
+    def _blob_tops(self) -> tuple[str, ...]:
+        return (os.path.join(self.work_dir, "layers"), os.path.join(self.work_dir, "blobs"),
+                os.path.join(self.kiln_dir, "blobs"))
+
     def _directories(self) -> list[str]:
-        found = [self.kiln_dir, self.work_dir]
-        for top in (os.path.join(self.work_dir, "layers"), os.path.join(self.work_dir, "blobs"),
-                    os.path.join(self.kiln_dir, "blobs"), os.path.join(self.kiln_dir, "cache-mounts")):
-            for dirpath, dirnames, _ in os.walk(top):
+        """kiln's own directories; the cache-mount directory itself, not the caches in it (their content and
+        modes are the build's, changed through RUN --mount=type=cache)."""
+        found = [self.kiln_dir, self.work_dir, os.path.join(self.kiln_dir, "cache-mounts")]
+        for top in self._blob_tops():
+            for dirpath, _, _ in os.walk(top):
                 found.append(dirpath)
         return found
 
     def _blob_files(self) -> list[str]:
+        """Finished blobs (a `.partial-*` download or upload in progress is not one)."""
         found = []
-        for top in (os.path.join(self.work_dir, "layers"), os.path.join(self.work_dir, "blobs"),
-                    os.path.join(self.kiln_dir, "blobs")):
+        for top in self._blob_tops():
             for dirpath, _, filenames in os.walk(top):
-                found += [os.path.join(dirpath, n) for n in filenames]
+                found += [os.path.join(dirpath, n) for n in filenames if not n.startswith(".partial")]
         return found
 
     def _kept_trees(self) -> list[str]:
