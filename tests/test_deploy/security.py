@@ -10,7 +10,8 @@
   capability set).
 * ``probe_image(registry, workdir)``: a busybox image (GNU tar, never kiln) holding one entry per capability
   its extraction needs: /home/app owned by 1000 (CHOWN, and FOWNER for its mode and times), a setgid file of
-  group 50 (FSETID), a file with file capabilities (SETFCAP), a device node outside /dev (MKNOD).
+  group 50 (FSETID), a file with file capabilities (SETFCAP), a device node outside /dev (MKNOD), and a file
+  with a `trusted.*` xattr, which takes CAP_SYS_ADMIN of the initial user namespace: no pod can set it.
 """
 from __future__ import annotations
 
@@ -82,9 +83,12 @@ def probe_image(registry, workdir: str) -> str:
     os.chmod(dev, 0o755)
     os.mknod(os.path.join(dev, "null"), 0o666 | 0o020000, os.makedev(1, 3))
     os.chmod(os.path.join(dev, "null"), 0o666)
+    with open(os.path.join(stage, "etc", "trusted-note"), "w") as f:
+        f.write("carries a trusted.* xattr\n")
+    os.setxattr(os.path.join(stage, "etc", "trusted-note"), "trusted.kiln-probe", b"1")
     tar_path = os.path.join(workdir, "probe.tar")
     subprocess.run(["tar", "--sort=name", f"--mtime=@{EPOCH}", "--numeric-owner", "--format=posix",
-                    "--pax-option=delete=atime,delete=ctime", "--xattrs", "--xattrs-include=security.capability",
+                    "--pax-option=delete=atime,delete=ctime", "--xattrs", "--xattrs-include=security.capability", "--xattrs-include=trusted.*",
                     "-C", stage, "-cf", tar_path, *sorted(os.listdir(stage))], check=True)
     layout = Layout(os.path.join(workdir, "probe-layout"))
     layout.tag("probe", add_image(layout, tar_path, "amd64", "gzip", None, "capability probe (busybox-static)"))
