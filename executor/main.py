@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from executor import cli, logs, masking, safety
+from executor import cli, container, logs, masking, safety
 from executor.dockerfile.args import looks_secret
 
 __all__ = ["executor_main", "warmer_main", "version"]
@@ -128,10 +128,13 @@ def executor_main(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
         return failed
     _register_secrets(opts, env)
     try:
-        safety.check_root(opts.root, opts.force)
-    except safety.UnsafeRootError as exc:
+        verdict = safety.check_root(opts.root, opts.force)
+        container.check_build_container(opts.root, opts.kaniko_dir)
+    except (safety.UnsafeRootError, container.ContainerError) as exc:
         log.error("%s", exc)
         return 1
+    if verdict.host_root:
+        container.guard_kiln_process()
     return _run_engine(engine or (lambda o: _load_engine("run")(o)), opts, opts.verbosity)
 
 

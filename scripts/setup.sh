@@ -8,6 +8,7 @@ APT_PACKAGES=(
   docker-registry    # the real registry the tests push to and pull from
   skopeo umoci       # independent tools that make base images and judge results
   runc               # a throwaway container for the executor image
+  golang-github-containers-common   # /usr/share/containers/seccomp.json: the runtime's default seccomp profile
   mmdebstrap         # the debian:bookworm minbase base image
   busybox-static     # the busybox base image
   apache2-utils      # htpasswd for the basic-auth registry

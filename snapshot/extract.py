@@ -18,6 +18,7 @@ import xxhash
 import zstandard
 from isal import isal_zlib
 
+from . import privilege
 from . import tarstream as T
 from . import progress
 from .compression import open_decompressed
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 _O_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class _SkippedEntry(Exception):
+    """An entry this container cannot hold (a device node in a user namespace): logged, left out."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,20 @@ class _LayerExtractor:
     # -- helpers --------------------------------------------------------------------------------
     def _fail(self, name: str, why: str, cls: type[SnapshotError] = UnsafeEntryError) -> SnapshotError:
         return cls(f"layer {self.layer}: entry {name!r}: {why}")
+
+    def _meta(self, op: str, m: T.Member, real: str, func, *args, **kwargs) -> None:
+        """One metadata call (chown, chmod, utime, ...) of entry `m`; a refusal names what the container lacks."""
+        try:
+            func(*args, **kwargs)
+        except OSError as e:
+            why = privilege.explain(op, e, m.uid, m.gid)
+            raise self._fail(m.name, f"cannot {op} /{real}: {e}{why}", SnapshotError) from None
+
+    def _check_special_bits(self, m: T.Member, real: str, st: os.stat_result) -> None:
+        if m.mode & 0o6000:
+            lost = privilege.lost_special_bits(f"/{real}", m.mode, st, m.gid)
+            if lost:
+                raise self._fail(m.name, lost, SnapshotError)
 
     def _created_parent(self, rel: str) -> None:
         self.touched_dirs.add(rel)
@@ -146,6 +165,9 @@ class _LayerExtractor:
                 self._node(m, real, host)
             else:  # TarReader rejects other types already
                 raise self._fail(m.name, f"unsupported tar type {typ!r}", LayerFormatError)
+        except _SkippedEntry:
+            self.skipped += 1
+            return
         except SnapshotError:
             raise
         except OSError as e:
@@ -174,16 +196,17 @@ class _LayerExtractor:
             # a new file already has our uid/gid (unless its directory is setgid) and the creation
             # mode less the umask: skip the calls that would change nothing
             if m.uid != self.euid or m.gid != self.egid or self._parent_sgid(real.rpartition("/")[0]):
-                os.fchown(fd, m.uid, m.gid)
-                os.fchmod(fd, mode)
+                self._meta("chown", m, real, os.fchown, fd, m.uid, m.gid)
+                self._meta("chmod", m, real, os.fchmod, fd, mode)
             elif mode & 0o7000 or mode & self.umask:
-                os.fchmod(fd, mode)
+                self._meta("chmod", m, real, os.fchmod, fd, mode)
             for key, value in m.xattrs.items():
                 self._set_xattr(m, real, host, key, value, fd)
-            os.utime(fd, ns=(m.mtime_ns, m.mtime_ns))
+            self._meta("utime", m, real, os.utime, fd, ns=(m.mtime_ns, m.mtime_ns))
             st = os.fstat(fd)
         finally:
             os.close(fd)
+        self._check_special_bits(m, real, st)
         self.index.entries[real] = entry_of(st, None, image_xattrs(m.xattrs), digest)
 
     def _write_data(self, fd: int, reader: T.TarReader, size: int) -> bytes:
@@ -222,10 +245,13 @@ class _LayerExtractor:
                 os.setxattr(host, key, value, follow_symlinks=False)
         except OSError as e:
             if e.errno in (errno.ENOTSUP, errno.EPERM, errno.EOPNOTSUPP) and not key.startswith("security.capability"):
+                # trusted.* and security.* other than file capabilities take CAP_SYS_ADMIN (in the initial
+                # user namespace): the build goes on without them, as moby's pkg/archive does (BestEffortXattrs)
                 log.warning("layer %s: entry %s: xattr %s not kept on /%s: %s", self.layer, m.name,
                             key, real, e.strerror)
                 return
-            raise self._fail(m.name, f"cannot set xattr {key} on /{real}: {e}", SnapshotError) from None
+            why = privilege.explain("setfcap", e) if key == "security.capability" else ""
+            raise self._fail(m.name, f"cannot set xattr {key} on /{real}: {e}{why}", SnapshotError) from None
 
     def _directory(self, m: T.Member, real: str, host: str) -> None:
         existed = False
@@ -235,13 +261,15 @@ class _LayerExtractor:
             existed = self._clear_path(real, host, m.name, want_dir=True)
             if not existed:
                 os.mkdir(host, 0o700)
-        os.chown(host, m.uid, m.gid, follow_symlinks=False)
-        os.chmod(host, m.mode)  # a real directory: checked or made just above
+        self._meta("chown", m, real, os.chown, host, m.uid, m.gid, follow_symlinks=False)
+        self._meta("chmod", m, real, os.chmod, host, m.mode)  # a real directory: checked or made just above
         self._sgid[real] = bool(m.mode & stat.S_ISGID)
         for key, value in m.xattrs.items():
             self._set_xattr(m, real, host, key, value)
         self.dir_times.append((real, m.mtime_ns))
-        self.index.entries[real] = entry_of(os.lstat(host), None, image_xattrs(m.xattrs))
+        st = os.lstat(host)
+        self._check_special_bits(m, real, st)
+        self.index.entries[real] = entry_of(st, None, image_xattrs(m.xattrs))
 
     def _symlink(self, m: T.Member, real: str, host: str) -> None:
         try:
@@ -249,11 +277,11 @@ class _LayerExtractor:
         except FileExistsError:
             self._clear_path(real, host, m.name, want_dir=False)
             os.symlink(m.linkname, host)
-        os.chown(host, m.uid, m.gid, follow_symlinks=False)
+        self._meta("chown", m, real, os.chown, host, m.uid, m.gid, follow_symlinks=False)
         for key, value in m.xattrs.items():
             if key.startswith(("trusted.", "security.")):
                 self._set_xattr(m, real, host, key, value)
-        os.utime(host, ns=(m.mtime_ns, m.mtime_ns), follow_symlinks=False)
+        self._meta("utime", m, real, os.utime, host, ns=(m.mtime_ns, m.mtime_ns), follow_symlinks=False)
         self.index.entries[real] = entry_of(os.lstat(host), m.linkname, image_xattrs(m.xattrs))
 
     def _hardlink(self, m: T.Member, real: str, host: str) -> None:
@@ -299,16 +327,30 @@ class _LayerExtractor:
         kind = {T.CHR: stat.S_IFCHR, T.BLK: stat.S_IFBLK, T.FIFO: stat.S_IFIFO}[m.type]
         dev = os.makedev(m.devmajor, m.devminor) if m.type != T.FIFO else 0
         try:
-            os.mknod(host, kind | 0o600, dev)
+            self._mknod(m, real, host, kind, dev)
         except FileExistsError:
             self._clear_path(real, host, m.name, want_dir=False)
-            os.mknod(host, kind | 0o600, dev)
-        os.chown(host, m.uid, m.gid, follow_symlinks=False)
-        os.chmod(host, m.mode)  # a node we just made (chmod on a node does not open it)
+            self._mknod(m, real, host, kind, dev)
+        self._meta("chown", m, real, os.chown, host, m.uid, m.gid, follow_symlinks=False)
+        self._meta("chmod", m, real, os.chmod, host, m.mode)  # a node we just made (chmod on a node does not open it)
         for key, value in m.xattrs.items():
             self._set_xattr(m, real, host, key, value)
-        os.utime(host, ns=(m.mtime_ns, m.mtime_ns), follow_symlinks=False)
+        self._meta("utime", m, real, os.utime, host, ns=(m.mtime_ns, m.mtime_ns), follow_symlinks=False)
         self.index.entries[real] = entry_of(os.lstat(host), None, image_xattrs(m.xattrs))
+
+    def _mknod(self, m: T.Member, real: str, host: str, kind: int, dev: int) -> None:
+        try:
+            os.mknod(host, kind | 0o600, dev)
+        except PermissionError as e:
+            if m.type != T.FIFO and privilege.in_user_namespace():
+                # the kernel checks CAP_MKNOD in the initial user namespace: no device node can be made here.
+                # As docker's rootless mode (moby pkg/archive createTarFile), the build goes on without it.
+                log.warning("layer %s: device node /%s (%s %d:%d) not created: device nodes cannot be created in "
+                            "a user namespace; the image keeps it, RUN steps of this build do not see it",
+                            self.layer, real, "char" if m.type == T.CHR else "block", m.devmajor, m.devminor)
+                raise _SkippedEntry() from None
+            raise self._fail(m.name, f"cannot mknod /{real}: {e}{privilege.explain('mknod', e)}",
+                             SnapshotError) from None
 
     # -- whiteouts ------------------------------------------------------------------------------
     def _whiteout(self, m: T.Member, parent: str, base: str) -> None:
@@ -375,6 +417,9 @@ class _LayerExtractor:
                 entries[real] = entry_of(os.lstat(host), None, old.xattrs if old else None)
             except FileNotFoundError:
                 pass  # removed by a later entry of the same layer
+            except PermissionError as e:
+                raise SnapshotError(f"layer {self.layer}: cannot set the times of /{real}: "
+                                    f"{e}{privilege.explain('utime', e)}") from None
         timed = {r for r, _ in self.dir_times}
         for real in self.touched_dirs - timed:
             self._refresh(real)
@@ -448,11 +493,13 @@ def extract_layer(root: str, blob_path: str, layer: str, ignore: IgnoreList, ind
         stream, kind = open_decompressed(raw, layer)
         reader = T.TarReader(stream, f"layer {layer}")
         size = os.fstat(raw.fileno()).st_size
+        done = False
         try:
             for member in reader:
                 ex.apply(member, reader)
                 progress.tick("extract", layer, raw.tell(), size)
             progress.tick("extract", layer, size, size, final=True)
+            done = True
         except (EOFError, OSError, ValueError, zstandard.ZstdError, isal_zlib.error) as e:
             if isinstance(e, SnapshotError):
                 raise
@@ -460,7 +507,11 @@ def extract_layer(root: str, blob_path: str, layer: str, ignore: IgnoreList, ind
                                    f"{reader.offset}: {e}") from None
         finally:
             stream.close()
-            ex.finish()
+            try:
+                ex.finish()
+            except SnapshotError:
+                if done:
+                    raise    # else the entry's own error is the one to report
     stats = ExtractStats(layer, kind, ex.entries, ex.skipped, ex.whiteouts, ex.bytes,
                          time.perf_counter() - start)
     log.debug("extracted %s", stats)

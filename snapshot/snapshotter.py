@@ -1,11 +1,12 @@
 """The facade the build loop uses: extraction, indexing, snapshots and wiping of one root."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
 import time
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from .compression import check_compression
 from .diff import Changes, check_mode, detect, walk_entries
@@ -15,6 +16,7 @@ from .ignore import IgnoreList
 from .index import Entry, Index, entry_of, hash_file, read_xattrs, sig_of
 from .layer import LayerFile, Whiteout, WrittenLayer, write_layer
 from .linktree import link_tree
+from . import privilege
 from .paths import PathEscapeError, clean
 from .wipe import wipe as wipe_root
 
@@ -79,8 +81,25 @@ class Snapshotter:
         index.stamp(self.root, racy)
 
     # -- snapshots ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A file or directory the snapshot cannot read (kiln without CAP_DAC_OVERRIDE meets one a RUN made
+        unreadable to root) is named in the image's terms, with what the container lacks."""
+        try:
+            yield
+        except PermissionError as e:
+            path = str(e.filename or "")
+            root = self.root.rstrip("/")
+            if root and path.startswith(root + "/"):
+                path = path[len(root):]
+            raise SnapshotError(f"snapshot: cannot read {path}: {e.strerror}{privilege.explain('read', e)}") from None
+
     def snapshot(self) -> LayerFile | None:
         """A layer of everything that changed since the index was taken; None when nothing did."""
+        with self._reading():
+            return self._snapshot()
+
+    def _snapshot(self) -> LayerFile | None:
         start = time.perf_counter()
         changes = detect(self.root, self.ignore, self.index, self.mode)
         self.last_changes = changes
@@ -123,6 +142,10 @@ class Snapshotter:
     def snapshot_paths(self, paths: Iterable[str]) -> LayerFile | None:
         """A layer of exactly these image paths (directories with their content), parents
         included; a listed path that no longer exists becomes a whiteout."""
+        with self._reading():
+            return self._snapshot_paths(paths)
+
+    def _snapshot_paths(self, paths: Iterable[str]) -> LayerFile | None:
         changed: list[str] = []
         deleted: list[str] = []
         for path in paths:

@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 
-from executor import logs
+from executor import floor, logs
 from executor.dockerfile import DockerfileError, history
 from executor.commands.base import CommandContext, Outcome
 from executor.commands.metadata import with_shell
@@ -214,6 +214,9 @@ def _secret_value(secret, inst: RunInstruction) -> bytes:
 
 
 def execute(inst: RunInstruction, ctx: CommandContext) -> Outcome:
+    held = floor.current()
+    if held is not None:
+        held.before_run()     # kiln's files held before the command can touch them (executor.floor)
     scratch = tempfile.mkdtemp(prefix="run-", dir=ctx.work_dir)
     try:
         argv, script_mounts = command_argv(inst, ctx.image.config.shell, os.path.join(scratch, "pipes"))
@@ -234,4 +237,9 @@ def execute(inst: RunInstruction, ctx: CommandContext) -> Outcome:
             raise type(e)(str(inst.error(str(e))), exit_code=e.exit_code, signal=e.signal) from e
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    if held is not None:
+        try:
+            held.after_run(f"step `{inst.original.splitlines()[0] if inst.original else 'RUN'}`")
+        except floor.FloorError as e:
+            raise inst.error(str(e)) from None
     return Outcome(snapshot="walk", created_by=history.run(argv, ctx.args.history_args(image_env)))

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from executor import commands, progress
+from executor import commands, floor, progress
 from executor.commands.base import CommandContext, Outcome
 from executor.dockerfile import Dockerfile, DockerfileError, Stage, select_target, shell
 from executor.dockerfile import args as build_args
@@ -184,6 +184,10 @@ class Builder:
             if not is_last and stage_plan.copied_from.get(stage.index):
                 self._ensure_root(stage, result.image)
                 result.saved_root = self._save_root(stage)
+                # a RUN can remove kiln's directory: the kept root is made again from the stage's layers
+                # (executor.floor), unless --single-snapshot left changes no layer holds
+                exact = not (self.settings.single_snapshot and self.root_changes_of == stage.index)
+                floor.keep_tree(result.saved_root, self._unpacker(result.saved_root, result.image) if exact else None)
             if self.memo is not None:
                 self.memo[key] = StageResult(stage, result.image.copy(), result.args, result.saved_root)
         self.build_args.warn_unconsumed()
@@ -493,10 +497,17 @@ class Builder:
         if ref not in self.image_roots:
             image = self.pull(ref, self.settings.platform, None)     # COPY --from / RUN --mount name the line
             directory = tempfile.mkdtemp(prefix="image-", dir=self.work_dir)
-            self.snapshotter.unpack_into(directory, [(self.images.blob_file(layer), layer.digest)
-                                                     for layer in image.layers])
+            unpack = self._unpacker(directory, image)
+            unpack()
+            floor.keep_tree(directory, unpack)
             self.image_roots[ref] = directory
         return self.image_roots[ref]
+
+    def _unpacker(self, directory: str, image: Image) -> Callable[[], None]:
+        def unpack() -> None:
+            self.snapshotter.unpack_into(directory, [(self.images.blob_file(layer), layer.digest)
+                                                     for layer in image.layers])
+        return unpack
 
     def _save_root(self, stage: Stage) -> str:
         """Keep the stage's files for later COPY --from (the snapshotter links them, costing no copying)."""

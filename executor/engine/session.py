@@ -13,7 +13,7 @@ import shutil
 import sys
 import tempfile
 
-from executor import masking
+from executor import floor, masking
 from executor.cache import base_image_cache, layer_cache
 from executor.cache.warmer import warm as warm_images
 from executor.dockerfile import DockerfileError, parse
@@ -30,6 +30,8 @@ from executor.image.imageindex import Artifact, ImageIndex
 from executor.image import mediatypes as mt
 from executor.options import Options, WarmerOptions
 from executor.registry import RegistryClient
+from executor.registry.auth import hold_config
+from executor.registry.transport import hold_ca
 from executor.run import BuildCancelled, supervise
 from executor.run.binfmt import EmulationError, check_emulation
 from snapshot import IgnoreList, Snapshotter
@@ -98,6 +100,7 @@ def run(opts: Options) -> int:
         log.error("build cancelled by signal %d: nothing was pushed", cancelled.signum)
         return getattr(cancelled, "exit_code", 128 + cancelled.signum)
     finally:
+        floor.release()
         shutil.rmtree(work_dir, ignore_errors=True)
         os.close(lock_fd)
 
@@ -141,6 +144,9 @@ def _sweep_stale_work_dirs(kaniko_dir: str) -> int:
 
 def _run(opts: Options, work_dir: str, dirty_root: bool = False, report: BuildReport | None = None) -> int:
     client = RegistryClient(opts.registry, blob_dir=os.path.join(opts.kaniko_dir, "blobs"))
+    # held across RUN steps (executor.floor): what the registry client reads later is read before the first RUN
+    floor.configure(opts.kaniko_dir, work_dir, holders=[lambda: hold_ca(opts.registry),
+                                                        lambda: hold_config(opts.registry.docker_config_dir)])
     preflight.check(opts, client)        # before anything is fetched, pulled or run
     try:
         context = prepare_context(context_source(opts.context, opts.bucket), os.path.join(work_dir, "context"),

@@ -59,9 +59,27 @@ def config_candidates(override: str | None = None) -> list[str]:
     return [os.path.join(d, "config.json") for d in dirs]
 
 
+# config.json as read before the build's first RUN (executor.floor): a RUN may remove /kaniko/.docker later,
+# and the credentials then come from this copy
+_HELD: dict[str, bytes] = {}
+
+
+def hold_config(override: str | None = None) -> str | None:
+    """Read the config.json `find_config` picks into memory now; `find_config` and `load_config` fall back to it
+    once the file is gone or unreadable."""
+    path = find_config(override)
+    if path:
+        try:
+            with open(path, "rb") as f:
+                _HELD[path] = f.read()
+        except OSError:
+            return None
+    return path
+
+
 def find_config(override: str | None = None) -> str | None:
     for path in config_candidates(override):
-        if os.path.isfile(path):
+        if os.path.isfile(path) or path in _HELD:
             return path
     return None
 
@@ -71,7 +89,10 @@ def load_config(path: str) -> dict:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
-        raise CredentialError(f"cannot read docker config {path}: {e.strerror}") from None
+        if path not in _HELD:
+            raise CredentialError(f"cannot read docker config {path}: {e.strerror}") from None
+        log.debug("docker config %s: %s; using the copy read before the first RUN", path, e.strerror)
+        data = _HELD[path]
     if not data.strip():
         return {}
     try:

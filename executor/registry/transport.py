@@ -13,6 +13,7 @@ from typing import Any, BinaryIO, Callable, Iterable
 from urllib.parse import urljoin
 
 import requests
+import requests.adapters
 import urllib3
 
 from . import auth
@@ -85,6 +86,52 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+# CA bundles as read before the build's first RUN (executor.floor): a RUN may remove /kaniko/ssl later
+_HELD_CA: dict[str, str] = {}
+
+
+def hold_ca(options: RegistryOptions) -> None:
+    """Read every CA bundle a registry of this build may be verified with into memory now: the default bundle
+    (requests' own, or $REQUESTS_CA_BUNDLE), --registry-certificate files, kaniko's additional bundle (combined
+    with the default one). `_HeldCAAdapter` verifies with these once their file is gone."""
+    import os
+
+    from requests.utils import DEFAULT_CA_BUNDLE_PATH
+
+    paths = [DEFAULT_CA_BUNDLE_PATH, os.environ.get("REQUESTS_CA_BUNDLE") or "", os.environ.get("CURL_CA_BUNDLE") or "",
+             *options.registry_certificates.values()]
+    verify = options.verify_tls("kiln.invalid", push=True)   # writes kaniko's combined bundle, when there is one
+    if isinstance(verify, str):
+        paths.append(verify)
+    for path in paths:
+        if path and os.path.isfile(path):
+            try:
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    _HELD_CA[path] = f.read()
+            except OSError:
+                pass
+
+
+class _HeldCAAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, verifying with the held copy of a CA bundle whose file a RUN removed (requests itself
+    would refuse: "Could not find a suitable TLS CA certificate bundle")."""
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        from requests.utils import DEFAULT_CA_BUNDLE_PATH
+
+        path = DEFAULT_CA_BUNDLE_PATH if verify is True else verify
+        if url.lower().startswith("https") and isinstance(path, str) and path in _HELD_CA:
+            import os
+
+            if not os.path.isfile(path):
+                super().cert_verify(conn, url, False, cert)   # client certificate, no CA file
+                conn.cert_reqs = "CERT_REQUIRED"
+                conn.ca_certs = conn.ca_cert_dir = None
+                conn.ca_cert_data = _HELD_CA[path]
+                return
+        super().cert_verify(conn, url, verify, cert)
+
+
 class Transport:
     """Requests to one registry host, either for pulling or for pushing (TLS and HTTP options differ)."""
 
@@ -96,6 +143,7 @@ class Transport:
         self.push = push
         self._credentials = credentials
         self.session = requests.Session()
+        self.session.mount("https://", _HeldCAAdapter())
         self.session.verify = options.verify_tls(registry, push)
         if self.session.verify is False:
             log.warning("TLS certificates of %s are not verified (%s)", registry,

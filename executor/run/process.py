@@ -26,6 +26,7 @@ docker's; a command that cannot start (unknown executable, bad user) raises ``Ru
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -44,11 +45,16 @@ from executor.run.errors import RunError, UserError, describe_command, failed, n
 from snapshot.paths import resolve_in_root
 from executor.run.targets import CreatedPaths
 from executor.run.users import ExecUser, lookup_user
+from snapshot import privilege
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_nsinit.py")
+# read once, when kiln loads (before any RUN): the helper runs as `python -c SOURCE`, so a RUN that deleted kiln's
+# files (executor/floor.py) does not take the helper's code away
+with open(HELPER, encoding="utf-8") as _source:
+    HELPER_SOURCE = _source.read()
 NETWORK_MODES = ("default", "host", "none")
 MOUNT_WAYS = ("auto", "mount", "place")
 SYSTEM_MOUNTS = ("/proc", "/dev", "/sys")  # mounted over the scratch root by the helper itself
@@ -351,7 +357,7 @@ def _spawn_helper(cfg: dict, out_w: int) -> tuple[subprocess.Popen, int, int]:
     cfg = dict(cfg, err_fd=err_w, status_fd=status_w)
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", HELPER],
+            [sys.executable, "-I", "-S", "-c", HELPER_SOURCE],
             stdin=subprocess.PIPE,
             stdout=out_w,
             stderr=out_w,
@@ -362,7 +368,10 @@ def _spawn_helper(cfg: dict, out_w: int) -> tuple[subprocess.Popen, int, int]:
     except OSError as err:
         os.close(err_r)
         os.close(status_r)
-        raise RunError(f"cannot start kiln's RUN helper {HELPER} with {sys.executable}: {err}") from None
+        gone = "" if os.access(sys.executable, os.X_OK) else (
+            " (kiln's own interpreter is gone or not executable: an earlier RUN removed or changed kiln's files "
+            "under its directory, and a RUN that needs namespaces of its own cannot start any more)")
+        raise RunError(f"cannot start kiln's RUN helper {HELPER} with {sys.executable}: {err}{gone}") from None
     finally:
         os.close(err_w)
         os.close(status_w)
@@ -400,6 +409,11 @@ def _spawn_direct(argv: list[str], env: dict[str, str], workdir: str, user: Exec
             reason = f'exec: "{argv[0]}": executable file not found in $PATH'
         raise not_started(argv, reason) from None
     except OSError as err:
+        if err.errno == errno.EPERM:
+            # setgroups takes CAP_SETGID whatever the ids (as runc, the RUN gets the USER's groups even as root)
+            why = privilege.explain("setgid", err)
+            if why:   # the child failed in setgroups/setgid/setuid, before exec
+                raise not_started(argv, f"switching to user {user.uid}:{user.gid}: {err.strerror}{why}") from None
         raise not_started(argv, f'exec: "{argv[0]}": {err.strerror or err}') from None
     return proc
 

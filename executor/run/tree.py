@@ -34,16 +34,65 @@ def kill(pid: int, sig: int) -> bool:
     try:
         os.kill(pid, sig)
         return True
-    except (ProcessLookupError, PermissionError):
+    except ProcessLookupError:
         return False
+    except PermissionError:
+        return kill_as_owner(pid, sig)
 
 
 def killpg(pgid: int, sig: int) -> bool:
     try:
         os.killpg(pgid, sig)
         return True
-    except (ProcessLookupError, PermissionError):
+    except ProcessLookupError:
         return False
+    except PermissionError:   # every member runs as another user: one by one, each as its owner
+        return any([kill_as_owner(pid, sig) for pid in group_members(pgid)])
+
+
+def real_uid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Uid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def kill_as_owner(pid: int, sig: int) -> bool:
+    """Signal a process of another user without CAP_KILL.
+
+    kill(2) lets a sender whose real or effective uid is the target's real or saved uid signal it; any
+    other target takes CAP_KILL. kiln is root with CAP_SETUID (a RUN as the Dockerfile's USER needs it
+    anyway), so a forked child of kiln takes the target's uid and sends the signal: the container needs no
+    CAP_KILL to end what a RUN as another user left running, or to stop it on SIGTERM. The child only makes
+    system calls (setresuid, kill, _exit): nothing of the parent's threads' state is touched after fork."""
+    uid = real_uid(pid)
+    if uid is None or uid == os.geteuid():
+        return False
+    with pid1.spawn_guard():      # not reaped by the PID 1 reaper before we wait for it
+        child = os.fork()
+        if child == 0:
+            code = 1
+            try:
+                os.setresuid(uid, uid, uid)
+                os.kill(pid, sig)
+                code = 0
+            finally:
+                os._exit(code)
+        pid1.protect(child)
+    try:
+        _, status = os.waitpid(child, 0)
+    except ChildProcessError:
+        return False
+    finally:
+        pid1.release(child)
+    ok = os.waitstatus_to_exitcode(status) == 0
+    log.debug("signal %s to pid %d (uid %d) from a child with its uid: %s", signal_name(sig), pid, uid,
+              "sent" if ok else "failed")
+    return ok
 
 
 def group_members(pgid: int) -> list[int]:

@@ -1,5 +1,8 @@
 """deploy/: every manifest parses, has the structure its platform expects, and every executor or warmer
-invocation in it, with its variables filled in, is accepted by kiln's real command-line parser."""
+invocation in it, with its variables filled in, is accepted by kiln's real command-line parser. Their security
+settings are the ones tests/test_deploy/test_capabilities.py and test_runtime.py prove under runc: exactly
+the capabilities each build step needs (tests/test_deploy/security.py), the runtime's default seccomp profile,
+no service account token, resource limits, a user namespace where the manifest is the hardened one."""
 from __future__ import annotations
 
 import glob
@@ -11,11 +14,10 @@ import pytest
 import yaml
 
 from executor import cli
+from tests.test_deploy.security import HARDENED, WITHOUT_USER_NAMESPACE, gitlab_runner_settings, pod_settings
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEPLOY = os.path.join(REPO, "deploy")
-# What a build may add back after dropping ALL (see the comments in deploy/kubernetes/build-job.yaml).
-BUILD_CAPABILITIES = {"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "SETUID", "SETGID", "SETFCAP", "MKNOD", "KILL"}
 
 
 def _docs(path: str) -> list[dict]:
@@ -23,17 +25,23 @@ def _docs(path: str) -> list[dict]:
         return [d for d in yaml.safe_load_all(f) if d]
 
 
-def _check_security(container: dict, build: bool) -> None:
+def _check_security(container: dict, build: bool, pod_spec: dict | None = None) -> None:
+    """A build container: root (a build on / needs it), not privileged, exactly the tested capabilities (no
+    MKNOD in a user namespace), a writable root; anything else (the warmer, Tekton's result step): no
+    capability, no privilege escalation."""
+    pod_spec = pod_spec or {}
     sc = container["securityContext"]
-    assert sc.get("privileged") is False
-    assert sc["seccompProfile"]["type"] == "RuntimeDefault"
-    caps = sc["capabilities"]
-    assert caps["drop"] == ["ALL"]
-    added = set(caps.get("add", []))
-    assert added <= BUILD_CAPABILITIES, f"unexpected capabilities {added - BUILD_CAPABILITIES}"
+    settings = pod_settings(pod_spec, container)
+    assert sc.get("privileged", False) is False
+    assert settings["seccomp"], "the runtime's default seccomp profile"
     if build:
-        assert added == BUILD_CAPABILITIES
-    assert sc.get("runAsUser", 0) == 0
+        wanted = HARDENED if settings["userns"] else WITHOUT_USER_NAMESPACE
+        assert sorted(settings["caps"]) == sorted(wanted), f"capabilities {settings['caps']}, tested: {wanted}"
+        assert settings["user"][0] == 0 and sc.get("runAsNonRoot", False) is False
+        assert not settings["readonly_rootfs"] and not settings["no_new_privileges"]
+        assert {"cpu", "memory"} <= set(container.get("resources", container.get("computeResources", {}))["limits"])
+    else:
+        assert settings["caps"] == [] and settings["no_new_privileges"]
 
 
 def _executor_args(argv: list[str]) -> cli.Options:
@@ -63,16 +71,41 @@ def test_kubernetes_jobs(path, spec, container):
     assert {"key": "config.json", "path": "config.json"} in secret["items"]
     for m in mounts.values():
         assert m["name"] in volumes
+    assert spec["automountServiceAccountToken"] is False
     if container.get("command") == ["/kaniko/warmer"]:
-        _check_security(container, build=False)
+        _check_security(container, build=False, pod_spec=spec)
+        assert spec["hostUsers"] is False and spec["securityContext"]["runAsNonRoot"] is True
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
         opts = cli.parse_warmer_args(container["args"], env={})
         assert opts.images and opts.cache_dir in mounts
     else:
         assert "command" not in container, "the image's entry point is /kaniko/executor"
-        _check_security(container, build=True)
+        _check_security(container, build=True, pod_spec=spec)
         opts = _executor_args(container["args"])
         assert opts.destinations and opts.digest_file == "/dev/termination-log"
         assert container["resources"]["requests"]
+
+
+def test_the_hardened_job_is_the_recommended_one():
+    (job,) = _docs(os.path.join(DEPLOY, "kubernetes", "build-job-hardened.yaml"))
+    spec = job["spec"]["template"]["spec"]
+    assert spec["hostUsers"] is False and spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    (container,) = spec["containers"]
+    assert sorted(pod_settings(spec, container)["caps"]) == sorted(HARDENED)
+    with open(os.path.join(DEPLOY, "README.md")) as f:
+        readme = f.read()
+    first_job = readme.index("`kubernetes/build-job")
+    assert readme[first_job:].startswith("`kubernetes/build-job-hardened.yaml`") and "recommended" in \
+        readme[first_job:readme.index("\n", first_job)]
+
+
+def test_gitlab_runner_config_carries_the_hardened_settings():
+    settings = gitlab_runner_settings(os.path.join(DEPLOY, "gitlab", "runner-config.toml"))
+    assert sorted(settings["caps"]) == sorted(HARDENED)
+    assert settings["userns"] and settings["seccomp"] and settings["automount_token"] is False
+    assert settings["user"][0] == 0 and not settings["no_new_privileges"] and not settings["readonly_rootfs"]
+    with open(os.path.join(DEPLOY, "gitlab", "kiln.gitlab-ci.yml")) as f:
+        assert "runner-config.toml" in f.read(), "the template points to the runner settings it needs"
 
 
 def test_kubernetes_pvc_for_warmer_cache():
@@ -112,6 +145,7 @@ def test_tekton_step_invocation_parses(extra):
     task = _docs(os.path.join(DEPLOY, "tekton", "kiln-task.yaml"))[0]
     step = next(s for s in task["spec"]["steps"] if s["name"] == "build-and-push")
     _check_security(step, build=True)
+    _check_security(next(s for s in task["spec"]["steps"] if s["name"] == "write-url"), build=False)
     values = {"IMAGE": "registry.example.com/app:1", "DOCKERFILE": "./Dockerfile", "CONTEXT": "./",
               "BUILDER_IMAGE": "kiln", "SHELL_IMAGE": "kiln:debug"}
     argv: list[str] = []

@@ -9,6 +9,12 @@
 * ``Pod``: a runc bundle made from ``runc spec`` and edited (image env/cwd/entrypoint from the unpacked image,
   args, env, bind mounts, an exact capability set, the host's network), run as PID 1 on a fresh copy of the
   image's root file system; ``start()``/``wait()``/``kill()``/``run()``; always ``runc delete --force``d.
+  Hardened (``Pod.hardened(...)``, what deploy/kubernetes/build-job-hardened.yaml asks of a cluster): a user
+  namespace mapping container ids 0..65535 to host ids 100000..165535 (``hostUsers: false``; runc 1.1 cannot
+  idmap the root file system, so the pod runs on a copy of the image chowned into that range, shared by the
+  session's pods as the lower layer of an overlay; read-write bind mounts are chowned into it as the kubelet
+  makes volumes the pod's), containers-common's default seccomp profile converted for the pod's capability
+  set (``seccompProfile: RuntimeDefault``; tests/rig/seccomp.py), no_new_privs as allowPrivilegeEscalation says.
 
 The runc state lives under /run/runc-kiln-tests (runc's default /run/runc is shared with other work).
 """
@@ -30,6 +36,9 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 MAKE_BASE = os.path.join(REPO, "scripts", "executor-image", "make-builder-base.sh")
 CACHE = os.path.join(os.environ.get("KILN_CACHE_DIR", "/var/cache/kiln-tests"), "kiln-selfbuilt")
 RUNC_ROOT = "/run/runc/kiln-tests"
+# A pod with `hostUsers: false`: its ids 0..65535 are host ids 100000..165535, which no host account owns.
+HOST_ID_BASE = 100000
+ID_RANGE = 65536
 
 # Docker's and containerd's default container capabilities (what kaniko gets in a pod without a securityContext).
 DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
@@ -195,6 +204,59 @@ class Mount:
     source: str
     destination: str
     rw: bool = False
+    owner: tuple[int, int] | None = None     # the volume's owner in the container (a pod's fsGroup); None: root
+
+
+def _shift(path: str, st: os.stat_result, base: int, owner: tuple[int, int] | None) -> None:
+    """One entry's owner moved into the pod's host range, or made `owner` (its setuid/setgid bits, which chown
+    clears, kept)."""
+    if owner is not None:
+        uid, gid = owner[0] + base, owner[1] + base
+    elif st.st_uid >= HOST_ID_BASE and st.st_gid >= HOST_ID_BASE:
+        return
+    else:
+        uid, gid = st.st_uid % HOST_ID_BASE + base, st.st_gid % HOST_ID_BASE + base
+    os.lchown(path, uid, gid)
+    if not os.path.islink(path) and st.st_mode & 0o6000:
+        os.chmod(path, st.st_mode & 0o7777)
+
+
+def shift_tree(top: str, owner: tuple[int, int] | None = None, base: int = HOST_ID_BASE) -> None:
+    """chown -R of a test's own directory (or file) into the pod's host id range (base 0: no user namespace),
+    every entry to `owner` when given."""
+    _shift(top, os.lstat(top), base, owner)
+    if os.path.isdir(top) and not os.path.islink(top):
+        for dirpath, dirnames, filenames in os.walk(top):
+            for n in dirnames + filenames:
+                path = os.path.join(dirpath, n)
+                _shift(path, os.lstat(path), base, owner)
+
+
+def traversable(path: str) -> None:
+    """runc 1.1 mounts a user-namespaced pod's root and volumes from inside its user namespace, as host uid
+    100000: every directory above them must let others pass (pytest's base directories are 0700; o+x only,
+    nothing becomes listable)."""
+    path = os.path.abspath(path)
+    while path != "/":
+        path = os.path.dirname(path)
+        mode = os.stat(path).st_mode
+        if not mode & 0o001:
+            os.chmod(path, (mode & 0o7777) | 0o001)
+
+
+_SHIFTED: dict[str, str] = {}
+
+
+def shifted_rootfs(image: KilnImage) -> str:
+    """The image's root file system owned by the pod's host id range (container root = host 100000): runc 1.1
+    cannot idmap a root file system, so the session's user-namespaced pods share this copy as their lower layer."""
+    if image.bundle not in _SHIFTED:
+        dest = image.bundle + "-userns-rootfs"
+        shutil.rmtree(dest, ignore_errors=True)
+        run(["cp", "-a", os.path.join(image.bundle, "rootfs"), dest])
+        shift_tree(dest)
+        _SHIFTED[image.bundle] = dest
+    return _SHIFTED[image.bundle]
 
 
 @dataclass
@@ -213,6 +275,10 @@ class Pod:
     # the root file system: an overlay mount over the unpacked image (as containerd's overlayfs snapshotter
     # gives a pod; no copy) instead of a copy of it
     overlay_rootfs: bool = False
+    userns: bool = False                          # hostUsers: false (see the module's docstring)
+    seccomp: bool = False                         # seccompProfile: RuntimeDefault (containers-common's profile)
+    readonly_rootfs: bool = False                 # readOnlyRootFilesystem: true
+    user: tuple[int, int] = (0, 0)                # runAsUser, runAsGroup
     cid: str = field(default_factory=lambda: "kiln-t-" + uuid.uuid4().hex[:10])
     proc: subprocess.Popen | None = None
     bundle: str = ""
@@ -220,14 +286,20 @@ class Pod:
     def prepare(self) -> str:
         self.bundle = tempfile.mkdtemp(prefix="pod-", dir=self.workdir)
         rootfs = os.path.join(self.bundle, "rootfs")
+        lower = shifted_rootfs(self.image) if self.userns else os.path.join(self.image.bundle, "rootfs")
+        if self.userns:
+            traversable(rootfs)
+            traversable(lower)
         if self.overlay_rootfs:
             upper, work = os.path.join(self.bundle, "upper"), os.path.join(self.bundle, "work")
             for d in (rootfs, upper, work):
                 os.makedirs(d)
-            lower = os.path.join(self.image.bundle, "rootfs")
+            st = os.stat(lower)      # the overlay's / takes the upper directory's owner and mode
+            os.chown(upper, st.st_uid, st.st_gid)
+            os.chmod(upper, st.st_mode & 0o7777)
             run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={upper},workdir={work}", rootfs])
         else:
-            run(["cp", "-a", os.path.join(self.image.bundle, "rootfs"), rootfs])
+            run(["cp", "-a", lower, rootfs])
         run(["runc", "spec", "--bundle", self.bundle])
         with open(os.path.join(self.bundle, "config.json")) as f:
             cfg = json.load(f)
@@ -239,11 +311,23 @@ class Pod:
         p["args"] = list(self.args) if self.args is not None else list(img["args"]) + list(self.extra_args)
         p["env"] = [f"{k}={v}" for k, v in env.items()]
         p["cwd"] = self.cwd or img.get("cwd") or "/"
-        p["user"] = {"uid": 0, "gid": 0}
+        p["user"] = {"uid": self.user[0], "gid": self.user[1]}
         caps = [c if c.startswith("CAP_") else "CAP_" + c for c in self.caps]
-        p["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
+        # as containerd/CRI-O give them: a non-root user's effective and permitted sets are empty
+        p["capabilities"] = {"bounding": caps, "effective": caps if self.user[0] == 0 else [],
+                             "permitted": caps if self.user[0] == 0 else []}
         p["noNewPrivileges"] = self.no_new_privileges
-        cfg["root"] = {"path": "rootfs", "readonly": False}
+        cfg["root"] = {"path": "rootfs", "readonly": self.readonly_rootfs}
+        if self.seccomp:
+            from tests.rig.seccomp import default_profile
+            cfg["linux"]["seccomp"] = default_profile(caps)
+        if self.userns:
+            cfg["linux"]["namespaces"].append({"type": "user"})
+            cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": HOST_ID_BASE, "size": ID_RANGE}]
+            cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": HOST_ID_BASE, "size": ID_RANGE}]
+            for m in cfg["mounts"]:
+                if m["destination"] == "/sys":   # sysfs needs its own network namespace; the pod shares the host's
+                    m.update({"type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
         cfg["hostname"] = self.cid
         # The host's network namespace (127.0.0.1 registries, Debian's archive), as --network host.
         cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "network"]
@@ -261,8 +345,19 @@ class Pod:
             with open(os.path.join(etc, "hostname"), "w") as f:
                 f.write(self.cid + "\n")
             mounts += [Mount(os.path.join(etc, n), f"/etc/{n}", rw=True) for n in ("hosts", "resolv.conf", "hostname")]
-        for m in mounts:
-            cfg["mounts"].append({"destination": m.destination, "type": "bind", "source": str(m.source),
+        for i, m in enumerate(mounts):
+            source = str(m.source)
+            if self.userns:     # the kubelet makes a user-namespaced pod's volumes its own (idmapped mounts)
+                if not m.rw:    # a copy: the rig's shared files stay as they are
+                    copy = os.path.join(self.bundle, "volumes", str(i))
+                    os.makedirs(os.path.dirname(copy), exist_ok=True)
+                    run(["cp", "-a", source, copy])
+                    source = copy
+                shift_tree(source, m.owner)
+                traversable(source)
+            elif m.owner is not None:
+                shift_tree(source, m.owner, base=0)
+            cfg["mounts"].append({"destination": m.destination, "type": "bind", "source": source,
                                   "options": ["rbind", "rw" if m.rw else "ro"]})
         with open(os.path.join(self.bundle, "config.json"), "w") as f:
             json.dump(cfg, f, indent=1)
@@ -322,6 +417,7 @@ class Pod:
             for d in ("upper", "work"):
                 shutil.rmtree(os.path.join(self.bundle, d), ignore_errors=True)
         shutil.rmtree(os.path.join(self.bundle, "rootfs"), ignore_errors=True)
+        shutil.rmtree(os.path.join(self.bundle, "volumes"), ignore_errors=True)
 
     def run(self, timeout: float = 300) -> subprocess.CompletedProcess:
         """Start, wait, and always delete the container; -> returncode, stdout, stderr."""
@@ -336,6 +432,7 @@ def docker_config_dir(workdir: str, auths: dict[str, tuple[str, str]]) -> str:
     """A directory holding only config.json with these auths (what the secret volume holds)."""
     import base64
     d = tempfile.mkdtemp(prefix="docker-config-", dir=workdir)
+    os.chmod(d, 0o755)     # as the kubelet makes a secret volume: readable by the pod's user, whoever it is
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump({"auths": {h: {"auth": base64.b64encode(f"{u}:{p}".encode()).decode()}
                              for h, (u, p) in auths.items()}}, f)

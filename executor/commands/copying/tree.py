@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from executor.commands.copying.chmod import ChmodSpec
 from executor.commands.copying.errors import CopyError
 from executor.commands.copying.paths import image_path, lstat_or_none, resolve_in_root
+from snapshot import privilege
 
 log = logging.getLogger(__name__)
 
@@ -128,10 +129,8 @@ def mkdir_all(state: CopyState, host_path: str, mode: int | None = None) -> None
                             "a file (not a directory) exists there in the image")
         os.mkdir(current, mode)
         os.chmod(current, mode)  # no umask
-        if state.dir_owner is not None:
-            os.lchown(current, *state.dir_owner)
-        else:
-            os.lchown(current, 0, 0)
+        owner = state.dir_owner if state.dir_owner is not None else (0, 0)
+        _meta(state, "chown", current, os.lchown, current, *owner, owner=owner)
         state.record(current)
 
 
@@ -142,6 +141,17 @@ def _ensure_no_file_target(state: CopyState, target: str, target_st: os.stat_res
     if stat.S_ISDIR(target_st.st_mode):
         raise CopyError(f"cannot replace directory {state.where(target)} with {src_desc}")
     os.unlink(target)
+
+
+def _meta(state: CopyState, op: str, target: str, func: Callable, *args, owner: tuple[int, int] | None = None,
+          **kwargs) -> None:
+    """One metadata call on the destination; a refusal names what kiln's container lacks."""
+    try:
+        func(*args, **kwargs)
+    except OSError as e:
+        uid, gid = owner if owner is not None else (None, None)
+        raise CopyError(f"cannot {op} {state.where(target)}: {e.strerror}"
+                        f"{privilege.explain(op, e, uid, gid)}") from None
 
 
 def copy_xattrs(src: str, target: str) -> None:
@@ -156,17 +166,22 @@ def copy_xattrs(src: str, target: str) -> None:
             os.setxattr(target, name, os.getxattr(src, name, follow_symlinks=False),
                         follow_symlinks=False)
         except OSError as exc:  # BuildKit logs and goes on
-            log.warning("cannot copy xattr %s of %s to %s: %s", name, src, target, exc.strerror)
+            why = privilege.explain("setfcap", exc) if name == "security.capability" else ""
+            log.warning("cannot copy xattr %s of %s to %s: %s%s", name, src, target, exc.strerror, why)
 
 
 def copy_file_info(state: CopyState, st: os.stat_result, src: str, target: str) -> None:
     """Owner, then mode (not for symlinks), then times, then xattrs."""
     uid, gid = state.owner if state.owner is not None else (st.st_uid, st.st_gid)
-    os.lchown(target, uid, gid)
+    _meta(state, "chown", target, os.lchown, target, uid, gid, owner=(uid, gid))
     if not stat.S_ISLNK(st.st_mode):
         mode = state.chmod.apply(st.st_mode) if state.chmod else stat.S_IMODE(st.st_mode)
-        os.chmod(target, mode)
-    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+        _meta(state, "chmod", target, os.chmod, target, mode)
+        if mode & 0o6000:
+            lost = privilege.lost_special_bits(state.where(target), mode, os.lstat(target), gid)
+            if lost:
+                raise CopyError(lost)
+    _meta(state, "utime", target, os.utime, target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
     copy_xattrs(src, target)
 
 
@@ -276,7 +291,7 @@ def copy_entry(state: CopyState, src: str, rel: str, target: str, overwrite_meta
         os.symlink(os.readlink(src), target)
     elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) or stat.S_ISFIFO(st.st_mode) \
             or stat.S_ISSOCK(st.st_mode):
-        os.mknod(target, stat.S_IFMT(st.st_mode) | 0o600, st.st_rdev)
+        _meta(state, "mknod", target, os.mknod, target, stat.S_IFMT(st.st_mode) | 0o600, st.st_rdev)
     else:
         raise CopyError(f"cannot copy {rel or src}: unsupported file type {oct(stat.S_IFMT(st.st_mode))}")
     copy_file_info(state, st, src, target)
