@@ -139,10 +139,12 @@ def executor_main(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
 
 
 def _subcommand(name: str, argv: list[str], env: Mapping[str, str]) -> int:
-    """`executor login ...` and `executor push ...` (the osscontainertools fork's subcommands)."""
+    """`executor login ...` and `executor push ...` (the osscontainertools fork's subcommands) and `executor
+    index ...` (kiln's: an index assembled from images already pushed)."""
     prog = f"executor {name}"
+    parsers = {"login": cli.parse_login_args, "push": cli.parse_push_args, "index": cli.parse_index_args}
     try:
-        opts = cli.parse_login_args(argv, env) if name == "login" else cli.parse_push_args(argv, env)
+        opts = parsers[name](argv, env)
     except cli.HelpRequested as usage:
         sys.stdout.write(str(usage))
         return 0
@@ -154,7 +156,8 @@ def _subcommand(name: str, argv: list[str], env: Mapping[str, str]) -> int:
     if name == "login":
         logs.register_secret(opts.password)
         return _run_engine(_login, opts, opts.verbosity)
-    return _run_engine(lambda o: importlib.import_module("executor.engine.push").run(o), opts, opts.verbosity)
+    module = "executor.engine.push" if name == "push" else "executor.engine.index"
+    return _run_engine(lambda o: importlib.import_module(module).run(o), opts, opts.verbosity)
 
 
 def _login(opts: cli.LoginOptions) -> int:

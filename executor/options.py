@@ -166,6 +166,23 @@ class PushOptions:
 
 
 @dataclass(frozen=True)
+class IndexOptions:
+    """`executor index -d DEST... --source REF...`: one image index assembled from images already pushed (one per
+    platform, each built natively by its own kiln), pushed without uploading their blobs again."""
+
+    destinations: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    digest_file: str = ""
+    image_name_with_digest_file: str = ""
+    skip_push_permission_check: bool = False
+    registry: RegistryOptions = field(default_factory=RegistryOptions)
+    verbosity: str = "info"
+    log_format: str = "color"
+    log_timestamp: bool = False
+    notices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class WarmerOptions:
     """The cache warmer's flags, snake_case, with the same resolutions as `Options`."""
 

@@ -16,10 +16,11 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from executor.image import host_platform as _host
 from executor.options import (CACHE_TTL_DEFAULT, DEFAULT_CREDENTIAL_HELPERS, DEFAULT_KANIKO_DIR, GitOptions,
-                              LoginOptions, Options, ProvenanceOptions, PushOptions, Secret, WarmerOptions)
+                              IndexOptions, LoginOptions, Options, ProvenanceOptions, PushOptions, Secret,
+                              WarmerOptions)
 from executor.registry.options import RegistryOptions
 
-from .flags import EXECUTOR_FLAGS, LOGIN_FLAGS, NO_EFFECT, PUSH_FLAGS, WARMER_FLAGS
+from .flags import EXECUTOR_FLAGS, INDEX_FLAGS, LOGIN_FLAGS, NO_EFFECT, PUSH_FLAGS, WARMER_FLAGS
 from .pflag import (FlagSpec, HelpRequested, Parsed, UsageError, VersionRequested, format_usage, parse_bool,
                     parse_duration, parse_go_int, scan, set_multikv)
 
@@ -27,7 +28,7 @@ __all__ = [
     "CACHE_TTL_DEFAULT", "DEFAULT_CREDENTIAL_HELPERS", "EXECUTOR_FLAGS", "WARMER_FLAGS", "FlagSpec", "GitOptions",
     "HelpRequested", "Options", "Secret", "UsageError", "VersionRequested", "WarmerOptions", "format_usage",
     "host_platform", "parse_bool", "parse_duration", "parse_executor_args", "parse_go_int", "parse_login_args",
-    "parse_push_args", "LoginOptions", "PushOptions", "SUBCOMMANDS",
+    "parse_push_args", "parse_index_args", "IndexOptions", "LoginOptions", "PushOptions", "SUBCOMMANDS",
     "parse_warmer_args", "validate_executor", "validate_warmer", "absolutize_paths",
     "resolve_warmer_dockerfile",
 ]
@@ -331,7 +332,7 @@ def _parse_provenance(value: str) -> ProvenanceOptions | None:
 
 
 #: the executor's subcommands besides the build itself (the osscontainertools fork's)
-SUBCOMMANDS = ("login", "push")
+SUBCOMMANDS = ("login", "push", "index")
 
 
 def parse_login_args(argv: Sequence[str], env: Mapping[str, str] | None = None,
@@ -366,6 +367,25 @@ def parse_push_args(argv: Sequence[str], env: Mapping[str, str] | None = None) -
     v["registry"] = _registry_options(v, env, parsed, mirror_env=True,
                                       kaniko_dir=env.get("KANIKO_DIR") or DEFAULT_KANIKO_DIR)
     return PushOptions(path=path, **v)
+
+
+def parse_index_args(argv: Sequence[str], env: Mapping[str, str] | None = None) -> IndexOptions:
+    """`executor index -d DEST... --source REF... [registry flags] [--digest-file F]` (kiln's own subcommand: the
+    native fan-out's last step)."""
+    env = os.environ if env is None else env
+    parsed = _prologue(INDEX_FLAGS, argv, "executor index")
+    _check_logging(parsed.values)
+    if parsed.positionals:
+        raise UsageError(f"unknown command \"{parsed.positionals[0]}\" for \"executor index\" (name the images "
+                         "with --source)")
+    v = parsed.values
+    if not v["destinations"]:
+        raise UsageError("at least one --destination is required")
+    if not v["sources"]:
+        raise UsageError("at least one --source is required (an image per platform, already pushed)")
+    v["registry"] = _registry_options(v, env, parsed, mirror_env=True,
+                                      kaniko_dir=env.get("KANIKO_DIR") or DEFAULT_KANIKO_DIR)
+    return IndexOptions(**v)
 
 
 def _one_argument(specs: Sequence[FlagSpec], argv: Sequence[str], prog: str, what: str) -> tuple[Parsed, str]:

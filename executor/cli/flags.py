@@ -13,7 +13,7 @@ from executor.options import CACHE_TTL_DEFAULT, GitOptions
 
 from .pflag import FlagSpec, parse_bool, parse_go_int
 
-__all__ = ["EXECUTOR_FLAGS", "LOGIN_FLAGS", "NO_EFFECT", "PUSH_FLAGS", "WARMER_FLAGS"]
+__all__ = ["EXECUTOR_FLAGS", "INDEX_FLAGS", "LOGIN_FLAGS", "NO_EFFECT", "PUSH_FLAGS", "WARMER_FLAGS"]
 
 #: The kaniko flags kiln accepts that have no effect of their own in kiln, and why. `--help` shows each reason;
 #: tests/test_cli/test_no_flag_dropped.py fails when an option is neither read by kiln nor listed here (a flag
@@ -251,3 +251,17 @@ PUSH_FLAGS: tuple[FlagSpec, ...] = (
        "Skip check of the push permission"),
 )
 
+
+
+INDEX_FLAGS: tuple[FlagSpec, ...] = (
+    *_LOG_FLAGS,
+    *_REGISTRY_FLAGS,
+    _f("destination", "multi", "destinations", [], "Where the index is pushed (its tag). Repeatable.", short="d"),
+    _f("source", "multi", "sources", [], "An image (or index) already pushed, one per platform: its manifests go "
+       "into the index. Repeatable."),
+    _f("digest-file", "string", "digest_file", "", "Specify a file to save the digest of the index to."),
+    _f("image-name-with-digest-file", "string", "image_name_with_digest_file", "",
+       "Specify a file to save the image name w/ digest of the index to."),
+    _f("skip-push-permission-check", "bool", "skip_push_permission_check", False,
+       "Skip check of the push permission"),
+)

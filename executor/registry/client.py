@@ -255,6 +255,23 @@ class RegistryClient:
             _pushed(ref, digest, stats)
         return digest
 
+    def copy_manifest(self, source: Reference, dest: Reference) -> None:
+        """Make the manifest `source` (by digest) exist in `dest`'s repository under its digest, its blobs not
+        uploaded again where the registry can avoid it: nothing when the repository has them, a cross-repository
+        mount on the same registry, a copy (download, then upload) only from another registry."""
+        data, media_type, digest = self.get_manifest(source)
+        if source.registry == dest.registry and source.repository == dest.repository:
+            return
+        manifest = Manifest.from_bytes(data, media_type, where=f"manifest {source}")
+        origin = f"{source.registry}/{source.repository}"
+        blobs = [_push.Blob(d, (lambda d=d: open(self._fetch(source, d, None), "rb")), origin)
+                 for d in (manifest.config, *manifest.layers) if not (mt.is_foreign(d.media_type) and d.urls)]
+        t = self.transport(dest.registry, push=True)
+        _, stats = _push.push_blobs_and_manifest(t, Reference(dest.registry, dest.repository, None, digest), blobs,
+                                                 data, media_type, self.options.chunk_size, self.options.jobs)
+        log.info("copied %s into %s/%s (%d blobs uploaded, %d mounted, %d already there)", source, dest.registry,
+                 dest.repository, stats.uploaded, stats.mounted, stats.existed)
+
     def push_index(self, index: Index, refs: Iterable[Reference | str]) -> str:
         """PUT an index whose manifests are already in each destination repository."""
         data = index.to_bytes()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import tarfile
 import uuid
@@ -146,3 +147,67 @@ def test_metadata_only_platforms_need_no_emulator(kiln, base_images, plain_regis
     with open(os.path.join(layout, "blobs", "sha256", entry["digest"].split(":")[1])) as f:
         index = json.load(f)
     assert [m["platform"]["architecture"] for m in index["manifests"]] == ["amd64", "arm64"]
+
+
+# --- native fan-out: one build per platform, then `executor index` ------------------------------------------------
+def executor(*args: str, writable: list[str]):
+    from tests.e2e.conftest import REPO
+    from tests.rig.sandbox import run_sandboxed
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CI_REGISTRY", "DOCKER_CONFIG"))}
+    env["PYTHONPATH"] = REPO
+    return run_sandboxed([sys.executable, "-m", "executor", *args, "--log-format", "text"], writable=writable,
+                         env=env, cwd=REPO, timeout=300)
+
+
+def test_native_fan_out_assembles_the_index_without_uploading_a_blob(emulated, kiln, base_images, plain_registry,
+                                                                     tmp_path):
+    """Each platform built by its own kiln into its own repository (as two Jobs on two nodes would), then one
+    `executor index` pushes the index into a third: only mounts and manifest PUTs reach the registry."""
+    run_id = uuid.uuid4().hex[:8]
+    ctx = kiln.context({"Dockerfile": DOCKERFILE})
+    per_arch = {}
+    for arch in ("amd64", "arm64"):
+        ref = f"{plain_registry.host}/fan-{run_id}/{arch}:1"
+        kiln.build(ctx, "--destination", ref, "--insecure-registry", plain_registry.host,
+                   "--build-arg", f"BASE={base_images.busybox_index}", f"--custom-platform=linux/{arch}").check()
+        per_arch[arch] = ref
+    dest = f"{plain_registry.host}/fan-{run_id}/app:1"
+    before = len(plain_registry.read_log())
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = executor("index", "--destination", dest, "--source", per_arch["amd64"], "--source", per_arch["arm64"],
+                    "--insecure-registry", plain_registry.host, "--digest-file", str(out / "digest"),
+                    writable=[str(out)])
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    requests = [line for line in plain_registry.read_log()[before:].splitlines() if f"/v2/fan-{run_id}/app/" in line]
+    requests = [r for r in requests if "response completed" not in r]       # the access log's lines
+    uploads = [r for r in requests if re.search(r'"(PATCH|PUT) /v2/[^ ]*/blobs/uploads/', r)]
+    assert uploads == [], uploads           # no blob's bytes were sent
+    # (one upload session is opened and left empty: the push permission check, as kaniko's)
+    assert len([r for r in requests if '"POST ' in r and "mount=" not in r]) == 1, requests
+    assert any("POST /v2/fan-" in r and "mount=" in r for r in requests), requests
+    puts = [r for r in requests if '"PUT ' in r]
+    assert len(puts) == 3 and all("/manifests/" in r for r in puts), puts      # two images, then the index
+    raw = skopeo_raw(plain_registry, dest)
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    assert (out / "digest").read_text() == digest
+    index = json.loads(raw)
+    assert [m["platform"]["architecture"] for m in index["manifests"]] == ["amd64", "arm64"]
+    for platform, machine in (("linux/amd64", b"x86_64\n"), ("linux/arm64", b"aarch64\n")):
+        report = judge_registry_image(plain_registry, dest, platform=platform,
+                                      workdir=str(tmp_path / platform.replace("/", "-")))
+        assert report.read("machine") == machine
+        source = judge_registry_image(plain_registry, per_arch[platform.split("/")[1]], unpack=False,
+                                      workdir=str(tmp_path / ("src-" + platform.replace("/", "-"))))
+        assert report.manifest_digest == source.manifest_digest     # the very image each build pushed
+
+
+def test_index_refuses_two_images_of_one_platform(base_images, plain_registry, tmp_path):
+    proc = executor("index", "--destination", f"{plain_registry.host}/fan/dup:1",
+                    "--source", base_images.busybox_amd64, "--source", base_images.busybox_index,
+                    "--insecure-registry", plain_registry.host, writable=[str(tmp_path)])
+    assert proc.returncode == 1
+    assert (f"--source {base_images.busybox_amd64} and --source {base_images.busybox_index} are both linux/amd64: "
+            "an index holds one image per platform") in proc.stderr, proc.stderr[-3000:]

@@ -220,3 +220,18 @@ def test_secret_from_a_fifo_is_not_read_at_startup(tmp_path: Path) -> None:
     engine = Recorder()
     assert run(tmp_path, "--no-push", "--secret", f"id=p,src={fifo}", engine=engine) == 0  # would hang if read
     assert engine.calls[0].secrets["p"].source == str(fifo)
+
+
+def test_index_subcommand_needs_destinations_and_sources(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main.executor_main(["index", "--source", "r.io/a:amd64"], env={}) == 1
+    assert "Error: at least one --destination is required" in capsys.readouterr().err
+    assert main.executor_main(["index", "-d", "r.io/a:1"], env={}) == 1
+    assert ("Error: at least one --source is required (an image per platform, already pushed)"
+            in capsys.readouterr().err)
+    assert main.executor_main(["index", "-d", "r.io/a:1", "r.io/a:amd64"], env={}) == 1
+    assert ('Error: unknown command "r.io/a:amd64" for "executor index" (name the images with --source)'
+            in capsys.readouterr().err)
+    opts = main.cli.parse_index_args(["-d", "r.io/a:1", "--source=r.io/a:amd64", "--source", "r.io/a:arm64",
+                                      "--digest-file", "/tmp/d"], env={})
+    assert opts.sources == ["r.io/a:amd64", "r.io/a:arm64"] and opts.destinations == ["r.io/a:1"]
+    assert opts.digest_file == "/tmp/d"

@@ -14,9 +14,9 @@ import os
 import pytest
 
 from executor.cli import EXECUTOR_FLAGS, WARMER_FLAGS, format_usage
-from executor.cli.flags import LOGIN_FLAGS, PUSH_FLAGS
+from executor.cli.flags import INDEX_FLAGS, LOGIN_FLAGS, PUSH_FLAGS
 from executor.cli.flags import NO_EFFECT
-from executor.options import LoginOptions, Options, PushOptions, WarmerOptions
+from executor.options import IndexOptions, LoginOptions, Options, PushOptions, WarmerOptions
 from executor.registry.options import RegistryOptions
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -96,8 +96,9 @@ CONSUMED_BY_THE_PARSER = {"password_stdin"}     # executor login reads the passw
 
 
 @pytest.mark.parametrize("option_type,specs", [(Options, EXECUTOR_FLAGS), (WarmerOptions, WARMER_FLAGS),
-                                               (PushOptions, PUSH_FLAGS), (LoginOptions, LOGIN_FLAGS)],
-                         ids=["executor", "warmer", "push", "login"])
+                                               (PushOptions, PUSH_FLAGS), (LoginOptions, LOGIN_FLAGS),
+                                               (IndexOptions, INDEX_FLAGS)],
+                         ids=["executor", "warmer", "push", "login", "index"])
 def test_every_option_is_read_or_explained(option_type, specs):
     read = reads(kiln_sources()) | CONSUMED_BY_THE_PARSER
     assert dropped(option_type, specs, read) == []
