@@ -211,3 +211,22 @@ def test_index_refuses_two_images_of_one_platform(base_images, plain_registry, t
     assert proc.returncode == 1
     assert (f"--source {base_images.busybox_amd64} and --source {base_images.busybox_index} are both linux/amd64: "
             "an index holds one image per platform") in proc.stderr, proc.stderr[-3000:]
+
+
+def test_the_layer_cache_keeps_each_platforms_steps(emulated, kiln, base_images, plain_registry, tmp_path):
+    """--cache with two platforms: each platform's RUN is stored under its own key, and the second build takes
+    both from the cache (an arm64 layer never answers for amd64)."""
+    repo = f"{plain_registry.host}/multi/cached-{uuid.uuid4().hex[:8]}"
+    ctx = kiln.context({"Dockerfile": f"FROM {base_images.busybox_index}\n"
+                                      "RUN echo RAN-ON-$(uname -m) && uname -m > /machine\n"})
+    args = ("--destination", f"{repo}:1", "--insecure-registry", plain_registry.host, "--cache=true",
+            "--custom-platform=linux/amd64,linux/arm64")
+    first = kiln.build(ctx, *args).check()
+    assert "RAN-ON-x86_64" in first.stderr and "RAN-ON-aarch64" in first.stderr
+    second = kiln.build(ctx, *args).check()
+    assert "RAN-ON" not in second.stderr.replace("RUN echo RAN-ON", ""), second.stderr[-3000:]
+    assert second.stderr.count("Using caching version of cmd: RUN") == 2
+    for platform, machine in (("linux/amd64", b"x86_64\n"), ("linux/arm64", b"aarch64\n")):
+        report = judge_registry_image(plain_registry, f"{repo}:1", platform=platform,
+                                      workdir=str(tmp_path / platform.replace("/", "-")))
+        assert report.read("machine") == machine

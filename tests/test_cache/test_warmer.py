@@ -122,3 +122,29 @@ def test_damaged_cache_entries_are_named_and_pulled_again(base_images, tmp_path,
     assert cache.pull(ref, platform) is None
     assert caplog.messages[-1] == (f"base image cache: {ref} is damaged (blob {image.config_descriptor().digest} "
                                    f"is corrupt: its bytes hash to {got}); pulling it")
+
+
+def test_the_warmer_warms_every_platform_and_a_multi_platform_build_uses_them(kiln, base_images, plain_registry,
+                                                                              tmp_path):
+    """`--custom-platform` takes a list in the warmer as in the executor: each platform's image is cached, and a
+    two-platform build then needs the base's registry for neither."""
+    running = start_registry("plain", str(tmp_path / "base-registry"))
+    try:
+        base = base_images.copy_image(base_images.busybox_index, running.registry, "base/busybox:multi")
+        cache_dir = str(tmp_path / "cache")
+        warm = _warmer("--image", base, "--cache-dir", cache_dir, "--customPlatform=linux/amd64,linux/arm64")
+        assert warm.returncode == 0, warm.stderr
+        assert len(os.listdir(os.path.join(cache_dir, "refs"))) == 2, warm.stderr
+    finally:
+        running.stop()
+    assert _refused(running.registry.host)
+    ctx = kiln.context({"Dockerfile": f"FROM {base}\nCOPY f /f\n", "f": "x\n"})
+    layout = str(tmp_path / "layout")
+    run = kiln.build(ctx, "--no-push", "--oci-layout-path", layout, "--cache-dir", cache_dir,
+                     "--custom-platform", "linux/amd64", "--custom-platform", "linux/arm64").check()
+    assert run.stderr.count("in the base image cache") >= 2, run.stderr[-3000:]
+    with open(os.path.join(layout, "index.json")) as f:
+        (entry,) = json.load(f)["manifests"]
+    with open(os.path.join(layout, "blobs", "sha256", entry["digest"].split(":")[1])) as f:
+        index = json.load(f)
+    assert [m["platform"]["architecture"] for m in index["manifests"]] == ["amd64", "arm64"]
