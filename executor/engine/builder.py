@@ -288,11 +288,20 @@ class Builder:
         if key not in self.images_pulled:
             log.info("Retrieving image %s (%s)", name, platform)
             try:
-                self.images_pulled[key] = self.images.pull(name, platform)
+                image = self.images.pull(name, platform)
             except Exception as e:
                 if where is None:
                     raise
                 raise where.error(f"FROM {name}: {e}") from None
+            actual = image.config.platform
+            if actual.os and actual.architecture and not platform.matches(actual):
+                # BuildKit's InvalidBaseImagePlatform check: a single-platform image of another platform
+                # is used as it is, with a warning (its binaries may not run here; the result is labelled
+                # with the image's own platform)
+                at = f"{where.location}: " if where is not None and getattr(where, "location", None) else ""
+                log.warning("%sInvalidBaseImagePlatform: Base image %s was pulled with platform %s, expected %s "
+                            "for current build", at, name, actual, platform)
+            self.images_pulled[key] = image
         return self.images_pulled[key]
 
     def _ensure_root(self, stage: Stage, image: Image) -> None:

@@ -241,6 +241,12 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False, report: BuildRe
                     opts, image, builder, report or BuildReport(), context,
                     _config_path(dockerfile_path, context.directory), text, opts.root,
                     lambda path: snapshotter.ignore.covers(path.lstrip("/"))))
+            clash = next((b for b in built if b.config.platform.matches(image.config.platform)), None)
+            if clash is not None:
+                raise BuildError(f"--custom-platform {platform}: the result is a {image.config.platform} image, as "
+                                 f"is the one built for {platforms[built.index(clash)]} (a base image has no "
+                                 f"{platform} variant: see the InvalidBaseImagePlatform warning); an index holds "
+                                 "one image per platform")
             built.append(image)
             previous = builder
         result: Image | ImageIndex = built[0]

@@ -230,3 +230,22 @@ def test_the_layer_cache_keeps_each_platforms_steps(emulated, kiln, base_images,
         report = judge_registry_image(plain_registry, f"{repo}:1", platform=platform,
                                       workdir=str(tmp_path / platform.replace("/", "-")))
         assert report.read("machine") == machine
+
+
+def test_a_base_without_the_platform_is_a_warning_and_two_of_one_platform_are_refused(kiln, base_images,
+                                                                                      plain_registry):
+    """BuildKit's InvalidBaseImagePlatform: a single-platform base of another platform is used with a warning
+    naming the line; in a multi-platform run two results of one platform cannot make an index, and nothing is
+    pushed."""
+    ctx = kiln.context({"Dockerfile": f"FROM {base_images.busybox_amd64}\nENV A=1\n"})
+    single = kiln.build(ctx, "--no-push", "--custom-platform=linux/arm64").check()
+    assert (f'level=warning msg="Dockerfile:1: InvalidBaseImagePlatform: Base image {base_images.busybox_amd64} was '
+            'pulled with platform linux/amd64, expected linux/arm64 for current build"') in single.stderr, \
+        single.stderr[-3000:]
+    dest = f"{plain_registry.host}/multi/clash:1"
+    run = kiln.build(ctx, "--destination", dest, "--insecure-registry", plain_registry.host,
+                     "--custom-platform=linux/amd64,linux/arm64")
+    assert run.refused() == ("--custom-platform linux/arm64: the result is a linux/amd64 image, as is the one built "
+                             "for linux/amd64 (a base image has no linux/arm64 variant: see the "
+                             "InvalidBaseImagePlatform warning); an index holds one image per platform")
+    assert "Pushed" not in run.stderr
