@@ -29,7 +29,8 @@ from executor.dockerfile import args as build_args
 from executor.dockerfile.history import COMMENT
 from executor.dockerfile.instructions import ArgInstruction, Instruction, from_node
 from executor.dockerfile.parser import parse_nodes
-from executor.engine.protocols import ImageSource, Redactor, Snapshotter, StageCache, StageStart, StepCache
+from executor.engine.protocols import (ImageSource, LayerSink, Redactor, Snapshotter, StageCache, StageStart,
+                                       StepCache)
 from executor.engine.stages import StagePlan, base_stage, plan, stage_refs
 from executor.image import HistoryEntry, Image, Layer, Platform, host_platform, timestamp
 from executor.image import mediatypes as mt
@@ -78,7 +79,7 @@ class Builder:
                  images: ImageSource, work_dir: str, cache: StepCache | None = None,
                  redact: Redactor | None = None, context_dir: str | None = None,
                  excluded: Callable[[str], bool] | None = None, run: Callable | None = None,
-                 memo: dict[str, StageResult] | None = None):
+                 memo: dict[str, StageResult] | None = None, layer_sink: LayerSink | None = None):
         self.dockerfile = dockerfile
         self.settings = settings
         self._snapshotter = snapshotter       # None: a plan only (describe), no build
@@ -90,6 +91,7 @@ class Builder:
         self.work_dir = work_dir
         self.run = run
         self.memo = memo                    # stages built for other platforms of the same run, by _stage_key
+        self.layer_sink = layer_sink        # the result's layers, as soon as each is written (push while building)
         self.stage_keys: dict[int, str] = {}
         self.results: dict[int, StageResult] = {}
         self.images_pulled: dict[str, Image] = {}
@@ -406,6 +408,9 @@ class Builder:
         os.makedirs(ctx.cache_mount_dir, exist_ok=True)
         instructions = self._onbuild_triggers(image, stage) + list(stage.instructions)
         single = self.settings.single_snapshot
+        offer = self._offer if is_result and self.layer_sink is not None else None
+        if offer:
+            offer(image.layers)        # the base's layers: mounted (or found) while the steps run
         steps = self._stage_cache(stage, image, continues)
         for inst in instructions:
             log.info("%s", inst.original.splitlines()[0] if inst.original else inst.keyword)
@@ -414,6 +419,8 @@ class Builder:
                 if eager:
                     self._ensure_root(stage, image)
                 self._step_finished(stage, inst, image, started, layers_before, "hit")
+                if offer:
+                    offer(image.layers[layers_before:])
                 continue
             touches = commands.touches_root(inst)
             if touches:
@@ -424,13 +431,24 @@ class Builder:
                 self.root_changes_of = stage.index
             self._step_finished(stage, inst, image, started, layers_before,
                                 "miss" if steps is not None and steps.consulted else "")
+            if offer and not (steps is not None and steps.consulted):
+                # (a layer the cache stores is uploaded to the cache repository in the background already;
+                # the push mounts it from there instead of sending its bytes twice)
+                offer(image.layers[layers_before:])
         if single and is_result and self.root_changes_of == stage.index:
             layer_file = self.snapshotter.snapshot()
             if layer_file is not None:
                 image.append_layer(Layer.from_layer_file(layer_file, image.format),
                                    HistoryEntry(created=self._now(), created_by="single snapshot",
                                                 comment="kiln --single-snapshot"))
+                if offer:
+                    offer(image.layers[-1:])
         return StageResult(stage, image, scope)
+
+    def _offer(self, layers: list[Layer]) -> None:
+        for layer in layers:
+            if not layer.foreign:
+                self.layer_sink(layer)
 
     # ---- progress events (executor.progress: the live display, the build report, provenance) ------------
     def _step_text(self, inst: Instruction) -> str:

@@ -22,14 +22,16 @@ log = logging.getLogger(__name__)
 Result = Image | ImageIndex
 
 
-def write_outputs(result: Result, opts: Options, client: RegistryClient, report: BuildReport | None = None) -> str:
+def write_outputs(result: Result, opts: Options, client: RegistryClient, report: BuildReport | None = None,
+                  confirmed: dict[tuple[str, str], dict[str, str]] | None = None) -> str:
+    """`confirmed`: the blobs each destination repository received while the build went on (skipped)."""
     indexed = isinstance(result, ImageIndex)
     digest = result.digest
     if opts.destinations and not opts.no_push:
         if indexed:
-            digest = push_index(result, list(opts.destinations), client)
+            digest = push_index(result, list(opts.destinations), client, confirmed)
         else:
-            digest = push(result, list(opts.destinations), client=client)
+            digest = push(result, list(opts.destinations), client=client, confirmed=confirmed)
         log.info("Pushed %s", ", ".join(f"{d}@{digest}" for d in opts.destinations))
     elif opts.no_push:
         log.info("Skipping push to container registry due to --no-push flag")

@@ -94,3 +94,7 @@ class StepCache(Protocol):
 
 
 Redactor = Callable[[str], str]
+
+#: receives each layer of the build's result as soon as it is in the image (the base's first, then each step's):
+#: the session sends it to the destinations while the build goes on
+LayerSink = Callable[[Layer], None]

@@ -168,7 +168,8 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False, report: BuildRe
         multi = len(platforms) > 1
         memo: dict | None = {} if multi else None     # stages equal across platforms are built once
 
-        def make_builder(platform: Platform, snapshotter: Snapshotter | None, cache=None, where: str = work_dir):
+        def make_builder(platform: Platform, snapshotter: Snapshotter | None, cache=None, where: str = work_dir,
+                         layer_sink=None):
             settings = BuildSettings(
                 root=opts.root, kiln_dir=opts.kaniko_dir, platform=platform, build_args=dict(opts.build_args),
                 targets=list(opts.targets), skip_unused_stages=opts.skip_unused_stages,
@@ -178,7 +179,8 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False, report: BuildRe
                 image_format={"oci": mt.OCI, "docker": mt.DOCKER}.get(opts.image_format, ""),
                 secrets=dict(opts.secrets), labels=dict(opts.labels), annotations=dict(opts.annotations))
             return Builder(dockerfile, settings, snapshotter=snapshotter, images=images, cache=cache, redact=redact,
-                           context_dir=context.directory, excluded=excluded, work_dir=where, memo=memo)
+                           context_dir=context.directory, excluded=excluded, work_dir=where, memo=memo,
+                           layer_sink=layer_sink)
 
         planners = [make_builder(p, None) for p in platforms]
         if opts.dryrun:      # the root is not touched at all
@@ -209,53 +211,62 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False, report: BuildRe
         built: list[Image] = []
         artifacts: list[Artifact] = []
         previous: Builder | None = None
-        for number, platform in enumerate(platforms):
-            if multi:
-                log.info("Building for platform %s (%d of %d)", platform, number + 1, len(platforms))
-            if previous is not None and previous.root_layers is not None:
-                # each platform starts from its own base, as a later stage does: the root is wiped
-                log.info("Wiping the root for platform %s", platform)
-                snapshotter.wipe()
-            where = work_dir
-            if multi:
-                where = os.path.join(work_dir, f"platform-{number}")
-                os.makedirs(where, exist_ok=True)
-            cache = layer_cache(
-                enabled=opts.cache, repo=opts.cache_repo, destinations=list(opts.destinations), ttl=opts.cache_ttl,
-                run_layers=opts.cache_run_layers, copy_layers=opts.cache_copy_layers, push=not opts.no_push_cache,
-                single_snapshot=opts.single_snapshot, platform=platform, client=client,
-                key_settings={"compression": opts.compression, "level": level, "epoch": epoch})
-            builder = make_builder(platform, snapshotter, cache, where)
-            try:
-                image = builder.build()
-            except BuildCancelled:
-                if cache is not None:
-                    cache.finish(cancel=True)     # queued cache uploads dropped
-                raise
-            finally:
-                if cache is not None:
-                    cache.finish()        # uploads done (a failed build keeps what it cached); the push mounts them
-            if attestations.wanted(opts):
-                image = attestations.prepare(image)
-                artifacts.append(attestations.make(
-                    opts, image, builder, report or BuildReport(), context,
-                    _config_path(dockerfile_path, context.directory), text, opts.root,
-                    lambda path: snapshotter.ignore.covers(path.lstrip("/"))))
-            clash = next((b for b in built if b.config.platform.matches(image.config.platform)), None)
-            if clash is not None:
-                raise BuildError(f"--custom-platform {platform}: the result is a {image.config.platform} image, as "
-                                 f"is the one built for {platforms[built.index(clash)]} (a base image has no "
-                                 f"{platform} variant: see the InvalidBaseImagePlatform warning); an index holds "
-                                 "one image per platform")
-            built.append(image)
-            previous = builder
+        # push while building: each layer of the result goes to the destinations as soon as it is written
+        early = client.early_uploads(opts.destinations) if opts.destinations and not opts.no_push else None
+        sink = (lambda layer: early.offer(layer.descriptor, layer.open_blob, layer.source)) if early else None
+        try:
+            for number, platform in enumerate(platforms):
+                if multi:
+                    log.info("Building for platform %s (%d of %d)", platform, number + 1, len(platforms))
+                if previous is not None and previous.root_layers is not None:
+                    # each platform starts from its own base, as a later stage does: the root is wiped
+                    log.info("Wiping the root for platform %s", platform)
+                    snapshotter.wipe()
+                where = work_dir
+                if multi:
+                    where = os.path.join(work_dir, f"platform-{number}")
+                    os.makedirs(where, exist_ok=True)
+                cache = layer_cache(
+                    enabled=opts.cache, repo=opts.cache_repo, destinations=list(opts.destinations), ttl=opts.cache_ttl,
+                    run_layers=opts.cache_run_layers, copy_layers=opts.cache_copy_layers, push=not opts.no_push_cache,
+                    single_snapshot=opts.single_snapshot, platform=platform, client=client,
+                    key_settings={"compression": opts.compression, "level": level, "epoch": epoch})
+                builder = make_builder(platform, snapshotter, cache, where, sink)
+                try:
+                    image = builder.build()
+                except BuildCancelled:
+                    if cache is not None:
+                        cache.finish(cancel=True)     # queued cache uploads dropped
+                    raise
+                finally:
+                    if cache is not None:
+                        cache.finish()        # uploads done (a failed build keeps what it cached); the push mounts them
+                if attestations.wanted(opts):
+                    image = attestations.prepare(image)
+                    artifacts.append(attestations.make(
+                        opts, image, builder, report or BuildReport(), context,
+                        _config_path(dockerfile_path, context.directory), text, opts.root,
+                        lambda path: snapshotter.ignore.covers(path.lstrip("/"))))
+                clash = next((b for b in built if b.config.platform.matches(image.config.platform)), None)
+                if clash is not None:
+                    raise BuildError(f"--custom-platform {platform}: the result is a {image.config.platform} image, as "
+                                     f"is the one built for {platforms[built.index(clash)]} (a base image has no "
+                                     f"{platform} variant: see the InvalidBaseImagePlatform warning); an index holds "
+                                     "one image per platform")
+                built.append(image)
+                previous = builder
+        except BaseException:
+            if early is not None:
+                early.finish(cancel=True)     # queued blobs dropped; nothing is tagged
+            raise
+        confirmed = early.finish() if early is not None else None
         result: Image | ImageIndex = built[0]
         if multi or artifacts:
             result = ImageIndex(tuple(built), tuple(artifacts))
             if multi:
                 log.info("Image index %s: %s", result.digest,
                          ", ".join(f"{i.config.platform} {i.digest}" for i in built))
-        write_outputs(result, opts, client, report)
+        write_outputs(result, opts, client, report, confirmed)
     except (ContextError, DockerfileError) as e:
         raise BuildError(str(e)) from None
     finally:

@@ -199,7 +199,15 @@ class RegistryClient:
         return run_parallel(fetch, image.layers, self.options.jobs, name="kiln-pull")
 
     # ---- push --------------------------------------------------------------------------------
-    def push(self, image: Image, refs: Iterable[Reference | str]) -> str:
+    def early_uploads(self, destinations: Iterable[Reference | str]):
+        """An `EarlyUploads` to these destinations' repositories: blobs sent while the build goes on."""
+        from .early import EarlyUploads
+
+        return EarlyUploads(lambda registry: self.transport(registry, push=True),
+                            [_as_ref(d) for d in destinations], self.options.chunk_size, self.options.jobs)
+
+    def push(self, image: Image, refs: Iterable[Reference | str],
+             confirmed: dict[tuple[str, str], dict[str, str]] | None = None) -> str:
         """Push `image` to every reference (tag or digest); returns the image digest.
 
         Each destination gets its blobs first (HEAD-skip, mount, upload) and its manifest last. A later
@@ -220,8 +228,9 @@ class RegistryClient:
             for attempt in range(attempts):
                 try:
                     t = self.transport(ref.registry, push=True)
+                    known = (confirmed or {}).get((ref.registry, ref.repository))
                     _, stats = _push.push_blobs_and_manifest(t, ref, ref_blobs, data, image.media_type,
-                                                             self.options.chunk_size, self.options.jobs)
+                                                             self.options.chunk_size, self.options.jobs, known)
                     log.info("pushed %s@%s (%d blobs uploaded, %d mounted, %d already there)", ref.kaniko_name,
                              digest, stats.uploaded, stats.mounted, stats.existed)
                     _pushed(ref, digest, stats)

@@ -74,8 +74,9 @@ def blob_exists(t: Transport, repo: str, desc: Descriptor, push: bool = True) ->
     return True
 
 
-def ensure_blob(t: Transport, repo: str, blob: Blob, chunk_size: int | None, stats: PushStats) -> None:
-    """Make sure `repo` holds the blob; return only once the registry confirmed it."""
+def ensure_blob(t: Transport, repo: str, blob: Blob, chunk_size: int | None, stats: PushStats) -> str:
+    """Make sure `repo` holds the blob; return only once the registry confirmed it, saying how: "existed",
+    "mounted" or "uploaded"."""
     desc = blob.descriptor
     # A HEAD first, even with a repository to mount from: a mount of a blob the repository already holds
     # rewrites its link, and Docker's registry (distribution 2.x, filesystem storage) truncates and rewrites
@@ -84,7 +85,7 @@ def ensure_blob(t: Transport, repo: str, blob: Blob, chunk_size: int | None, sta
     if blob_exists(t, repo, desc):
         _report("blob %s already in %s/%s", desc.digest, t.registry, repo)
         stats.count("existed", desc.size)
-        return
+        return "existed"
     location = None
     source_repo = _mount_source(t, repo, blob)
     if source_repo:
@@ -102,7 +103,7 @@ def ensure_blob(t: Transport, repo: str, blob: Blob, chunk_size: int | None, sta
                 _confirm(t, repo, desc, resp.headers.get("Docker-Content-Digest"), "upload POST")
                 _report("mounted blob %s from %s/%s", desc.digest, t.registry, source_repo)
                 stats.count("mounted", desc.size)
-                return
+                return "mounted"
             location = resp.headers.get("Location")
     try:
         _upload(t, repo, blob, chunk_size, location)
@@ -117,6 +118,7 @@ def ensure_blob(t: Transport, repo: str, blob: Blob, chunk_size: int | None, sta
                         t.registry, repo, e)
             _upload(t, repo, blob, chunk_size, None)
     stats.count("uploaded", desc.size)
+    return "uploaded"
 
 
 def _upload(t: Transport, repo: str, blob: Blob, chunk_size: int | None, location: str | None) -> None:
@@ -237,12 +239,21 @@ def put_manifest(t: Transport, ref: Reference, data: bytes, media_type: str) -> 
 
 
 def push_blobs_and_manifest(t: Transport, ref: Reference, blobs: list[Blob], manifest: bytes, media_type: str,
-                            chunk_size: int | None, jobs: int = 1) -> tuple[str, PushStats]:
-    """Every blob confirmed (in `jobs` parallel streams), then the manifest."""
+                            chunk_size: int | None, jobs: int = 1,
+                            known: dict[str, str] | None = None) -> tuple[str, PushStats]:
+    """Every blob confirmed (in `jobs` parallel streams), then the manifest. `known`: digest -> how the repository
+    got it earlier in this run (sent while the build went on: "existed", "mounted", "uploaded"), not asked for
+    again and counted as it happened."""
     stats = PushStats()
     unique: dict[str, Blob] = {}
+    earlier: dict[str, Blob] = {}
     for blob in blobs:
-        unique.setdefault(blob.descriptor.digest, blob)
+        if blob.descriptor.digest in (known or {}):
+            earlier.setdefault(blob.descriptor.digest, blob)
+        else:
+            unique.setdefault(blob.descriptor.digest, blob)
+    for digest, blob in earlier.items():
+        stats.count((known or {})[digest], blob.descriptor.size)
     # the first failure is raised; the manifest is never PUT then. A signal stops waiting at once.
     run_parallel(lambda b: ensure_blob(t, ref.repository, b, chunk_size, stats), unique.values(), jobs,
                  name="kiln-push")

@@ -34,12 +34,13 @@ log = logging.getLogger(__name__)
 CONTAINERD_IMAGE_NAME = "io.containerd.image.name"
 
 
-def push_index(ix: ImageIndex, destinations: list[str], client: RegistryClient) -> str:
+def push_index(ix: ImageIndex, destinations: list[str], client: RegistryClient,
+               confirmed: dict[tuple[str, str], dict[str, str]] | None = None) -> str:
     """Push every image and artifact by digest, then the index under each tag; returns the index digest.
     Nothing is tagged until every manifest the index names is in every destination repository."""
     refs = [Reference.parse(d) for d in destinations]
     for image in ix.images:
-        client.push(image, [Reference(r.registry, r.repository, None, image.digest) for r in refs])
+        client.push(image, [Reference(r.registry, r.repository, None, image.digest) for r in refs], confirmed)
     for artifact in ix.artifacts:
         client.push_artifact(artifact.manifest_bytes, artifact.descriptor.media_type, artifact.blobs, refs)
     return client.push_index(ix.index, refs)
