@@ -242,4 +242,4 @@ def test_allow_privilege_escalation_is_what_setuid_tools_in_run_need(escalation,
         step, error = failed_step(p.stderr)
         assert step.startswith("RUN su -c"), (step, error)
         assert "su: Authentication failure" in p.stderr, p.stderr[-3000:]
-        assert error.startswith("The command '/bin/sh -c su -c") and error.endswith("returned a non-zero code: 1")
+        assert error.startswith("Dockerfile:4: The command '/bin/sh -c su -c") and error.endswith("returned a non-zero code: 1")
