@@ -249,3 +249,43 @@ def test_a_base_without_the_platform_is_a_warning_and_two_of_one_platform_are_re
                              "for linux/amd64 (a base image has no linux/arm64 variant: see the "
                              "InvalidBaseImagePlatform warning); an index holds one image per platform")
     assert "Pushed" not in run.stderr
+
+
+def test_two_platforms_each_get_their_attestations(kiln, base_images, plain_registry, tmp_path):
+    """Issue 13's two-platform line: --sbom --provenance on a two-platform build give one attestation manifest
+    per image, after the images, each naming its own image as subject; the SBOM validates as SPDX 2.3 and the
+    provenance names the base (its index digest, with the platform); the layout holds the same index."""
+    from tests.attest_helpers import spdx_errors
+    from tests.e2e.test_attestations import read_statements, skopeo_dir
+
+    dest = f"{plain_registry.host}/multi/attested-{uuid.uuid4().hex[:8]}:1"
+    ctx = kiln.context({"Dockerfile": f"FROM {base_images.busybox_index}\nCOPY f /f\n", "f": "x\n"})
+    layout = str(tmp_path / "layout")
+    kiln.build(ctx, "--destination", dest, "--insecure-registry", plain_registry.host, "--sbom",
+               "--provenance=mode=max", "--custom-platform=linux/amd64,linux/arm64", "--oci-layout-path",
+               layout).check()
+    raw = skopeo_raw(plain_registry, dest)
+    index = json.loads(raw)
+    images, atts = index["manifests"][:2], index["manifests"][2:]
+    assert [m["platform"]["architecture"] for m in images] == ["amd64", "arm64"]
+    assert [a["annotations"]["vnd.docker.reference.digest"] for a in atts] == [m["digest"] for m in images]
+    base_index = "sha256:" + hashlib.sha256(skopeo_raw(plain_registry, base_images.busybox_index)).hexdigest()
+    base_repo, base_tag = base_images.busybox_index.rsplit(":", 1)
+    repo = dest.rsplit(":", 1)[0]
+    for image, att, arch in zip(images, atts, ("amd64", "arm64")):
+        assert att["platform"] == {"architecture": "unknown", "os": "unknown"}
+        blobs = skopeo_dir(f"docker://{repo}@{att['digest']}", str(tmp_path / arch),
+                           *plain_registry.skopeo_args("src"))
+        statements = read_statements(json.loads(blobs["manifest.json"]), blobs)
+        for statement in statements.values():
+            assert [s["digest"] for s in statement["subject"]] == [{"sha256": image["digest"].split(":")[1]}]
+            # (the image's own platform, as its index entry gives it: the rig's arm64 busybox says variant v8)
+            platform = "%2F".join(image["platform"][k] for k in ("os", "architecture", "variant") if k in image["platform"])
+            assert statement["subject"][0]["name"] == f"pkg:docker/{repo}@1?platform={platform}"
+        assert spdx_errors(statements["https://spdx.dev/Document"]["predicate"]) == []
+        deps = statements["https://slsa.dev/provenance/v1"]["predicate"]["buildDefinition"]["resolvedDependencies"]
+        assert {"uri": f"pkg:docker/{base_repo}@{base_tag}?platform=linux%2F{arch}",
+                "digest": {"sha256": base_index.split(":")[1]}} in deps, deps
+    with open(os.path.join(layout, "index.json")) as f:
+        (entry,) = json.load(f)["manifests"]
+    assert entry["digest"] == "sha256:" + hashlib.sha256(raw).hexdigest()
