@@ -40,7 +40,11 @@ lib=$S/lib/python$ver
 
 # 1. The interpreter (a real file, not a symlink: getpath() looks for the landmark lib/pythonX.Y/os.py from
 #    the directory of the resolved executable upwards, which makes sys.prefix = P).
+#    Stripped now, before step 3's patchelf: binutils' strip after patchelf --set-interpreter shrinks the
+#    segment patchelf added for the program headers, and step 6's patchelf then leaves them outside any LOAD
+#    segment (seen on arm64: readelf "the PHDR segment is not covered by a LOAD segment", ld.so segfaults).
 cp "$host_py" "$S/bin/python$ver"
+strip --strip-unneeded "$S/bin/python$ver" 2>/dev/null || true
 ln -sf "python$ver" "$S/bin/python3"
 
 # 2. The standard library, trimmed. Debian's sitecustomize.py is a symlink into /etc: dropped with every
@@ -119,7 +123,7 @@ say "shared libraries: $(ls "$S/lib" | grep -c '\.so')"
 #    wheels' bundled .libs directories) is kept in front.
 elves > /tmp/kiln-elves
 while read -r f; do
-  strip --strip-unneeded "$f" 2>/dev/null || true
+  case "$f" in "$S"/bin/*) ;; *) strip --strip-unneeded "$f" 2>/dev/null || true ;; esac   # bin/: step 1
   old=$(patchelf --print-rpath "$f" 2>/dev/null || true)
   rel=$("$host_py" -c 'import os, sys; print(os.path.relpath(sys.argv[1], os.path.dirname(sys.argv[2])))' \
         "$S/lib" "$f")
