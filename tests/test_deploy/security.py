@@ -123,15 +123,20 @@ def wide_id_image(registry, workdir: str) -> str:
     return ref
 
 
-def gitlab_runner_settings(path: str) -> dict:
+def gitlab_runner_settings(path: str, name: str | None = None) -> dict:
     """Pod(...) keyword arguments for the build container of the runner config.toml at `path` (deploy/gitlab/
-    runner-config.toml): its build_container_security_context, and the pod spec patch's pod fields."""
+    runner-config.toml): its build_container_security_context, and the pod spec patch's pod fields. `name`:
+    which runner of a config that has several (runner-config-multiarch.toml)."""
     import tomllib
 
     import yaml
 
     with open(path, "rb") as f:
-        (runner,) = tomllib.load(f)["runners"]
+        runners = tomllib.load(f)["runners"]
+    if name is None:
+        (runner,) = runners
+    else:
+        (runner,) = [r for r in runners if r["name"] == name]
     k8s = runner["kubernetes"]
     sc = k8s["build_container_security_context"]
     caps = sc["capabilities"]
