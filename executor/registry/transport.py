@@ -158,6 +158,9 @@ class Transport:
         self.challenge: Challenge | None = None
         self._tokens: dict[frozenset[str], _Token] = {}
         self._lock = threading.RLock()
+        #: upload sessions opened and not used (the push permission check's), by repository: the first upload
+        #: to that repository takes it instead of a POST of its own
+        self._spare_uploads: dict[str, str] = {}
 
     def learn_from(self, other: "Transport") -> None:
         """Take the scheme and auth challenge `other` found for the same registry, when this transport would
@@ -167,6 +170,19 @@ class Transport:
             with self._lock:
                 self.base, self.challenge = other.base, other.challenge
                 self._credentials = self._credentials or other._credentials
+                if other.session.headers.get("User-Agent") == self.session.headers.get("User-Agent"):
+                    # same TLS settings and headers: one connection pool per registry, so pulling and pushing
+                    # reuse the connections (and TLS sessions) the other opened
+                    self.session.close()
+                    self.session = other.session
+
+    def keep_spare_upload(self, repository: str, location: str) -> None:
+        with self._lock:
+            self._spare_uploads.setdefault(repository, location)
+
+    def take_spare_upload(self, repository: str) -> str | None:
+        with self._lock:
+            return self._spare_uploads.pop(repository, None)
 
     # ---- credentials and scheme --------------------------------------------------------------
     @property
