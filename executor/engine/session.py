@@ -15,7 +15,6 @@ import tempfile
 
 from executor import floor, masking, timings
 from executor.cache import base_image_cache, layer_cache
-from executor.cache.warmer import warm as warm_images
 from executor.dockerfile import DockerfileError, parse
 from executor.engine.builder import BuildError, Builder, BuildSettings
 from executor.engine.buckets import context_source
@@ -330,4 +329,6 @@ def _snapshotter(opts: Options, work_dir: str, epoch: int | None, level: int | N
 
 def warm(opts: WarmerOptions) -> int:
     """The warmer: base images into --cache-dir (executor.cache.warmer)."""
+    from executor.cache.warmer import warm as warm_images   # the executor's start-up does not load it
+
     return warm_images(opts, lambda blob_dir: RegistryClient(opts.registry, blob_dir=blob_dir))

@@ -16,7 +16,9 @@ _REQUEST = re.compile(r'msg="response completed".*http\.request\.method=(\w+) ht
 # modules only some flags need: a metadata-only build and push to a plain registry loads none of them
 NOT_FOR_THIS_BUILD = ("executor.cloud.aws", "executor.cloud.azure", "executor.cloud.google",
                       "executor.attest.provenance", "executor.attest.attach", "packageurl", "configparser",
-                      "xml.etree.ElementTree", "dulwich")
+                      "xml.etree.ElementTree", "dulwich", "executor.cache.store", "executor.cache.steps",
+                      "executor.cache.warmer", "executor.engine.gitclone", "executor.run.process",
+                      "executor.commands.copying", "executor.commands.run", "zstandard")
 
 
 def _requests_for(lines: list[str], repo: str) -> list[tuple[str, str, str]]:
