@@ -72,8 +72,9 @@ def write_context(work: str, files: dict[str, str]) -> str:
     return context
 
 
-def kiln_build(work: str, job: Job, dest: str, host: str) -> tuple[float, int]:
-    """Seconds of one build and push, and how many files it left in its root."""
+def kiln_build(work: str, job: Job, dest: str, host: str, tree: str = REPO) -> tuple[float, int]:
+    """Seconds of one build and push by the kiln of `tree` (this checkout by default), and how many files it
+    left in its root."""
     root = tempfile.mkdtemp(prefix="root-", dir=work)
     kdir = tempfile.mkdtemp(prefix="kaniko-", dir=work)
     argv = [sys.executable, "-m", "executor", "--context", job.context, "--root", root, "--kaniko-dir", kdir,
@@ -83,10 +84,10 @@ def kiln_build(work: str, job: Job, dest: str, host: str) -> tuple[float, int]:
     if job.target:
         argv += ["--target", job.target]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CI_REGISTRY", "DOCKER_CONFIG"))}
-    env["PYTHONPATH"] = REPO
+    env["PYTHONPATH"] = tree
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     start = time.perf_counter()
-    proc = run_sandboxed(argv, writable=[root, kdir, job.context], env=env, cwd=REPO, timeout=600)
+    proc = run_sandboxed(argv, writable=[root, kdir, job.context], env=env, cwd=tree, timeout=600)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"kiln build of {job.name} failed:\n{proc.stderr[-4000:]}")
@@ -239,9 +240,12 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=0, help="only the first N corpus cases (0: all)")
     parser.add_argument("--no-corpus", action="store_true", help="skip the corpus (needs no dockerd)")
     parser.add_argument("--kaniko", help="a kaniko executor binary to measure side by side (built by hand)")
+    parser.add_argument("--baseline-tree", help="another kiln checkout (e.g. `git archive` of an older commit), "
+                        "built right after this one in every round of the fixed rows: before/after in one run")
     args = parser.parse_args()
-    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(REPO, "executor"),
-                    os.path.join(REPO, "snapshot")], check=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""})
+    for tree in filter(None, (REPO, args.baseline_tree)):
+        subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(tree, "executor"),
+                        os.path.join(tree, "snapshot")], check=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""})
     work = tempfile.mkdtemp(prefix="kiln-small-bench-")
     running = start_registry("plain", os.path.join(work, "registry"))
     registry = running.registry
@@ -262,6 +266,7 @@ def main() -> None:
         kiln_build(work, jobs["metadata-only, debian, push"], registry.ref("bench/warmup:1"), registry.host)
         times: dict[str, list[float]] = {name: [] for name in rows}
         kaniko: dict[str, list[float]] = {name: [] for name in rows}
+        baseline: dict[str, list[float]] = {name: [] for name in rows}
         written: dict[str, list[int]] = {name: [] for name in rows}
         copies: list[float] = []
         for i in range(args.rounds):
@@ -273,12 +278,17 @@ def main() -> None:
                 if args.kaniko:
                     k = kaniko_build(args.kaniko, work, job, registry.ref(f"bench/kaniko-row{n}-{i}:1"))
                     kaniko[name].append(k if k is not None else float("nan"))
+                if args.baseline_tree:
+                    baseline[name].append(kiln_build(work, job, registry.ref(f"bench/base-row{n}-{i}:1"),
+                                                     registry.host, args.baseline_tree)[0])
         print(f"{args.rounds} rounds, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
         print(f"{'(the rig sandbox alone, in every kiln time):':<34} {sandbox_overhead(work):.3f} s for /bin/true")
         for name in rows:
             report(name, times[name], copies, "skopeo copy")
             if args.kaniko:
                 report("", times[name], kaniko[name], "kaniko")
+            if args.baseline_tree:
+                report("", times[name], baseline[name], "baseline kiln")
             print(f"{'':<34} files kiln wrote into its root: {statistics.median(written[name]):.0f}")
         if not args.no_corpus:
             run_corpus(args, work, registry, {"BASE": images.busybox_index, "DEBIAN": debian,
