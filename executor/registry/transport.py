@@ -26,6 +26,9 @@ from .reference import DOCKER_HUB, DOCKER_HUB_API
 log = logging.getLogger(__name__)
 
 Body = bytes | Callable[[], BinaryIO | bytes] | None
+#: OpenSSL's reasons for a handshake answered by something that is not TLS (1.1/3.0, 3.2+, 3.x)
+_NOT_TLS = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST",
+            "UNKNOWN_PROTOCOL", "RECORD_LENGTH_MISMATCH"}
 _TOKEN_MARGIN = 10.0  # seconds: a token this close to expiry is fetched anew
 _DEFAULT_TOKEN_LIFETIME = 60  # the token spec's default when expires_in is missing
 
@@ -273,13 +276,18 @@ class Transport:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         try:
-            with socket.create_connection((host, port), timeout=self.options.connect_timeout) as raw:
+            # a short timeout: a host that does not answer within it is left to the real attempts (and their own
+            # timeouts), so an unreachable registry costs at most this much more than before
+            with socket.create_connection((host, port), timeout=min(self.options.connect_timeout, 2.0)) as raw:
                 with context.wrap_socket(raw, server_hostname=host):
                     return True
         except ssl.SSLError as e:
-            if isinstance(e, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
-                return True       # the server hung up: let the real attempt say what is wrong
-            log.debug("registry %s answered a TLS handshake with %s: plain HTTP", self.registry, e.reason or e)
+            # what OpenSSL says when the answer to a ClientHello is not a TLS record (a plain-HTTP server's
+            # "HTTP/1.1 400 Bad Request"); a TLS alert (a client certificate required, no common cipher) or a
+            # hang-up is a TLS server's answer, left to the real attempt
+            if str(e.reason or "").upper() not in _NOT_TLS:
+                return True
+            log.debug("registry %s answered a TLS handshake with %s: plain HTTP", self.registry, e.reason)
             return False
         except (OSError, ValueError):
             return True
