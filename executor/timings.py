@@ -88,7 +88,7 @@ def report(log: logging.Logger) -> None:
 
         try:
             with open(path, "w") as f:
-                json.dump({k: int(v * 1e9) for k, v in categories().items()}, f)
+                json.dump({k: round(v * 1e9) for k, v in categories().items()}, f)
             log.info("Benchmark file written at %s", path)
         except OSError as e:
             log.warning("Unable to write benchmark file %s: %s", path, e)
