@@ -50,6 +50,8 @@ LAZY_MODULES = (
     "_strptime", "encodings.idna", "importlib.metadata", "requests.utils", "ssl", "socket", "tempfile", "io",
     "gzip", "isal.igzip", "dulwich.client", "dulwich.config", "dulwich.errors", "dulwich.index",
     "dulwich.object_store", "dulwich.objects", "dulwich.repo",
+    # kept out of start-up (issue 21), loaded where used: ~/.aws files, STS answers, provenance ids
+    "configparser", "xml.etree.ElementTree", "uuid", "zstandard",
 )
 _NOT_IMPORTED = ("__main__", "_nsinit")    # entry scripts: never imported as modules
 

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from executor import timings  # noqa: I001 - first: it notes when kiln's imports begin
 from executor import cli, container, logs, masking, safety
 from executor.dockerfile.args import looks_secret
 
@@ -47,7 +48,8 @@ def _usage_error(prog: str, err: Exception) -> int:
 
 def _load_engine(attr: str) -> Callable[[Any], Any]:
     try:
-        module = importlib.import_module("executor.engine")
+        with timings.phase("Start-up: engine imports"):
+            module = importlib.import_module("executor.engine")
     except ModuleNotFoundError as exc:
         if exc.name in ("executor.engine", "executor"):
             raise EngineMissing(
@@ -71,7 +73,8 @@ def _register_secrets(opts: cli.Options, env: Mapping[str, str]) -> None:
 
 def _run_engine(func: Callable[[Any], Any], opts: Any, verbosity: str) -> int:
     try:
-        result = func(opts)
+        with timings.phase("Engine (imports, build, push)"):
+            result = func(opts)
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
@@ -84,6 +87,8 @@ def _run_engine(func: Callable[[Any], Any], opts: Any, verbosity: str) -> int:
         log.error("%s", message, exc_info=verbose)
         code = getattr(exc, "exit_code", None)
         return code if isinstance(code, int) and 0 < code < 256 else 1
+    finally:
+        timings.report(log)
     if isinstance(result, int) and not isinstance(result, bool) and result != 0:
         return result
     return 0
@@ -107,6 +112,7 @@ def executor_main(argv: Sequence[str] | None = None, env: Mapping[str, str] | No
 
     `engine` replaces executor.engine.run (tests); `env` replaces os.environ.
     """
+    timings.record_startup()
     argv = sys.argv[1:] if argv is None else list(argv)
     env = os.environ if env is None else env
     if argv and argv[0] in cli.SUBCOMMANDS:

@@ -13,8 +13,10 @@ import queue
 import threading
 from typing import BinaryIO
 
-import zstandard
 from isal import igzip_threaded
+
+# zstandard (and the platform module it loads) is imported where a zstd blob is read or written: most builds
+# never meet one, and start-up should not pay for it (issue 21)
 
 from .errors import LayerFormatError
 
@@ -51,6 +53,8 @@ def open_decompressed(raw: BinaryIO, where: str) -> tuple[BinaryIO, str]:
         # inflate in a background thread (ISA-L releases the GIL), overlapping the caller's work
         return igzip_threaded.open(buffered, "rb", threads=1), kind  # type: ignore[return-value]
     if kind == "zstd":
+        import zstandard
+
         reader = zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True,
                                                             read_size=1 << 20)
         return ThreadedReader(reader), kind  # type: ignore[return-value]
@@ -133,10 +137,20 @@ def open_compressing(raw: BinaryIO, compression: str, level: int | None) -> Bina
     if compression == "zstd":
         if level is not None and not 1 <= level <= 22:
             raise ValueError(f"zstd compression level {level} is outside 1-22")
+        import zstandard
+
         cctx = zstandard.ZstdCompressor(level=DEFAULT_ZSTD_LEVEL if level is None else level, threads=1)
         return cctx.stream_writer(raw, closefd=False)  # type: ignore[return-value]
     check_compression(compression)
     return raw
+
+
+def zstd_errors() -> tuple[type[BaseException], ...]:
+    """zstandard's error class for an `except` clause, when zstandard was loaded (nothing else raises it)."""
+    import sys
+
+    module = sys.modules.get("zstandard")
+    return (module.ZstdError,) if module is not None else ()
 
 
 def check_compression(compression: str) -> None:
@@ -144,4 +158,4 @@ def check_compression(compression: str) -> None:
         raise ValueError(f"unknown compression {compression!r}: expected one of {', '.join(COMPRESSIONS)}")
 
 
-__all__ = ["detect", "open_decompressed", "open_compressing", "isal_level", "check_compression"]
+__all__ = ["detect", "open_decompressed", "open_compressing", "isal_level", "check_compression", "zstd_errors"]

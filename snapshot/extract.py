@@ -15,13 +15,12 @@ import time
 from dataclasses import dataclass
 
 import xxhash
-import zstandard
 from isal import isal_zlib
 
 from . import privilege
 from . import tarstream as T
 from . import progress
-from .compression import open_decompressed
+from .compression import open_decompressed, zstd_errors
 from .errors import LayerFormatError, SnapshotError, UnsafeEntryError
 from .ignore import IgnoreList
 from .index import Entry, Index, entry_of, image_xattrs
@@ -500,7 +499,7 @@ def extract_layer(root: str, blob_path: str, layer: str, ignore: IgnoreList, ind
                 progress.tick("extract", layer, raw.tell(), size)
             progress.tick("extract", layer, size, size, final=True)
             done = True
-        except (EOFError, OSError, ValueError, zstandard.ZstdError, isal_zlib.error) as e:
+        except (EOFError, OSError, ValueError, isal_zlib.error, *zstd_errors()) as e:
             if isinstance(e, SnapshotError):
                 raise
             raise LayerFormatError(f"layer {layer}: cannot read {kind} data near tar byte "

@@ -18,14 +18,33 @@ from __future__ import annotations
 import logging
 import os
 
-from executor.image import Platform
-from executor.registry import Reference, RegistryClient
+from typing import TYPE_CHECKING, Any
 
-from .base import BaseImageCache
-from .steps import CacheHit, LayerCache, StageSteps
-from .store import CacheEntry, LayoutStore, RegistryStore
+from executor.registry import Reference
+
+if TYPE_CHECKING:
+    from executor.image import Platform
+    from executor.registry import RegistryClient
+
+    from .base import BaseImageCache
+    from .steps import CacheHit, LayerCache, StageSteps
+    from .store import CacheEntry, LayoutStore, RegistryStore
 
 log = logging.getLogger(__name__)
+
+# The submodules load when a cache is asked for (--cache, --cache-dir) or a name below is used: a build
+# without caches does not pay their imports at start-up (issue 21)
+_LAZY = {"BaseImageCache": "base", "CacheHit": "steps", "LayerCache": "steps", "StageSteps": "steps",
+         "CacheEntry": "store", "LayoutStore": "store", "RegistryStore": "store"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 __all__ = ["LayerCache", "StageSteps", "CacheHit", "BaseImageCache", "RegistryStore", "LayoutStore", "CacheEntry",
            "layer_cache", "base_image_cache", "cache_repo_for"]
@@ -44,6 +63,8 @@ def cache_repo_for(cache_repo: str, destinations: list[str]) -> str:
 def base_image_cache(cache_dir: str, ttl: float, client: RegistryClient) -> BaseImageCache | None:
     """The base-image cache of --cache-dir, when it is a directory (kaniko reads it whenever it is set)."""
     if cache_dir and os.path.isdir(cache_dir):
+        from .base import BaseImageCache
+
         return BaseImageCache(cache_dir, ttl, client)
     return None
 
@@ -63,6 +84,9 @@ def layer_cache(*, enabled: bool, repo: str, destinations: list[str], ttl: float
     if not repo:
         log.warning("--cache without --cache-repo nor --destination: no cache repository, cache disabled")
         return None
+    from .steps import LayerCache
+    from .store import LayoutStore, RegistryStore
+
     if repo.startswith("oci:"):
         store = LayoutStore(os.path.abspath(repo[4:]), ttl, platform, push)
     else:

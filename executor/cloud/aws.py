@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import calendar
-import configparser
 import ipaddress
 import json
 import logging
@@ -24,13 +23,16 @@ import os
 import re
 import threading
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from . import http
 from .errors import CloudError
 from .sigv4 import sign
+
+if TYPE_CHECKING:
+    import configparser
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,9 @@ def _profile() -> str:
     return os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE") or "default"
 
 
-def _ini(path_env: str, default: str) -> configparser.ConfigParser:
+def _ini(path_env: str, default: str) -> "configparser.ConfigParser":
+    import configparser   # here, not at module level: kiln's start-up imports this module without reading ~/.aws
+
     path = os.environ.get(path_env) or os.path.join(os.path.expanduser("~"), ".aws", default)
     parser = configparser.ConfigParser(interpolation=None)
     try:
@@ -152,6 +156,8 @@ def _from_web_identity() -> AwsCredentials | None:
                      expect=(200, 400, 403), headers={"Accept": "application/xml"})
     if resp.status_code != 200:
         raise CloudError(f"{what}: STS {url} refused AssumeRoleWithWebIdentity: {_sts_error(resp.text)}")
+    import xml.etree.ElementTree as ET   # only an STS answer is XML: not at start-up
+
     try:
         root = ET.fromstring(resp.text)
         creds = root.find(f".//{_STS_NS}Credentials")
@@ -167,6 +173,8 @@ def _from_web_identity() -> AwsCredentials | None:
 
 
 def _sts_error(text: str) -> str:
+    import xml.etree.ElementTree as ET
+
     try:
         root = ET.fromstring(text)
         code = next((e.text for e in root.iter() if e.tag.endswith("Code")), "")

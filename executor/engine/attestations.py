@@ -10,12 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from executor import masking
-from executor.attest.attach import SPDX_PREDICATE, Predicate, attach
-from executor.attest.provenance import ImageUse, ProvenanceInput, Step, predicate
 from executor.engine.builder import Builder
 from executor.engine.context import BuildContext
 from executor.engine.report import BuildReport, rfc3339
@@ -24,6 +22,10 @@ from executor.image.imageindex import Artifact
 from executor.image import mediatypes as mt
 from executor.options import Options
 from executor.registry import Reference
+
+if TYPE_CHECKING:
+    from executor.attest.attach import Predicate
+    from executor.attest.provenance import ProvenanceInput
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,10 @@ def make(opts: Options, image: Image, builder: Builder, report: BuildReport, con
          dockerfile_name: str, dockerfile: bytes, root: str, ignored) -> Artifact:
     """The attestation manifest of `image` (one platform's result, its files still on `root`)."""
     version = kiln_version()
+    # the attestation modules load only for a build that asks for attestations (start-up, issue 21)
+    from executor.attest.attach import SPDX_PREDICATE, Predicate, attach
+    from executor.attest.provenance import predicate
+
     predicates: list[Predicate] = []
     names = list(opts.destinations)
     if opts.provenance:
@@ -146,6 +152,10 @@ def _local_git(directory: str) -> dict[str, str]:
 
 def provenance_input(opts: Options, builder: Builder, report: BuildReport, context: BuildContext,
                      dockerfile_name: str, dockerfile: bytes, version: str) -> ProvenanceInput:
+    import uuid
+
+    from executor.attest.provenance import ImageUse, ProvenanceInput, Step
+
     env = dict(os.environ)
     secret_args = set(masking.secret_build_args(opts.build_args))
     images = []

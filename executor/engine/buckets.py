@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from executor.cloud import CloudError, aws, azure, google
+from executor.cloud import CloudError   # aws, azure, google: imported when an object is fetched (start-up)
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,13 @@ DEFAULT_CONTEXT = "/workspace/"
 
 
 def is_bucket_context(spec: str) -> bool:
-    return spec.startswith(("gs://", "s3://")) or azure.is_blob_url(spec)
+    if spec.startswith(("gs://", "s3://")):
+        return True
+    if not spec.startswith(("https://", "http://")):
+        return False        # a local directory, tar:// or git: no Azure Blob URL, and azure's module stays unloaded
+    from executor.cloud import azure
+
+    return azure.is_blob_url(spec)
 
 
 def context_source(context: str, bucket: str) -> str:
@@ -47,6 +53,8 @@ def split(spec: str) -> tuple[str, str]:
 
 def open_object(spec: str):
     """The object's streaming answer (requests.Response, 200); CloudError with the reason otherwise."""
+    from executor.cloud import aws, azure, google
+
     if spec.startswith("gs://"):
         bucket, name = split(spec)
         return google.gcs_object(bucket, name)

@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable
 
-from executor.engine.gitclone import GitCloneError, clone_git_context
 from executor.engine.gitspec import GitSpec, GitSpecError, credentials, is_git_context, parse_git, redact_context
 from executor.options import GitOptions
 
@@ -158,6 +157,9 @@ def _from_git(spec: str, work_dir: str, options: GitOptions, env: Mapping[str, s
     # name the URL fetched when it is not what the user wrote (git:// is fetched over https://)
     where = shown if shown.partition("#")[0] == git.url else f"{shown} ({git.url})"
     dest = _new_dir(work_dir, "context-git-")
+    # the clone machinery (and its ssl, socket, dulwich) loads for a git context only: start-up (issue 21)
+    from executor.engine.gitclone import GitCloneError, clone_git_context
+
     try:
         clone_git_context(git, dest, options, credentials(git, env))
     except GitCloneError as e:

@@ -4,10 +4,13 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from typing import TYPE_CHECKING
 
-from executor.cache import BaseImageCache
 from executor.image import Image, Layer, Platform
 from executor.registry import RegistryClient
+
+if TYPE_CHECKING:
+    from executor.cache import BaseImageCache       # only with --cache-dir: loaded by executor.cache then
 
 log = logging.getLogger(__name__)
 

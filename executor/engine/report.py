@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator, TextIO
 
-from executor import progress
+from executor import progress, timings
 from snapshot import progress as fs_progress
 
 
@@ -144,6 +144,29 @@ class _FsBridge:
             task.end()
 
 
+class _Timings:
+    """Progress events -> the per-phase timings (executor.timings) kaniko's categories resemble: each step
+    ("Command: ..."), and the summed time of pulls, extractions, snapshot walks and uploads."""
+
+    CATEGORIES = {"pull": "Pulling blobs", "extract": "FS Unpacking", "walk": "Walking filesystem",
+                  "upload": "Uploading blobs"}
+
+    def __init__(self) -> None:
+        self.kinds: dict[int, str] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, event: progress.Event) -> None:
+        if event.kind == "step.end":
+            timings.add(f"Command: {event['instruction'][:80]}", event["seconds"])
+        elif event.kind == "task.start":
+            with self.lock:
+                self.kinds[event["id"]] = event["task"]
+        elif event.kind == "task.end":
+            with self.lock:
+                kind = self.kinds.pop(event["id"], "")
+            timings.add(self.CATEGORIES.get(kind, kind or "other tasks"), event.get("seconds") or 0.0)
+
+
 def progress_mode(progress_flag: str, log_format: str) -> str:
     """--progress=auto with --log-format=json is json: a log that is JSON lines stays JSON lines."""
     return "json" if progress_flag == "auto" and log_format == "json" else progress_flag
@@ -158,6 +181,8 @@ def observe(mode: str, stream: TextIO | None = None, env: dict[str, str] | None 
     report = BuildReport()
     renderer = make_renderer(mode, stream, dict(os.environ) if env is None else env)
     progress.subscribe(report)
+    timer = _Timings()
+    progress.subscribe(timer)
     if renderer is not None:
         progress.subscribe(renderer)
     fs_progress.listener = _FsBridge()
@@ -167,6 +192,7 @@ def observe(mode: str, stream: TextIO | None = None, env: dict[str, str] | None 
         report.finish()
         fs_progress.listener = None
         progress.unsubscribe(report)
+        progress.unsubscribe(timer)
         if renderer is not None:
             progress.unsubscribe(renderer)
             renderer.close(report)

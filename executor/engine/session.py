@@ -13,9 +13,8 @@ import shutil
 import sys
 import tempfile
 
-from executor import floor, masking
+from executor import floor, masking, timings
 from executor.cache import base_image_cache, layer_cache
-from executor.cache.warmer import warm as warm_images
 from executor.dockerfile import DockerfileError, parse
 from executor.engine.builder import BuildError, Builder, BuildSettings
 from executor.engine.buckets import context_source
@@ -147,10 +146,12 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False, report: BuildRe
     # held across RUN steps (executor.floor): what the registry client reads later is read before the first RUN
     floor.configure(opts.kaniko_dir, work_dir, holders=[lambda: hold_ca(opts.registry),
                                                         lambda: hold_config(opts.registry.docker_config_dir)])
-    preflight.check(opts, client)        # before anything is fetched, pulled or run
+    with timings.phase("Preflight (registry ping, push permission)"):
+        preflight.check(opts, client)        # before anything is fetched, pulled or run
     try:
-        context = prepare_context(context_source(opts.context, opts.bucket), os.path.join(work_dir, "context"),
-                                  opts.context_sub_path, git=opts.git)
+        with timings.phase("Build context"):
+            context = prepare_context(context_source(opts.context, opts.bucket), os.path.join(work_dir, "context"),
+                                      opts.context_sub_path, git=opts.git)
     except ContextError as e:
         raise BuildError(str(e)) from None
     try:
@@ -233,7 +234,8 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False, report: BuildRe
                     key_settings={"compression": opts.compression, "level": level, "epoch": epoch})
                 builder = make_builder(platform, snapshotter, cache, where, sink)
                 try:
-                    image = builder.build()
+                    with timings.phase("Total Build Time"):
+                        image = builder.build()
                 except BuildCancelled:
                     if cache is not None:
                         cache.finish(cancel=True)     # queued cache uploads dropped
@@ -259,14 +261,16 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False, report: BuildRe
             if early is not None:
                 early.finish(cancel=True)     # queued blobs dropped; nothing is tagged
             raise
-        confirmed = early.finish() if early is not None else None
+        with timings.phase("Total Push Time"):
+            confirmed = early.finish() if early is not None else None
         result: Image | ImageIndex = built[0]
         if multi or artifacts:
             result = ImageIndex(tuple(built), tuple(artifacts))
             if multi:
                 log.info("Image index %s: %s", result.digest,
                          ", ".join(f"{i.config.platform} {i.digest}" for i in built))
-        write_outputs(result, opts, client, report, confirmed)
+        with timings.phase("Total Push Time"):
+            write_outputs(result, opts, client, report, confirmed)
     except (ContextError, DockerfileError) as e:
         raise BuildError(str(e)) from None
     finally:
@@ -325,4 +329,6 @@ def _snapshotter(opts: Options, work_dir: str, epoch: int | None, level: int | N
 
 def warm(opts: WarmerOptions) -> int:
     """The warmer: base images into --cache-dir (executor.cache.warmer)."""
+    from executor.cache.warmer import warm as warm_images   # the executor's start-up does not load it
+
     return warm_images(opts, lambda blob_dir: RegistryClient(opts.registry, blob_dir=blob_dir))

@@ -8,7 +8,6 @@ import shutil
 from dataclasses import dataclass
 from typing import BinaryIO
 
-import zstandard
 from isal import igzip
 
 from snapshot.compression import COMPRESSIONS, detect, isal_level
@@ -38,6 +37,8 @@ def open_decompressed(stream: BinaryIO, compression: str) -> BinaryIO:
     if compression == GZIP:
         return _Closing(igzip.IGzipFile(fileobj=stream, mode="rb"), stream)
     if compression == ZSTD:
+        import zstandard   # here: most builds never meet a zstd blob, and start-up should not load it
+
         reader = zstandard.ZstdDecompressor().stream_reader(stream, read_across_frames=True, closefd=True)
         return _Closing(io.BufferedReader(reader, CHUNK), stream)
     return stream
@@ -52,6 +53,8 @@ def open_compressor(stream: BinaryIO, compression: str, level: int | None = None
         return igzip.IGzipFile(fileobj=stream, mode="wb", compresslevel=lvl, mtime=0)
     if compression == ZSTD:
         lvl = 3 if level is None or level < 0 else level
+        import zstandard
+
         return zstandard.ZstdCompressor(level=lvl).stream_writer(stream, closefd=False)
     return _NoClose(stream)
 

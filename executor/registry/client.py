@@ -300,13 +300,18 @@ class RegistryClient:
 
     def check_push_permission(self, ref: Reference | str) -> None:
         """Fail before a build that cannot be pushed (kaniko's push permission check): start a blob
-        upload in the destination repository. The session is left to the registry's purge, as
-        go-containerregistry does: cancelling it would need the `delete` action few tokens grant."""
+        upload in the destination repository. go-containerregistry leaves that session to the registry's purge
+        (cancelling it would need the `delete` action few tokens grant); kiln keeps it for the first blob it
+        uploads to that repository, which then needs no POST of its own."""
         ref = _as_ref(ref)
         t = self.transport(ref.registry, push=True)
         repo = ref.repository
-        t.request("POST", f"/v2/{repo}/blobs/uploads/", phase="upload POST", repository=repo,
-                  scopes=[f"repository:{repo}:pull,push"], expect=[202], headers={"Content-Length": "0"}).close()
+        resp = t.request("POST", f"/v2/{repo}/blobs/uploads/", phase="upload POST", repository=repo,
+                         scopes=[f"repository:{repo}:pull,push"], expect=[202], headers={"Content-Length": "0"})
+        resp.close()
+        location = resp.headers.get("Location")
+        if location:
+            t.keep_spare_upload(repo, location)
 
     def close(self) -> None:
         for t in self._transports.values():

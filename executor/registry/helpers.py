@@ -21,7 +21,7 @@ import os
 from typing import Callable
 from urllib.parse import urlsplit
 
-from executor.cloud import CloudError, aws, azure, google
+from executor.cloud import CloudError   # aws, azure, google: imported by the helper that needs them (start-up)
 
 from .auth import Credentials
 
@@ -56,11 +56,15 @@ def _env(host: str, verify: bool | str) -> Credentials | None:
 def _google(host: str, verify: bool | str) -> Credentials | None:
     if not is_google(host):
         return None
+    from executor.cloud import google
+
     token = google.access_token()
     return Credentials("oauth2accesstoken", token.value, origin=f"the google helper ({token.source})")
 
 
 def _ecr(host: str, verify: bool | str) -> Credentials | None:
+    from executor.cloud import aws
+
     if aws.ecr_registry(host) is None:
         return None
     token = aws.ecr_token(host)
@@ -68,6 +72,8 @@ def _ecr(host: str, verify: bool | str) -> Credentials | None:
 
 
 def _acr(host: str, verify: bool | str) -> Credentials | None:
+    from executor.cloud import azure
+
     if not azure.is_acr(host):
         return None
     refresh, source = azure.acr_refresh_token(host, verify)
@@ -99,8 +105,12 @@ def applies(helper: str, host: str) -> bool:
     if helper == "google":
         return is_google(host)
     if helper == "ecr":
+        from executor.cloud import aws
+
         return aws.ecr_registry(host) is not None
     if helper == "acr":
+        from executor.cloud import azure
+
         return azure.is_acr(host)
     if helper == "gitlab":
         ci = os.environ.get("CI_REGISTRY", "")

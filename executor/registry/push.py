@@ -125,6 +125,16 @@ def _upload(t: Transport, repo: str, blob: Blob, chunk_size: int | None, locatio
     """Upload the blob through the session at `location`, or a new one."""
     desc = blob.descriptor
     if location is None:
+        spare = t.take_spare_upload(repo)
+        if spare:
+            try:
+                _upload(t, repo, blob, chunk_size, spare)
+                return
+            except NotFoundError as e:
+                # the session opened by the push permission check is gone (purged, or a registry that drops
+                # idle sessions): nothing of this blob went through it; a new session as usual
+                log.debug("spare upload session for %s/%s unknown (%s): starting a new one", t.registry, repo, e)
+    if location is None:
         resp = t.request("POST", f"/v2/{repo}/blobs/uploads/", phase="upload POST", repository=repo,
                          scopes=_push_scopes(repo), expect=[202], headers={"Content-Length": "0"})
         resp.close()

@@ -10,10 +10,11 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Iterable
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import requests.adapters
+import requests.utils
 import urllib3
 
 from . import auth
@@ -25,6 +26,9 @@ from .reference import DOCKER_HUB, DOCKER_HUB_API
 log = logging.getLogger(__name__)
 
 Body = bytes | Callable[[], BinaryIO | bytes] | None
+#: OpenSSL's reasons for a handshake answered by something that is not TLS (1.1/3.0, 3.2+, 3.x)
+_NOT_TLS = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST",
+            "UNKNOWN_PROTOCOL", "RECORD_LENGTH_MISMATCH"}
 _TOKEN_MARGIN = 10.0  # seconds: a token this close to expiry is fetched anew
 _DEFAULT_TOKEN_LIFETIME = 60  # the token spec's default when expires_in is missing
 
@@ -157,6 +161,9 @@ class Transport:
         self.challenge: Challenge | None = None
         self._tokens: dict[frozenset[str], _Token] = {}
         self._lock = threading.RLock()
+        #: upload sessions opened and not used (the push permission check's), by repository: the first upload
+        #: to that repository takes it instead of a POST of its own
+        self._spare_uploads: dict[str, str] = {}
 
     def learn_from(self, other: "Transport") -> None:
         """Take the scheme and auth challenge `other` found for the same registry, when this transport would
@@ -166,6 +173,19 @@ class Transport:
             with self._lock:
                 self.base, self.challenge = other.base, other.challenge
                 self._credentials = self._credentials or other._credentials
+                if other.session.headers.get("User-Agent") == self.session.headers.get("User-Agent"):
+                    # same TLS settings and headers: one connection pool per registry, so pulling and pushing
+                    # reuse the connections (and TLS sessions) the other opened
+                    self.session.close()
+                    self.session = other.session
+
+    def keep_spare_upload(self, repository: str, location: str) -> None:
+        with self._lock:
+            self._spare_uploads.setdefault(repository, location)
+
+    def take_spare_upload(self, repository: str) -> str | None:
+        with self._lock:
+            return self._spare_uploads.pop(repository, None)
 
     # ---- credentials and scheme --------------------------------------------------------------
     @property
@@ -189,6 +209,11 @@ class Transport:
             errors: list[str] = []
             unreachable: list[str] = []
             schemes = self._schemes()
+            if len(schemes) > 1 and not self._speaks_tls():
+                # a plain-HTTP registry: no verifying TLS context is built (loading the CA bundle alone costs
+                # ~20 ms) and no failed handshake made; what HTTPS would have said is kept for the error
+                unreachable.append("https: TLS: the registry does not speak TLS")
+                schemes = schemes[1:]
             for scheme in schemes:
                 url = f"{scheme}://{self.host}/v2/"
                 try:
@@ -229,6 +254,43 @@ class Transport:
                 raise UnreachableError(self.registry, repository, "ping", "; ".join(filter(None, (reason, hint))))
             raise RegistryError(self.registry, repository, "ping", "; ".join(errors + unreachable) +
                                 (f" ({hint})" if hint else ""))
+
+    def _speaks_tls(self) -> bool:
+        """Whether the registry answers a TLS handshake, asked before HTTPS is tried on a registry that may also
+        speak plain HTTP. HTTPS stays first, as go-containerregistry's ping has it (transport/ping.go tries
+        "https", then "http" for an insecure or local registry): this only learns cheaply, with a context that
+        loads no CA bundle and verifies nothing, that a plain-HTTP server answers the ClientHello with a
+        protocol error. Anything else (a handshake that completes, a refused or reset connection, a proxy in
+        between, a client certificate to present) answers True: the real HTTPS attempt then decides, as before."""
+        import socket
+        import ssl
+
+        if self.session.cert or requests.utils.get_environ_proxies(f"https://{self.host}/v2/"):
+            return True
+        try:
+            parts = urlsplit(f"//{self.host}")
+            host, port = parts.hostname or self.host, parts.port or 443
+        except ValueError:
+            return True
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        try:
+            # a short timeout: a host that does not answer within it is left to the real attempts (and their own
+            # timeouts), so an unreachable registry costs at most this much more than before
+            with socket.create_connection((host, port), timeout=min(self.options.connect_timeout, 2.0)) as raw:
+                with context.wrap_socket(raw, server_hostname=host):
+                    return True
+        except ssl.SSLError as e:
+            # what OpenSSL says when the answer to a ClientHello is not a TLS record (a plain-HTTP server's
+            # "HTTP/1.1 400 Bad Request"); a TLS alert (a client certificate required, no common cipher) or a
+            # hang-up is a TLS server's answer, left to the real attempt
+            if str(e.reason or "").upper() not in _NOT_TLS:
+                return True
+            log.debug("registry %s answered a TLS handshake with %s: plain HTTP", self.registry, e.reason)
+            return False
+        except (OSError, ValueError):
+            return True
 
     def url(self, path: str) -> str:
         if path.startswith("http://") or path.startswith("https://"):

@@ -191,6 +191,11 @@ for f in open('/tmp/kiln-elves').read().split():
         ctypes.CDLL(f)
         n += 1
 import executor, snapshot, requests, xxhash, isal, zstandard, dulwich, ssl, zlib, lzma, bz2, ctypes, hashlib
+import importlib.util, os
+# the byte code of step 9 is there for every kiln module: start-up loads it, compiling nothing (issue 21)
+missing = [os.path.join(d, f) for pkg in (executor, snapshot) for d, _, fs in os.walk(pkg.__path__[0])
+           for f in fs if f.endswith('.py') and not os.path.isfile(importlib.util.cache_from_source(os.path.join(d, f)))]
+assert not missing, 'no byte code for ' + ', '.join(missing[:5])
 assert sys.prefix == '$S', sys.prefix
 print('assemble: ok,', sys.version.split()[0], 'prefix', sys.prefix, '-', n, 'shared objects load',
       file=sys.stderr)"

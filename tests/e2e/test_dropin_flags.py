@@ -134,11 +134,13 @@ def test_image_fs_extract_retry_fetches_and_extracts_again(kiln, base_images, pl
     dest = plain_registry.ref("dropin/extract-retry:v1")
     args = ("--destination", dest, "--insecure-registry", plain_registry.host, "--insecure-registry",
             plain_proxy.host)
-    plain_proxy.add("corrupt", "GET", r"/blobs/sha256:", skip=1, times=1)     # the layer, after the config
+    # the layer, after the config; twice: the push while building may fetch the base layer for the destination
+    # (another registry) before the extraction does, and its failed early upload is only retried by the push
+    plain_proxy.add("corrupt", "GET", r"/blobs/sha256:", skip=1, times=2)
     failed = kiln.build(ctx, *args)
     assert failed.returncode == 1 and "sha256:" in failed.stderr.strip().splitlines()[-1]
     plain_proxy.clear()
-    plain_proxy.add("corrupt", "GET", r"/blobs/sha256:", skip=1, times=1)
+    plain_proxy.add("corrupt", "GET", r"/blobs/sha256:", skip=1, times=2)
     run = kiln.build(ctx, *args, "--image-fs-extract-retry", "2").check()
     assert "--image-fs-extract-retry: attempt 2 of 3" in run.stderr
     assert judge_registry_image(plain_registry, dest).layers[-1].read("ran") == f"{MARKER}\n".encode()

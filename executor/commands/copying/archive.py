@@ -24,11 +24,10 @@ import tarfile
 from collections.abc import Callable, Iterator
 from typing import IO
 
-import zstandard
 
 from executor.commands.copying.errors import CopyError
 from executor.commands.copying.paths import lstat_or_none, resolve_in_root
-from snapshot.compression import detect
+from snapshot.compression import detect, zstd_errors
 
 try:
     from isal import igzip as _gzip
@@ -49,6 +48,8 @@ def _open_stream(path: str) -> Iterator[IO[bytes]]:
         elif kind == "xz":
             stream = lzma.LZMAFile(raw, "rb")
         elif kind == "zstd":
+            import zstandard
+
             stream = zstandard.ZstdDecompressor().stream_reader(raw)  # type: ignore[assignment]
         else:
             stream = raw
@@ -94,7 +95,7 @@ def extract_archive(archive: str, display: str, dest: str, chown: tuple[int, int
                 _extract_member(tar, member, display, dest, chown, record, dirs)
     except CopyError:
         raise
-    except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, zstandard.ZstdError) as exc:
+    except (tarfile.TarError, EOFError, OSError, lzma.LZMAError, *zstd_errors()) as exc:
         raise CopyError(f"ADD {display}: cannot extract the archive: {exc}") from exc
     for path, member in reversed(dirs):
         os.utime(path, ns=(_ns(member.mtime),) * 2, follow_symlinks=False)
