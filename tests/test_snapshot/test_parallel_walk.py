@@ -187,24 +187,3 @@ def test_small_roots_and_one_cpu_use_one_walker(tmp_path, monkeypatch) -> None:
 
 def test_usable_cpus_follows_the_affinity() -> None:
     assert 1 <= parallel.usable_cpus() <= len(os.sched_getaffinity(0))
-
-
-def test_split_walk_under_kilns_pid1_reaper(tmp_path) -> None:
-    """In production kiln is PID 1 and reaps what it does not own on SIGCHLD: the walkers' exits must
-    neither be lost to it nor break it."""
-    from executor.run import pid1
-
-    root, work = tmp_path / "root", tmp_path / "work"
-    root.mkdir()
-    work.mkdir()
-    _big_tree(str(root))
-    snap = Snapshotter(str(root), IgnoreList(str(root)), str(work))
-    snap.reindex()
-    shutil.rmtree(root / "etc" / "s0")
-    (root / "var" / "s2" / "f1").write_text("changed")
-    one = detect(str(root), snap.ignore, snap.index, "exact", workers=1)
-    with pid1.supervise(subreaper=False), any_size():
-        for _ in range(20):
-            assert _summary(detect(str(root), snap.ignore, snap.index, "exact", workers=3)) == _summary(one)
-    assert one.deleted == ["etc/s0"] and "var/s2/f1" in one.changed
-    assert _children() == []
