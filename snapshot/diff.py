@@ -20,7 +20,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from . import parallel, progress
+from . import progress
 from .ignore import IgnoreList
 from .index import Entry, Index, hash_file, read_xattrs
 
@@ -105,39 +105,82 @@ def _compare(host: str, rel: str, st: os.stat_result, old: Entry, mode: str, ind
     return False
 
 
-def detect(root: str, ignore: IgnoreList, index: Index, mode: str = "exact", workers: int | None = None) -> Changes:
-    """Walk `root` and report what changed since the index was taken. A big root is walked by up to
-    `workers` processes at once (None: the CPUs kiln may use; see `parallel.py`), each over its own
-    top-level directories; the result is the same as one walker's."""
+def detect(root: str, ignore: IgnoreList, index: Index, mode: str = "exact") -> Changes:
+    """Walk `root` and report what changed since the index was taken."""
     check_mode(mode)
     root = root.rstrip("/")
     entries = index.entries
+    get = entries.get
+    ignored = ignore.paths
+    exact = mode == "exact"
+    redo = mode == "redo"
+    timeonly = mode == "time"
+    racy_limit = index.time_ns - index.granularity_ns
     ch = Changes()
-    walk = _Walker(root, ignore, index, mode, ch)
+    rels: list[str] = []
+    seen = rels.append
+    matched = 0
+    replaced: set[str] = set()   # directories that are now something else
+    changed = ch.changed
+    # stack of (relative dir, everything below is new)
     stack: list[tuple[str, bool]] = [("", False)]
-    walk.run(stack, limit=1)           # the root directory itself: its subdirectories are now on the stack
-    others = parallel.walk_split(walk, stack, workers)   # forked walkers over part of the stack
-    try:
-        walk.run(stack)
-        for other in others:
-            other.merge_into(walk)
-        rels = walk.rels
-        matched = walk.matched + sum(o.matched for o in others)
-        ch.walked = len(rels) + sum(o.walked for o in others)
-        progress.tick("walk", root, ch.walked, ch.walked, final=True)
-        if matched == len(entries):
-            for other in others:
-                other.close()
-            return ch  # every indexed path was seen: nothing deleted
-        seen = set(rels)
-        for other in others:
-            seen.update(other.rels())
-    finally:
-        for other in others:
-            other.kill()   # a no-op for those already done
-    gone = entries.keys() - seen
+    while stack:
+        rel_dir, fresh = stack.pop()
+        host_dir = f"{root}/{rel_dir}" if rel_dir else (root or "/")
+        prefix = f"{rel_dir}/" if rel_dir else ""
+        check_ignored = bool(ignored) and ignore.holds_ignored(rel_dir)
+        try:
+            dir_fd = os.open(host_dir, _DIR_FLAGS)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # vanished, or replaced by a symlink, since it was listed
+        try:
+            with os.scandir(dir_fd) as it:
+                for e in it:
+                    rel = prefix + e.name
+                    if check_ignored and rel in ignored:
+                        continue
+                    try:
+                        st = e.stat(follow_symlinks=False)  # fstatat(dir_fd, name): one lookup
+                    except FileNotFoundError:
+                        continue
+                    seen(rel)
+                    old = get(rel)
+                    if old is not None:
+                        matched += 1
+                    if (st.st_mode & 0o170000) == 0o040000:
+                        _directory(root, rel, st, old, fresh, mode, index, ch, stack, replaced)
+                        continue
+                    if fresh or old is None:
+                        changed.append(rel)
+                        continue
+                    osig = old.sig
+                    if exact:
+                        if st.st_ctime_ns == osig[5] and st.st_ino == osig[6] \
+                                and osig[5] <= racy_limit and not old.racy:
+                            continue  # the fast path: nothing about the inode changed
+                    elif redo:
+                        if st.st_mtime_ns == osig[4] and st.st_size == osig[3] \
+                                and st.st_mode == osig[0] and st.st_uid == osig[1] and st.st_gid == osig[2]:
+                            continue
+                    elif timeonly:
+                        if st.st_mtime_ns == osig[4] and (st.st_mode ^ osig[0]) & 0o170000 == 0:
+                            continue
+                    if (osig[0] & 0o170000) == 0o040000:
+                        replaced.add(rel)  # a directory became a file: its old children need no whiteouts
+                        changed.append(rel)
+                        continue
+                    if _compare(f"{root}/{rel}", rel, st, old, mode, index, ch):
+                        changed.append(rel)
+        finally:
+            os.close(dir_fd)
+        progress.tick("walk", root, len(rels))
+    progress.tick("walk", root, len(rels), len(rels), final=True)
+    ch.walked = len(rels)
+    if matched == len(entries):
+        return ch  # every indexed path was seen: nothing deleted
+    gone = entries.keys() - set(rels)
     ch.gone = gone
-    covered = gone | walk.replaced
+    covered = gone | replaced
     for rel in gone:
         parent = rel.rpartition("/")[0]
         hidden = False
@@ -150,94 +193,6 @@ def detect(root: str, ignore: IgnoreList, index: Index, mode: str = "exact", wor
             ch.deleted.append(rel)
     ch.deleted.sort()
     return ch
-
-
-class _Walker:
-    """One walker's pass over a stack of directories; what it finds goes into `ch`, the paths it saw
-    into `rels`, the directories now something else into `replaced`."""
-
-    def __init__(self, root: str, ignore: IgnoreList, index: Index, mode: str, ch: Changes) -> None:
-        self.root = root
-        self.ignore = ignore
-        self.index = index
-        self.mode = mode
-        self.ch = ch
-        self.rels: list[str] = []
-        self.matched = 0
-        self.replaced: set[str] = set()
-
-    def run(self, stack: list[tuple[str, bool]], limit: int | None = None) -> None:
-        """Walk the directories on `stack` (and those found below them) until it is empty, or until
-        `limit` directories are done."""
-        root = self.root
-        ignore = self.ignore
-        index = self.index
-        mode = self.mode
-        get = index.entries.get
-        ignored = ignore.paths
-        exact = mode == "exact"
-        redo = mode == "redo"
-        timeonly = mode == "time"
-        racy_limit = index.time_ns - index.granularity_ns
-        ch = self.ch
-        rels = self.rels
-        seen = rels.append
-        matched = 0
-        replaced = self.replaced
-        changed = ch.changed
-        done = 0
-        while stack and (limit is None or done < limit):
-            done += 1
-            rel_dir, fresh = stack.pop()
-            host_dir = f"{root}/{rel_dir}" if rel_dir else (root or "/")
-            prefix = f"{rel_dir}/" if rel_dir else ""
-            check_ignored = bool(ignored) and ignore.holds_ignored(rel_dir)
-            try:
-                dir_fd = os.open(host_dir, _DIR_FLAGS)
-            except (FileNotFoundError, NotADirectoryError):
-                continue  # vanished, or replaced by a symlink, since it was listed
-            try:
-                with os.scandir(dir_fd) as it:
-                    for e in it:
-                        rel = prefix + e.name
-                        if check_ignored and rel in ignored:
-                            continue
-                        try:
-                            st = e.stat(follow_symlinks=False)  # fstatat(dir_fd, name): one lookup
-                        except FileNotFoundError:
-                            continue
-                        seen(rel)
-                        old = get(rel)
-                        if old is not None:
-                            matched += 1
-                        if (st.st_mode & 0o170000) == 0o040000:
-                            _directory(root, rel, st, old, fresh, mode, index, ch, stack, replaced)
-                            continue
-                        if fresh or old is None:
-                            changed.append(rel)
-                            continue
-                        osig = old.sig
-                        if exact:
-                            if st.st_ctime_ns == osig[5] and st.st_ino == osig[6] \
-                                    and osig[5] <= racy_limit and not old.racy:
-                                continue  # the fast path: nothing about the inode changed
-                        elif redo:
-                            if st.st_mtime_ns == osig[4] and st.st_size == osig[3] \
-                                    and st.st_mode == osig[0] and st.st_uid == osig[1] and st.st_gid == osig[2]:
-                                continue
-                        elif timeonly:
-                            if st.st_mtime_ns == osig[4] and (st.st_mode ^ osig[0]) & 0o170000 == 0:
-                                continue
-                        if (osig[0] & 0o170000) == 0o040000:
-                            replaced.add(rel)  # a directory became a file: its old children need no whiteouts
-                            changed.append(rel)
-                            continue
-                        if _compare(f"{root}/{rel}", rel, st, old, mode, index, ch):
-                            changed.append(rel)
-            finally:
-                os.close(dir_fd)
-            progress.tick("walk", root, len(rels))
-        self.matched += matched
 
 
 def _directory(root: str, rel: str, st: os.stat_result, old: Entry | None, fresh: bool, mode: str,

@@ -28,8 +28,7 @@ class Snapshotter:
     blobs are written to `work_dir`. `epoch` pins every timestamp in written layers (seconds)."""
 
     def __init__(self, root: str, ignore: IgnoreList, work_dir: str, compression: str = "gzip",
-                 level: int | None = None, epoch: int | None = None, mode: str = "exact",
-                 walk_workers: int | None = None) -> None:
+                 level: int | None = None, epoch: int | None = None, mode: str = "exact") -> None:
         check_compression(compression)
         check_mode(mode)
         if not os.path.isdir(root):
@@ -43,7 +42,6 @@ class Snapshotter:
         self.level = level
         self.epoch = epoch
         self.mode = mode
-        self.walk_workers = walk_workers   # None: as many walkers as CPUs kiln may use (parallel.py)
         self.index = Index()
         self.last_changes: Changes | None = None
 
@@ -103,7 +101,7 @@ class Snapshotter:
 
     def _snapshot(self) -> LayerFile | None:
         start = time.perf_counter()
-        changes = detect(self.root, self.ignore, self.index, self.mode, self.walk_workers)
+        changes = detect(self.root, self.ignore, self.index, self.mode)
         self.last_changes = changes
         for rel, st in changes.refreshed.items():
             self._refresh(rel, st, changes.digests.get(rel))
