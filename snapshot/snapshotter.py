@@ -6,7 +6,7 @@ import logging
 import os
 import stat
 import time
-from typing import Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from .compression import check_compression
 from .diff import Changes, check_mode, detect, walk_entries
@@ -46,11 +46,13 @@ class Snapshotter:
         self.last_changes: Changes | None = None
 
     # -- extraction ---------------------------------------------------------------------------
-    def extract(self, blob_path: str, name: str = "") -> ExtractStats:
-        """Apply one layer blob (gzip, zstd or plain tar) onto the root; the index follows."""
+    def extract(self, blob: str | BinaryIO, name: str = "", diff_id: bool = False) -> ExtractStats:
+        """Apply one layer blob (gzip, zstd or plain tar) onto the root; the index follows. `blob` is a
+        path or a stream of the compressed bytes (see `extract_layer`); with `diff_id` the stats carry
+        the sha256 of the uncompressed tar."""
         racy = self.index.racy_entries()
-        stats = extract_layer(self.root, blob_path, name or os.path.basename(blob_path), self.ignore,
-                              self.index)
+        stats = extract_layer(self.root, blob, name or (os.path.basename(blob) if isinstance(blob, str) else "layer"),
+                              self.ignore, self.index, diff_id)
         self.index.stamp(self.root, racy)
         log.info("extracted layer %s: %d entries (%d whiteouts, %d skipped) in %.2fs",
                  stats.layer, stats.entries, stats.whiteouts, stats.skipped, stats.seconds)
