@@ -14,6 +14,7 @@ Rows (a round runs kiln and its baseline one after the other, so a drift of the 
   against `docker build` then `docker push`, to the same registry;
 * pull + extract + 2 snapshots of the big base on a tmpfs (kiln's engine in a child process, its peak RSS
   measured) against GNU `tar -xzf` of the same blob on the same tmpfs;
+* peak RSS of pulling and extracting one 1 GB gzip layer of mixed files (a child process, VmHWM);
 * small builds: the median of five small Dockerfiles on busybox, build + push, against docker build + push;
 * throughput: a fresh random 500 MB blob each round, uploaded by kiln's push code (HEAD, POST, one PUT)
   against `curl -T` doing the same POST + PUT, and `skopeo copy` of an image holding it; downloaded by kiln's
@@ -255,6 +256,34 @@ def row_pull_extract(work, registry, big_ref, blob, rounds) -> None:
     ROWS.append(("peak RSS of that pull + extract (the largest round)", f"{max(rss):.0f} MB", "", "", "", ""))
 
 
+def row_memory(work, registry, size_mb) -> None:
+    """Peak RSS of a child pulling and extracting one gzip layer of `size_mb` MB of mixed files (~4k files):
+    the streamed download, the decompressing thread and the hashing thread all at work."""
+    stage = os.path.join(work, "mixed-stage")
+    gen.make_mixed_files(os.path.join(stage, "data"), size_mb * 1_000_000)
+    tar_path = os.path.join(work, "mixed.tar")
+    tar_dir(stage, tar_path)
+    shutil.rmtree(stage)
+    layout = Layout(os.path.join(work, "mixed-layout"))
+    layout.tag("mixed", add_image(layout, tar_path, "amd64", "gzip", comment="bench mixed layer"))
+    os.unlink(tar_path)
+    ref = registry.ref("bench/mixed:1")
+    skopeo_copy(f"oci:{layout.path}:mixed", f"docker://{ref}", "--dest-tls-verify=false")
+    shutil.rmtree(layout.path)
+    root, kwork = (tempfile.mkdtemp(prefix=p, dir=work) for p in ("mixed-root-", "mixed-work-"))
+    proc = subprocess.run([sys.executable, "-c", PULL_CHILD, REPO, ref, registry.host, root, kwork],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"pull child failed:\n{proc.stderr[-3000:]}")
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(kwork, ignore_errors=True)
+    print(f"{'peak RSS, pull + extract of a %d MB layer' % size_mb:<48} kiln {res['rss_mb']:8.0f} MB   "
+          f"({res['pulled']:.2f} s)", flush=True)
+    ROWS.append((f"peak RSS, pull + extract + 2 snapshots of a {size_mb} MB gzip layer (mixed files)",
+                 f"{res['rss_mb']:.0f} MB", "", "", "", "< 150 MB"))
+
+
 SMALL = {
     "copy-run": {"Dockerfile": "FROM {b}\nCOPY app.sh /app/\nRUN sh /app/app.sh > /app/out\n", "app.sh": "echo hi\n"},
     "metadata": {"Dockerfile": "FROM {b}\nLABEL a=b\nENV X=1\nUSER 1000\nCMD [\"sh\"]\n"},
@@ -415,7 +444,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--small", action="store_true", help="10k files / 40 MB base, 100 MB layer and blob")
-    parser.add_argument("--rows", default="runs,layer,pull,small,throughput")
+    parser.add_argument("--rows", default="runs,layer,pull,memory,small,throughput")
     parser.add_argument("--dir", default="/dev/shm", help="scratch directory (a tmpfs)")
     parser.add_argument("--write-doc", action="store_true")
     args = parser.parse_args()
@@ -448,6 +477,8 @@ def main() -> None:
             row_big_layer(work, docker, registry, busybox, args.rounds, size_mb)
         if "pull" in rows:
             row_pull_extract(work, registry, big_ref, big_blob, args.rounds)
+        if "memory" in rows:
+            row_memory(work, registry, size_mb * 2)
         if "small" in rows:
             row_small_builds(work, docker, registry, busybox, args.rounds)
         if "throughput" in rows:
