@@ -226,6 +226,36 @@ class _Walk:
         if not self.quiet:
             progress.tick("walk", root, self.walked)
 
+    # ---- shared with forked walkers (parallel_walk.py) ----------------------------------------------
+    def forked(self) -> None:
+        self.quiet = True
+        self.ch = Changes()
+        self.rels, self.matched, self.replaced, self.walked_elsewhere = [], 0, set(), 0
+
+    def report(self) -> tuple:
+        return self.ch, self.matched, self.replaced, len(self.rels)
+
+    def merge(self, report: tuple) -> None:
+        changes, matched, replaced, walked = report
+        ch = self.ch
+        ch.changed += changes.changed
+        ch.refreshed.update(changes.refreshed)
+        ch.digests.update(changes.digests)
+        ch.hashed += changes.hashed
+        self.matched += matched
+        self.replaced |= replaced
+        self.walked_elsewhere += walked
+
+    def paths_needed(self) -> bool:
+        return self.matched != len(self.index.entries)
+
+    def paths(self) -> list[str]:
+        return self.rels
+
+    def add_paths(self, paths: list[str]) -> None:
+        self.rels += paths
+        self.walked_elsewhere -= len(paths)
+
     def finish(self) -> Changes:
         """The deletions, once every path was seen."""
         ch = self.ch

@@ -7,8 +7,8 @@ so a big subtree on one side does not leave the other idle. A forked walker read
 left it (copy-on-write: nothing is sent to it), runs with the garbage collector off (a collection would
 touch, and so copy, every object of the parent) and without progress reports or logging (another thread
 of the parent may have held their locks at the fork). It sends back what it found changed, refreshed and
-hashed and how many indexed paths it saw; only when the counts show that something was deleted does this
-process ask for its list of paths, to work out which. Its exception, if any, is sent back and raised here.
+hashed (or, for a reindex, the entries that are new) and how many indexed paths it saw; only when the counts
+show that something was deleted does this process ask for its list of paths, to work out which. Its exception, if any, is sent back and raised here.
 A walker that cannot send (this process gave up) gets EPIPE and exits. Every walker is reaped before
 returning.
 
@@ -27,7 +27,19 @@ import struct
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .diff import _Walk
+    from typing import Any, Protocol
+
+    class _Walk(Protocol):
+        """What a walk shares with its forked walkers (diff._Walk, snapshotter._Reindex)."""
+
+        def scan(self, rel_dir: str, fresh: bool, stack: list[tuple[str, bool]]) -> None: ...
+        def run(self, stack: list[tuple[str, bool]]) -> None: ...
+        def forked(self) -> None: ...             # in a walker: start empty, report no progress
+        def report(self) -> Any: ...              # in a walker: what it found, picklable
+        def merge(self, report: Any) -> None: ...
+        def paths_needed(self) -> bool: ...       # after the merges: were paths deleted?
+        def paths(self) -> list[str]: ...         # in a walker: every path it saw
+        def add_paths(self, paths: list[str]) -> None: ...
 
 _TASK = struct.Struct("=I")
 _LEN = struct.Struct("=Q")
@@ -60,6 +72,10 @@ def walk_in_parallel(walk: "_Walk", workers: int) -> None:
             cmd_r, cmd_w = os.pipe()
             pid = os.fork()
             if pid == 0:  # pragma: no cover - measured by the tests through its results
+                # the parent's ends of this walker's pipes and of the earlier walkers' are not ours: held
+                # here, they would keep a walker waiting for a command the parent never sends from seeing EOF
+                for fd in [res_r, cmd_w, *(end for _, r, w in children for end in (r, w))]:
+                    os.close(fd)
                 _child(walk, tasks, task_r, res_w, cmd_r)
             os.close(res_w)
             os.close(cmd_r)
@@ -68,29 +84,20 @@ def walk_in_parallel(walk: "_Walk", workers: int) -> None:
         errors: list[BaseException] = []
         results = []
         for _, res_r, _ in children:
-            kind, *rest = pickle.loads(_receive(res_r))
+            kind, result = pickle.loads(_receive(res_r))
             if kind == "error":
-                errors.append(rest[0])
+                errors.append(result)
             else:
-                results.append(rest)
+                results.append(result)
         if errors:
             raise errors[0]
-        ch = walk.ch
-        for changes, matched, replaced, walked in results:
-            ch.changed += changes.changed
-            ch.refreshed.update(changes.refreshed)
-            ch.digests.update(changes.digests)
-            ch.hashed += changes.hashed
-            walk.matched += matched
-            walk.replaced |= replaced
-            walk.walked_elsewhere += walked
-        want_paths = walk.matched != len(walk.index.entries)
+        for result in results:
+            walk.merge(result)
+        want_paths = walk.paths_needed()
         for _, res_r, cmd_w in children:
             os.write(cmd_w, b"p" if want_paths else b"q")
             if want_paths:
-                walk.rels += pickle.loads(_receive(res_r))
-        if want_paths:
-            walk.walked_elsewhere = 0
+                walk.add_paths(pickle.loads(_receive(res_r)))
     finally:
         os.close(task_r)
         for pid, res_r, cmd_w in children:
@@ -109,17 +116,15 @@ def _child(walk: "_Walk", tasks: list[list[tuple[str, bool]]], task_r: int, res_
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, signal.SIG_DFL)
         gc.disable()
-        walk.quiet = True
-        walk.ch = type(walk.ch)()
-        walk.rels, walk.matched, walk.replaced, walk.walked_elsewhere = [], 0, set(), 0
+        walk.forked()
         try:
             _take_tasks(walk, tasks, task_r)
-            message = pickle.dumps(("ok", walk.ch, walk.matched, walk.replaced, len(walk.rels)), protocol=5)
+            message = pickle.dumps(("ok", walk.report()), protocol=5)
         except BaseException as e:  # noqa: BLE001 - the parent raises it
             message = pickle.dumps(("error", e), protocol=5)
         _send(res_w, message)
         if os.read(cmd_r, 1) == b"p":
-            _send(res_w, pickle.dumps(walk.rels, protocol=5))
+            _send(res_w, pickle.dumps(walk.paths(), protocol=5))
     except BaseException:  # noqa: BLE001 - the parent gave up (EPIPE) or the pickle failed: nothing to do
         code = 1
     finally:

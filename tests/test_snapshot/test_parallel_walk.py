@@ -10,6 +10,7 @@ import pytest
 
 from snapshot import IgnoreList, Snapshotter, diff
 from snapshot.diff import detect
+from snapshot.reindex import reindexed
 
 from .test_changes import *  # noqa: F401,F403 - run again below with the walk split across processes
 from .test_changes import based, members  # noqa: F401
@@ -100,5 +101,41 @@ def test_small_index_stays_in_one_process(tmp_path, parallel_walk):
     _populate(root)
     snap = Snapshotter(root, IgnoreList(root), work)
     snap.reindex()
+    before = len(parallel_walk)
     detect(root, snap.ignore, snap.index, workers=2, min_entries=len(snap.index.entries) + 1)
-    assert parallel_walk == []
+    reindexed(root, snap.ignore, snap.index, False, workers=2, min_entries=len(snap.index.entries) + 1)
+    assert len(parallel_walk) == before
+
+
+def _fields(entries) -> dict:
+    return {rel: (e.sig, e.dev, e.nlink, e.link, e.xattrs, e.digest, e.racy) for rel, e in entries.items()}
+
+
+@pytest.mark.parametrize("full", [False, True])
+@pytest.mark.parametrize("workers", [2, 3])
+def test_parallel_reindex_equals_the_single_walk(tmp_path, parallel_walk, full, workers):
+    """A reindex split across walkers gives the one-process reindex's entries: from an empty index (every
+    entry new), with nothing deleted (the walkers send only what is new), and with paths deleted (they send
+    their paths too); kept entries are copies, never the old index's objects."""
+    root, work = str(tmp_path / "root"), str(tmp_path / "work")
+    os.makedirs(root), os.makedirs(work)
+    _populate(root)
+    os.link(os.path.join(root, "t0/s0/f1"), os.path.join(root, "t0/s0/hard"))
+    snap = Snapshotter(root, IgnoreList(root, ["/ignored"]), work, mode="full" if full else "exact")
+    empty = snap.index
+    one = reindexed(root, snap.ignore, empty, full, workers=1)
+    assert _fields(reindexed(root, snap.ignore, empty, full, workers=workers, min_entries=0)) == _fields(one)
+    assert len(one) > 3000 and "ignored/x" not in one and one["t0/s0/hard"].nlink == 2
+    snap.reindex()
+    old = snap.index
+    before = len(parallel_walk)
+    split = reindexed(root, snap.ignore, old, full, workers=workers, min_entries=0)
+    assert len(parallel_walk) - before == workers - 1, "the reindex did not fork"
+    assert _fields(split) == _fields(reindexed(root, snap.ignore, old, full, workers=1))
+    assert not set(map(id, split.values())) & set(map(id, old.entries.values()))
+    _change(root)
+    os.unlink(os.path.join(root, "t0/s0/hard"))                # the link count of t0/s0/f1 drops
+    split = reindexed(root, snap.ignore, old, full, workers=workers, min_entries=0)
+    single = reindexed(root, snap.ignore, old, full, workers=1)
+    assert _fields(split) == _fields(single)
+    assert "t2/s5/f9" not in single and "t6/new/a" in single and single["t0/s0/f1"].nlink == 1
