@@ -139,3 +139,33 @@ def test_parallel_reindex_equals_the_single_walk(tmp_path, parallel_walk, full, 
     single = reindexed(root, snap.ignore, old, full, workers=1)
     assert _fields(split) == _fields(single)
     assert "t2/s5/f9" not in single and "t6/new/a" in single and single["t0/s0/f1"].nlink == 1
+
+
+def _children() -> list[int]:
+    pids: list[int] = []
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/children") as f:
+            pids += [int(p) for p in f.read().split()]
+    return pids
+
+
+def test_split_walk_under_kilns_pid1_reaper(tmp_path, parallel_walk):
+    """kiln as PID 1 reaps on SIGCHLD what it did not start for a RUN (executor/run/pid1.py): the walkers'
+    ends neither get lost to it nor break it, and none is left behind."""
+    from executor.run import pid1
+
+    root, work = str(tmp_path / "root"), str(tmp_path / "work")
+    os.makedirs(root), os.makedirs(work)
+    _populate(root)
+    snap = Snapshotter(root, IgnoreList(root), work)
+    snap.reindex()
+    _change(root)
+    one = detect(root, snap.ignore, snap.index, workers=1)
+    before = _children()
+    with pid1.supervise(subreaper=False):
+        for _ in range(15):
+            split = detect(root, snap.ignore, snap.index, workers=3, min_entries=0)
+            assert (sorted(split.changed), split.deleted) == (sorted(one.changed), one.deleted)
+            assert _fields(reindexed(root, snap.ignore, snap.index, False, workers=3, min_entries=0)) == \
+                _fields(reindexed(root, snap.ignore, snap.index, False, workers=1))
+    assert _children() == before
