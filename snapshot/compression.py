@@ -13,7 +13,7 @@ import queue
 import threading
 from typing import BinaryIO
 
-from isal import igzip_threaded
+from isal import igzip, igzip_threaded
 
 # zstandard (and the platform module it loads) is imported where a zstd blob is read or written: most builds
 # never meet one, and start-up should not pay for it (issue 21)
@@ -42,14 +42,20 @@ def detect(head: bytes) -> str:
     return "none"
 
 
-def open_decompressed(raw: BinaryIO, where: str) -> tuple[BinaryIO, str]:
-    """Wrap `raw` (positioned at the blob's start, seekable or buffered) in a decompressing reader."""
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+def open_decompressed(raw: BinaryIO, where: str, hasher=None) -> tuple[BinaryIO, str]:
+    """Wrap `raw` (positioned at the blob's start, seekable or buffered) in a decompressing reader.
+
+    With a `hasher` (hashlib's), every uncompressed byte is hashed in the decompressing thread as it
+    is read ahead: the diff_id of a layer streamed from a registry costs the caller nothing (ISA-L's
+    inflate and hashlib's sha256 both run without the GIL)."""
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, 1 << 20)  # type: ignore[arg-type]
     head = buffered.peek(6)[:6]
     kind = detect(head)
     if kind not in COMPRESSIONS:
         raise LayerFormatError(f"{where}: {kind} is not a layer compression (gzip, zstd or none)")
     if kind == "gzip":
+        if hasher is not None:
+            return ThreadedReader(igzip.IGzipFile(fileobj=buffered, mode="rb"), hasher=hasher), kind  # type: ignore[return-value]
         # inflate in a background thread (ISA-L releases the GIL), overlapping the caller's work
         return igzip_threaded.open(buffered, "rb", threads=1), kind  # type: ignore[return-value]
     if kind == "zstd":
@@ -57,7 +63,9 @@ def open_decompressed(raw: BinaryIO, where: str) -> tuple[BinaryIO, str]:
 
         reader = zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True,
                                                             read_size=1 << 20)
-        return ThreadedReader(reader), kind  # type: ignore[return-value]
+        return ThreadedReader(reader, hasher=hasher), kind  # type: ignore[return-value]
+    if hasher is not None:
+        return ThreadedReader(buffered, hasher=hasher), kind  # type: ignore[return-value]
     return buffered, kind
 
 
@@ -65,9 +73,10 @@ class ThreadedReader(io.RawIOBase):
     """Reads ahead from `inner` in a background thread (a few MiB at most), so decompression
     overlaps the consumer."""
 
-    def __init__(self, inner: BinaryIO, chunk: int = 1 << 20, depth: int = 4) -> None:
+    def __init__(self, inner: BinaryIO, chunk: int = 1 << 20, depth: int = 4, hasher=None) -> None:
         super().__init__()
         self._inner = inner
+        self._hasher = hasher
         self._queue: queue.Queue[bytes | BaseException] = queue.Queue(depth)
         self._pending = b""
         self._eof = False
@@ -78,8 +87,11 @@ class ThreadedReader(io.RawIOBase):
 
     def _run(self, chunk: int) -> None:
         try:
+            hasher = self._hasher
             while not self._stop.is_set():
                 data = self._inner.read(chunk)
+                if hasher is not None:
+                    hasher.update(data)
                 self._queue.put(data)
                 if not data:
                     return

@@ -105,34 +105,83 @@ def _compare(host: str, rel: str, st: os.stat_result, old: Entry, mode: str, ind
     return False
 
 
-def detect(root: str, ignore: IgnoreList, index: Index, mode: str = "exact") -> Changes:
-    """Walk `root` and report what changed since the index was taken."""
+#: below this many indexed paths the walk stays in one process (a fork and the merge cost more than half a
+#: walk of a small root; 20,000 entries walk in ~0.05 s here)
+PARALLEL_MIN_ENTRIES = 20_000
+
+
+def default_workers() -> int:
+    """Processes for one walk: the CPUs this process may run on, at most 4."""
+    try:
+        return max(1, min(4, len(os.sched_getaffinity(0))))
+    except (AttributeError, OSError):
+        return 1
+
+
+def detect(root: str, ignore: IgnoreList, index: Index, mode: str = "exact", workers: int | None = None,
+           min_entries: int | None = None) -> Changes:
+    """Walk `root` and report what changed since the index was taken.
+
+    With `workers` > 1 (default: the CPUs available) and an index of at least `min_entries` paths, the
+    walk splits across processes: the top levels are scanned here, then this process and `workers - 1`
+    forked ones take the subtrees below from a shared pipe, a few at a time, each reading the index as
+    the fork left it (copy-on-write, nothing sent), and the forked ones send back only what they found
+    changed, plus their list of paths when something was deleted. The result is the one-process walk's."""
     check_mode(mode)
-    root = root.rstrip("/")
-    entries = index.entries
-    get = entries.get
-    ignored = ignore.paths
-    exact = mode == "exact"
-    redo = mode == "redo"
-    timeonly = mode == "time"
-    racy_limit = index.time_ns - index.granularity_ns
-    ch = Changes()
-    rels: list[str] = []
-    seen = rels.append
-    matched = 0
-    replaced: set[str] = set()   # directories that are now something else
-    changed = ch.changed
-    # stack of (relative dir, everything below is new)
-    stack: list[tuple[str, bool]] = [("", False)]
-    while stack:
-        rel_dir, fresh = stack.pop()
+    walk = _Walk(root.rstrip("/"), ignore, index, mode)
+    workers = default_workers() if workers is None else workers
+    if workers > 1 and len(index.entries) >= (PARALLEL_MIN_ENTRIES if min_entries is None else min_entries):
+        from .parallel_walk import walk_in_parallel
+        walk_in_parallel(walk, workers)
+    else:
+        walk.run([("", False)])
+    progress.tick("walk", walk.root, walk.walked, walk.walked, final=True)
+    return walk.finish()
+
+
+class _Walk:
+    """One walk's state: the paths seen, how many of them the index holds, what changed."""
+
+    def __init__(self, root: str, ignore: IgnoreList, index: Index, mode: str) -> None:
+        self.root, self.ignore, self.index, self.mode = root, ignore, index, mode
+        self.ch = Changes()
+        self.rels: list[str] = []
+        self.walked_elsewhere = 0        # paths seen by forked walkers (their `rels` come only when needed)
+        self.matched = 0
+        self.replaced: set[str] = set()  # directories that are now something else
+        self.quiet = False               # a forked walker reports no progress
+
+    @property
+    def walked(self) -> int:
+        return len(self.rels) + self.walked_elsewhere
+
+    def run(self, stack: list[tuple[str, bool]]) -> None:
+        """Walk everything below the directories on `stack` (relative path, everything below is new)."""
+        while stack:
+            rel_dir, fresh = stack.pop()
+            self.scan(rel_dir, fresh, stack)
+
+    def scan(self, rel_dir: str, fresh: bool, stack: list[tuple[str, bool]]) -> None:
+        """Compare the entries of one directory; its subdirectories go onto `stack`."""
+        root, index, mode, ignore = self.root, self.index, self.mode, self.ignore
+        get = index.entries.get
+        ignored = ignore.paths
+        exact = mode == "exact"
+        redo = mode == "redo"
+        timeonly = mode == "time"
+        racy_limit = index.time_ns - index.granularity_ns
+        ch = self.ch
+        seen = self.rels.append
+        changed = ch.changed
+        replaced = self.replaced
+        matched = 0
         host_dir = f"{root}/{rel_dir}" if rel_dir else (root or "/")
         prefix = f"{rel_dir}/" if rel_dir else ""
         check_ignored = bool(ignored) and ignore.holds_ignored(rel_dir)
         try:
             dir_fd = os.open(host_dir, _DIR_FLAGS)
         except (FileNotFoundError, NotADirectoryError):
-            continue  # vanished, or replaced by a symlink, since it was listed
+            return  # vanished, or replaced by a symlink, since it was listed
         try:
             with os.scandir(dir_fd) as it:
                 for e in it:
@@ -173,26 +222,62 @@ def detect(root: str, ignore: IgnoreList, index: Index, mode: str = "exact") -> 
                         changed.append(rel)
         finally:
             os.close(dir_fd)
-        progress.tick("walk", root, len(rels))
-    progress.tick("walk", root, len(rels), len(rels), final=True)
-    ch.walked = len(rels)
-    if matched == len(entries):
-        return ch  # every indexed path was seen: nothing deleted
-    gone = entries.keys() - set(rels)
-    ch.gone = gone
-    covered = gone | replaced
-    for rel in gone:
-        parent = rel.rpartition("/")[0]
-        hidden = False
-        while parent:
-            if parent in covered:
-                hidden = True
-                break
-            parent = parent.rpartition("/")[0]
-        if not hidden and not ignore.covers(rel):
-            ch.deleted.append(rel)
-    ch.deleted.sort()
-    return ch
+            self.matched += matched
+        if not self.quiet:
+            progress.tick("walk", root, self.walked)
+
+    # ---- shared with forked walkers (parallel_walk.py) ----------------------------------------------
+    def forked(self) -> None:
+        self.quiet = True
+        self.ch = Changes()
+        self.rels, self.matched, self.replaced, self.walked_elsewhere = [], 0, set(), 0
+
+    def report(self) -> tuple:
+        return self.ch, self.matched, self.replaced, len(self.rels)
+
+    def merge(self, report: tuple) -> None:
+        changes, matched, replaced, walked = report
+        ch = self.ch
+        ch.changed += changes.changed
+        ch.refreshed.update(changes.refreshed)
+        ch.digests.update(changes.digests)
+        ch.hashed += changes.hashed
+        self.matched += matched
+        self.replaced |= replaced
+        self.walked_elsewhere += walked
+
+    def paths_needed(self) -> bool:
+        return self.matched != len(self.index.entries)
+
+    def paths(self) -> list[str]:
+        return self.rels
+
+    def add_paths(self, paths: list[str]) -> None:
+        self.rels += paths
+        self.walked_elsewhere -= len(paths)
+
+    def finish(self) -> Changes:
+        """The deletions, once every path was seen."""
+        ch = self.ch
+        ch.walked = self.walked
+        entries = self.index.entries
+        if self.matched == len(entries):
+            return ch  # every indexed path was seen: nothing deleted
+        gone = entries.keys() - set(self.rels)
+        ch.gone = gone
+        covered = gone | self.replaced
+        for rel in gone:
+            parent = rel.rpartition("/")[0]
+            hidden = False
+            while parent:
+                if parent in covered:
+                    hidden = True
+                    break
+                parent = parent.rpartition("/")[0]
+            if not hidden and not self.ignore.covers(rel):
+                ch.deleted.append(rel)
+        ch.deleted.sort()
+        return ch
 
 
 def _directory(root: str, rel: str, st: os.stat_result, old: Entry | None, fresh: bool, mode: str,

@@ -8,11 +8,13 @@ security.capability), then times; directory times are set after the whole layer 
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 import stat
 import time
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import xxhash
 from isal import isal_zlib
@@ -46,6 +48,7 @@ class ExtractStats:
     whiteouts: int
     bytes: int
     seconds: float
+    diff_id: str | None = None      # "sha256:<hex>" of the uncompressed tar, when asked for
 
 
 class _LayerExtractor:
@@ -480,23 +483,37 @@ def _remove_unwritten(root: str, rel: str, keep) -> list[str]:
     return removed
 
 
-def extract_layer(root: str, blob_path: str, layer: str, ignore: IgnoreList, index: Index) -> ExtractStats:
-    """Apply one layer blob (gzip, zstd or plain tar, detected from its bytes) onto `root`."""
+def extract_layer(root: str, blob: str | BinaryIO, layer: str, ignore: IgnoreList, index: Index,
+                  diff_id: bool = False) -> ExtractStats:
+    """Apply one layer blob (gzip, zstd or plain tar, detected from its bytes) onto `root`.
+
+    `blob` is a file's path or a readable stream of the compressed bytes (a download under way: reads
+    block until its bytes arrive; its `size` attribute, when it has one, sizes the progress). With
+    `diff_id` the uncompressed stream is hashed (sha256) to its very end, trailing bytes past the tar's
+    end-of-archive included, and the stats carry it."""
     start = time.perf_counter()
     ex = _LayerExtractor(root, ignore, index, layer)
-    try:
-        raw = open(blob_path, "rb", buffering=1 << 20)
-    except OSError as e:
-        raise SnapshotError(f"layer {layer}: cannot open blob {blob_path}: {e}") from None
-    with raw:
-        stream, kind = open_decompressed(raw, layer)
-        reader = T.TarReader(stream, f"layer {layer}")
+    if isinstance(blob, str):
+        try:
+            raw: BinaryIO = open(blob, "rb", buffering=1 << 20)
+        except OSError as e:
+            raise SnapshotError(f"layer {layer}: cannot open blob {blob}: {e}") from None
         size = os.fstat(raw.fileno()).st_size
+    else:
+        raw = blob
+        size = getattr(blob, "size", None) or 0
+    hasher = hashlib.sha256() if diff_id else None
+    with raw:
+        stream, kind = open_decompressed(raw, layer, hasher)
+        reader = T.TarReader(stream, f"layer {layer}")
         done = False
         try:
             for member in reader:
                 ex.apply(member, reader)
                 progress.tick("extract", layer, raw.tell(), size)
+            if hasher is not None:
+                while stream.read(1 << 20):     # what follows the end-of-archive blocks is in the diff_id
+                    pass
             progress.tick("extract", layer, size, size, final=True)
             done = True
         except (EOFError, OSError, ValueError, isal_zlib.error, *zstd_errors()) as e:
@@ -512,6 +529,7 @@ def extract_layer(root: str, blob_path: str, layer: str, ignore: IgnoreList, ind
                 if done:
                     raise    # else the entry's own error is the one to report
     stats = ExtractStats(layer, kind, ex.entries, ex.skipped, ex.whiteouts, ex.bytes,
-                         time.perf_counter() - start)
+                         time.perf_counter() - start,
+                         "sha256:" + hasher.hexdigest() if hasher is not None else None)
     log.debug("extracted %s", stats)
     return stats

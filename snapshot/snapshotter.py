@@ -6,18 +6,19 @@ import logging
 import os
 import stat
 import time
-from typing import Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from .compression import check_compression
-from .diff import Changes, check_mode, detect, walk_entries
+from .diff import Changes, check_mode, detect
 from .errors import SnapshotError
 from .extract import ExtractStats, extract_layer
 from .ignore import IgnoreList
-from .index import Entry, Index, entry_of, hash_file, read_xattrs, sig_of
+from .index import Entry, Index
 from .layer import LayerFile, Whiteout, WrittenLayer, write_layer
 from .linktree import link_tree
 from . import privilege
 from .paths import PathEscapeError, clean
+from .reindex import reindexed
 from .wipe import wipe as wipe_root
 
 log = logging.getLogger(__name__)
@@ -46,34 +47,27 @@ class Snapshotter:
         self.last_changes: Changes | None = None
 
     # -- extraction ---------------------------------------------------------------------------
-    def extract(self, blob_path: str, name: str = "") -> ExtractStats:
-        """Apply one layer blob (gzip, zstd or plain tar) onto the root; the index follows."""
+    def extract(self, blob: str | BinaryIO, name: str = "", diff_id: bool = False) -> ExtractStats:
+        """Apply one layer blob (gzip, zstd or plain tar) onto the root; the index follows. `blob` is a
+        path or a stream of the compressed bytes (see `extract_layer`); with `diff_id` the stats carry
+        the sha256 of the uncompressed tar."""
         racy = self.index.racy_entries()
-        stats = extract_layer(self.root, blob_path, name or os.path.basename(blob_path), self.ignore,
-                              self.index)
+        stats = extract_layer(self.root, blob, name or (os.path.basename(blob) if isinstance(blob, str) else "layer"),
+                              self.ignore, self.index, diff_id)
         self.index.stamp(self.root, racy)
         log.info("extracted layer %s: %d entries (%d whiteouts, %d skipped) in %.2fs",
                  stats.layer, stats.entries, stats.whiteouts, stats.skipped, stats.seconds)
         return stats
 
     def reindex(self) -> None:
-        """Rebuild the index from a full walk of the root. Entries whose inode signature is
-        unchanged keep their digest and xattrs (nothing about the inode changed, the ctime says
-        so), so a reindex right after extraction costs about one walk."""
+        """Rebuild the index from a full walk of the root (split across processes on a big root: see
+        `snapshot.reindex`). Entries whose inode signature is unchanged keep their digest and xattrs
+        (nothing about the inode changed, the ctime says so), so a reindex right after extraction costs
+        about one walk."""
         old_entries = self.index.entries
         index = Index(self.index.granularity_ns)
+        index.entries = reindexed(self.root, self.ignore, self.index, self.mode == "full")
         entries = index.entries
-        full = self.mode == "full"
-        for rel, host, st in walk_entries(self.root, self.ignore):
-            sig = sig_of(st)
-            old = old_entries.get(rel)
-            if old is not None and old.sig == sig and old.xattrs is not None and not old.racy:
-                entries[rel] = Entry(sig, st.st_dev, st.st_nlink, old.link, old.xattrs, old.digest)
-                continue
-            kind = stat.S_IFMT(st.st_mode)
-            link = os.readlink(host) if kind == stat.S_IFLNK else None
-            digest = hash_file(host) if full and kind == stat.S_IFREG else None
-            entries[rel] = entry_of(st, link, read_xattrs(host), digest)
         limit = self.index.time_ns - self.index.granularity_ns
         racy = [e for rel, o in old_entries.items() if (o.racy or o.sig[5] > limit)
                 and (e := entries.get(rel)) is not None and e.sig == o.sig]

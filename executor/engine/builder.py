@@ -329,6 +329,7 @@ class Builder:
                 self.snapshotter.wipe()
             todo = image.layers
             self.root_changes_of = None
+        self.images.prefetch(todo)      # every download starts now, a few at a time; each extraction follows
         for layer in todo:
             self._fetch_and_extract(layer)
         if have is None:
@@ -339,16 +340,15 @@ class Builder:
         self.root_layers = want
 
     def _fetch_and_extract(self, layer: Layer) -> None:
-        """One base layer onto the root: downloaded and verified first, then extracted. With
-        --image-fs-extract-retry N a failure of either is tried again N times (kaniko streams a layer while
-        it extracts it, so its retry covers both); a layer that would write outside the root is refused at
-        once, never retried."""
+        """One base layer onto the root, extracted as its bytes arrive and verified at their end (a
+        mismatch fails the build before any step runs). With --image-fs-extract-retry N a failure is tried
+        again N times, extracting over what the failed attempt wrote as kaniko's retry does; a layer that
+        would write outside the root is refused at once, never retried."""
         attempts = max(0, self.settings.extract_retries) + 1
         for attempt in range(1, attempts + 1):
             try:
-                blob = self.images.blob_file(layer)
                 log.info("Extracting layer %s", layer.digest)
-                self.snapshotter.extract(blob, name=layer.digest)
+                self.images.extract(layer, self.snapshotter.extract)
                 return
             except UnsafeEntryError:
                 raise

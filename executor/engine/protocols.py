@@ -8,7 +8,7 @@ tests wire fakes (tests/test_engine/fakes.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol
+from typing import Any, BinaryIO, Callable, Iterable, Protocol
 
 from executor.commands.base import CommandContext
 from executor.dockerfile.instructions import Instruction
@@ -19,8 +19,10 @@ from snapshot import LayerFile
 class Snapshotter(Protocol):
     """The filesystem engine of one root (`snapshot.Snapshotter`)."""
 
-    def extract(self, blob_path: str, name: str = "") -> object:
-        """Apply one layer blob onto the root; the index follows."""
+    def extract(self, blob: str | BinaryIO, name: str = "", diff_id: bool = False) -> Any:
+        """Apply one layer blob (a path, or a stream of its compressed bytes) onto the root; the index
+        follows. The result's `compression` names what the bytes were; with `diff_id` its `diff_id` is the
+        sha256 of the uncompressed tar."""
 
     def reindex(self) -> None:
         """Index the whole root anew (files that were there before the build belong to no layer)."""
@@ -49,6 +51,13 @@ class ImageSource(Protocol):
 
     def blob_file(self, layer: Layer) -> str:
         """A local file holding the layer's compressed bytes."""
+
+    def prefetch(self, layers: Iterable[Layer]) -> None:
+        """Start fetching these layers (the next `extract` calls will want them, in this order)."""
+
+    def extract(self, layer: Layer, apply: Callable[..., Any]) -> None:
+        """Put `layer` onto the root through `apply` (`Snapshotter.extract`), its bytes verified; raises
+        naming the layer and the image when they do not match the manifest."""
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ import io
 import json
 import logging
 import os
+import queue
 import tempfile
 import threading
 import time
@@ -45,6 +46,12 @@ class RegistryClient:
         self._blob_locks: dict[str, threading.Lock] = {}
         #: (reference, platform) pulled -> what it resolved to (with the index digest, for provenance)
         self.origins: dict[tuple[str, str], Pulled] = {}
+        #: layer digest -> (where it lives, its descriptor, its diff_id, the image named), for streaming
+        self._remote: dict[str, tuple[Reference, Descriptor, str, str]] = {}
+        self._downloads: dict[str, _pull.BlobDownload] = {}
+        self._download_queue: queue.Queue[_pull.BlobDownload] = queue.Queue()
+        self._download_workers = 0
+        self._fetching: dict[str, int] = {}   # layer digest -> fetches under way outside a BlobDownload
 
     # ---- plumbing ----------------------------------------------------------------------------
     def transport(self, registry: str, push: bool = False) -> Transport:
@@ -161,7 +168,7 @@ class RegistryClient:
                 raise RegistryError(where.registry, repo, "manifest GET",
                                     f"manifest {pulled.manifest_digest} names blob {desc.digest} of media type "
                                     f"{desc.media_type!r}, which is not a container image layer")
-        layers = [self._remote_layer(where, desc, diff_id) for desc, diff_id in zip(manifest.layers, diff_ids)]
+        layers = [self._remote_layer(where, desc, diff_id, str(ref)) for desc, diff_id in zip(manifest.layers, diff_ids)]
         image = Image.from_parts(manifest, config, layers)
         with self._lock:
             self.origins[(str(ref), str(platform) if platform else "")] = pulled
@@ -169,8 +176,10 @@ class RegistryClient:
             self.fetch_layers(image)
         return image
 
-    def _remote_layer(self, ref: Reference, desc: Descriptor, diff_id: str) -> Layer:
+    def _remote_layer(self, ref: Reference, desc: Descriptor, diff_id: str, image: str) -> Layer:
         source = f"{ref.registry}/{ref.repository}"
+        with self._lock:
+            self._remote.setdefault(desc.digest, (ref, desc, diff_id, image))
 
         def opener() -> BinaryIO:
             return open(self._fetch(ref, desc, diff_id), "rb")
@@ -181,13 +190,27 @@ class RegistryClient:
         path = self.blob_path(desc.digest)
         with self._lock:
             lock = self._blob_locks.setdefault(desc.digest, threading.Lock())
-        with lock:
-            if not os.path.exists(path):
-                if mt.is_foreign(desc.media_type) and desc.urls:
-                    raise RegistryError(ref.registry, ref.repository, "blob GET",
-                                        f"foreign layer {desc.digest} lives at {desc.urls[0]}; fetching foreign "
-                                        "layers is not supported")
-                _pull.download_layer(self.transport(ref.registry), ref.repository, desc, diff_id, path)
+            streaming = self._downloads.get(desc.digest)
+        if streaming is not None:
+            try:
+                return streaming.result()   # a download an extraction follows: the same bytes, once
+            except RegistryError:
+                pass                        # it failed: download anew below
+        with self._lock:
+            # (while this fetch runs, an extraction reads the file it leaves rather than starting a second
+            # download of the same blob: see stream_layer)
+            self._fetching[desc.digest] = self._fetching.get(desc.digest, 0) + 1
+        try:
+            with lock:
+                if not os.path.exists(path):
+                    if mt.is_foreign(desc.media_type) and desc.urls:
+                        raise RegistryError(ref.registry, ref.repository, "blob GET",
+                                            f"foreign layer {desc.digest} lives at {desc.urls[0]}; fetching "
+                                            "foreign layers is not supported")
+                    _pull.download_layer(self.transport(ref.registry), ref.repository, desc, diff_id, path)
+        finally:
+            with self._lock:
+                self._fetching[desc.digest] -= 1
         return path
 
     def fetch_layers(self, image: Image) -> list[str]:
@@ -197,6 +220,49 @@ class RegistryClient:
                 return f.name if hasattr(f, "name") else ""
 
         return run_parallel(fetch, image.layers, self.options.jobs, name="kiln-pull")
+
+    # ---- streaming pulls: extraction while downloading -------------------------------------------
+    def stream_layer(self, layer: Layer) -> _pull.BlobDownload | None:
+        """The download of a layer this client pulled, started now (queued behind at most `jobs` others)
+        unless under way already; None when its blob is a file already, or the layer is not remote."""
+        with self._lock:
+            found = self._remote.get(layer.digest)
+        if found is None or layer.path is not None:
+            return None
+        ref, desc, diff_id, image = found
+        transport = self.transport(ref.registry)
+        path = self.blob_path(desc.digest)
+        with self._lock:
+            current = self._downloads.get(desc.digest)
+            if current is not None and not current.failed:
+                return current
+            if os.path.exists(path) or (mt.is_foreign(desc.media_type) and desc.urls) or \
+                    self._fetching.get(desc.digest):
+                return None     # the blob is here, or will be: the extraction reads the file
+            download = _pull.BlobDownload(transport, ref.repository, desc, diff_id, path, image)
+            self._downloads[desc.digest] = download
+            self._download_queue.put(download)
+            if self._download_workers < max(1, self.options.jobs):
+                self._download_workers += 1
+                threading.Thread(target=self._download_worker, name="kiln-pull-stream", daemon=True).start()
+            return download
+
+    def prefetch(self, layers: Iterable[Layer]) -> None:
+        """Start the downloads of these layers (in order, `jobs` at a time) for extractions to follow."""
+        for layer in layers:
+            self.stream_layer(layer)
+
+    def _download_worker(self) -> None:
+        # daemon threads (a cancelled build exits without waiting for them, see parallel.py); each ends
+        # when no download waits
+        while True:
+            with self._lock:
+                try:
+                    download = self._download_queue.get_nowait()
+                except queue.Empty:
+                    self._download_workers -= 1
+                    return
+            download.run()
 
     # ---- push --------------------------------------------------------------------------------
     def early_uploads(self, destinations: Iterable[Reference | str]):

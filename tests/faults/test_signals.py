@@ -116,9 +116,11 @@ class Scenario:
 
     @property
     def done(self) -> str:
-        """The line that says the phase under test completed."""
+        """The line that says the phase under test completed. (A base layer is extracted while it downloads
+        since issue 17: "Extracting layer" comes with the download's first bytes, and the layer's pull ends
+        with its extraction.)"""
         return {"extract": f"extracted layer {self.many_digest}", "snapshot": "snapshot: ",
-                "push": "Pushed ", "run": "snapshot: ", "pull": "Extracting layer"}[self.phase]
+                "push": "Pushed ", "run": "snapshot: ", "pull": "extracted layer "}[self.phase]
 
 
 def assert_cancelled(kiln: Running, signum: int, code: int, proxy: FaultProxy, scenario: Scenario) -> None:

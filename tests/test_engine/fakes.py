@@ -37,7 +37,7 @@ class FakeSnapshotter:
     calls: list[tuple] = field(default_factory=list)
     changes: list[str | None] = field(default_factory=list)   # what each snapshot() returns, in turn
 
-    def extract(self, blob_path: str, name: str = "") -> None:
+    def extract(self, blob_path: str, name: str = "", diff_id: bool = False) -> None:
         self.calls.append(("extract", name))
 
     def reindex(self) -> None:
@@ -88,8 +88,16 @@ class FakeImages:
             setattr(image.config, key, value)
         return image
 
+    prefetched: list[str] = field(default_factory=list)
+
     def blob_file(self, layer: Layer) -> str:
         return layer.path or "/nonexistent"
+
+    def prefetch(self, layers) -> None:
+        self.prefetched.extend(layer.digest for layer in layers)
+
+    def extract(self, layer: Layer, apply) -> None:
+        apply(self.blob_file(layer), name=layer.digest)
 
 
 @dataclass

@@ -1,0 +1,502 @@
+#!/usr/bin/env python3
+"""The build pipeline (issue 17), each row against docker build (or GNU tar, curl, skopeo) in the same run.
+
+    python3 bench/pipeline.py                    # 3 rounds, the 100k-file / 400 MB base
+    python3 bench/pipeline.py --rounds 1 --small # 10k files / 40 MB, 100 MB layer: a quick look
+    python3 bench/pipeline.py --write-doc        # also writes the table into docs/performance.md
+
+Rows (a round runs kiln and its baseline one after the other, so a drift of the machine hits both):
+
+* per trivial RUN on a big root: the build of `FROM big` + 11 trivial RUNs minus the build with 1, over 10;
+  kiln pulls and extracts its base every build (as in production), docker build (BuildKit, `--no-cache`)
+  has the base in its store;
+* a 500 MB incompressible layer, build + push: `RUN head -c 500M /dev/urandom`, kiln with `--destination`
+  against `docker build` then `docker push`, to the same registry;
+* pull + extract + 2 snapshots of the big base on a tmpfs (kiln's engine in a child process, its peak RSS
+  measured) against GNU `tar -xzf` of the same blob on the same tmpfs;
+* peak RSS of pulling and extracting one 1 GB gzip layer of mixed files (a child process, VmHWM);
+* small builds: the median of five small Dockerfiles on busybox, build + push, against docker build + push;
+* throughput: a fresh random 500 MB blob each round, uploaded by kiln's push code (HEAD, POST, one PUT)
+  against `curl -T` doing the same POST + PUT, and `skopeo copy` of an image holding it; downloaded by kiln's
+  streaming download (which writes the file and verifies the digest) against `curl -o` (no digest),
+  `curl | tee FILE | sha256sum` (the same work as kiln) and `skopeo copy ... dir:`. All to/from a tmpfs.
+
+The docker baseline is the machine's dockerd 20.10 (BuildKit), started here by hand with its own data-root,
+exec-root and socket (overlay2, no iptables, no bridge: builds use `--network host`) and stopped by PID.
+The registry is a plain docker-registry on 127.0.0.1 with its storage on the same tmpfs. kiln runs as the
+tests run it: `python -m executor` in the rig's sandbox, a scratch root, a fresh kiln directory per build.
+Prints medians and per-round ratios. Asserts nothing about time.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+sys.path.insert(0, HERE)
+
+import gen  # noqa: E402
+from tests.rig.images import (Layout, add_image, make_base_images, make_busybox_rootfs, skopeo_copy,  # noqa: E402
+                              tar_dir)
+from tests.rig.registry import start_registry  # noqa: E402
+from tests.rig.sandbox import run_sandboxed  # noqa: E402
+
+DOC = os.path.join(REPO, "docs", "performance.md")
+HEADING = "## The build pipeline (issue 17)"
+ROWS: list[tuple[str, ...]] = []      # (row, kiln, baseline, what the baseline is, ratio, issue 17's target)
+
+
+# ---- plumbing ------------------------------------------------------------------------------------------
+def sh(cmd: str, **kw) -> float:
+    start = time.perf_counter()
+    subprocess.run(["bash", "-o", "pipefail", "-c", cmd], check=True, **kw)
+    return time.perf_counter() - start
+
+
+def record(name: str, mine: list[float], theirs: list[float], baseline: str, unit: str = "s",
+           higher_is_better: bool = False, target: str = "") -> None:
+    ratios = [m / t for m, t in zip(mine, theirs)]
+    m, t, r = statistics.median(mine), statistics.median(theirs), statistics.median(ratios)
+    rounds = ", ".join(f"{x:.2f}" for x in ratios)
+    print(f"{name:<48} kiln {m:8.2f} {unit}   {baseline:<22} {t:8.2f} {unit}   ratio {r:5.2f} ({rounds})",
+          flush=True)
+    ROWS.append((name, f"{m:.2f} {unit}", f"{t:.2f} {unit}", baseline,
+                 f"{r:.2f} ({rounds})" + (", higher is better" if higher_is_better else ""), target))
+
+
+class Docker:
+    """dockerd 20.10 on its own socket and directories (see /work/shared/MACHINE.md), stopped by PID."""
+
+    def __init__(self, work: str) -> None:
+        self.work = work
+        for d in ("data", "exec", "client"):
+            os.makedirs(os.path.join(work, d), exist_ok=True)
+        with open(os.path.join(work, "daemon.json"), "w") as f:
+            json.dump({}, f)
+        self.socket = os.path.join(work, "docker.sock")
+        self.log = open(os.path.join(work, "dockerd.log"), "wb")
+        self.proc = subprocess.Popen(
+            ["/usr/sbin/dockerd", "--host", f"unix://{self.socket}", "--data-root", os.path.join(work, "data"),
+             "--exec-root", os.path.join(work, "exec"), "--pidfile", os.path.join(work, "dockerd.pid"),
+             "--config-file", os.path.join(work, "daemon.json"), "--iptables=false", "--ip-masq=false",
+             "--bridge=none", "--storage-driver", "overlay2"],
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.log.close()
+                with open(os.path.join(work, "dockerd.log"), errors="replace") as f:
+                    tail = f.read()[-1500:]
+                shutil.rmtree(work, ignore_errors=True)
+                raise SystemExit(f"dockerd exited:\n{tail}")
+            if os.path.exists(self.socket) and self.run("version", check=False).returncode == 0:
+                return
+            time.sleep(0.2)
+        raise SystemExit("dockerd did not come up in 60 s")
+
+    def run(self, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
+        env = {**os.environ, "DOCKER_BUILDKIT": "1", "DOCKER_CONFIG": os.path.join(self.work, "client")}
+        proc = subprocess.run(["/usr/bin/docker", "-H", f"unix://{self.socket}", *args], capture_output=True,
+                              text=True, env=env, input=stdin)
+        if check and proc.returncode != 0:
+            raise SystemExit(f"docker {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+        return proc
+
+    def build(self, context: str, tag: str, push: bool) -> float:
+        start = time.perf_counter()
+        self.run("build", "--no-cache", "--network", "host", "-q", "-t", tag, context)
+        if push:
+            self.run("push", "-q", tag)
+        return time.perf_counter() - start
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        with open("/proc/self/mountinfo") as f:
+            points = [line.split()[4] for line in f]
+        for point in sorted((p for p in points if p.startswith(self.work + "/")), key=len, reverse=True):
+            subprocess.run(["umount", "-l", point], capture_output=True)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def context_of(work: str, files: dict[str, str]) -> str:
+    context = tempfile.mkdtemp(prefix="ctx-", dir=work)
+    for name, text in files.items():
+        with open(os.path.join(context, name), "w") as f:
+            f.write(text)
+    return context
+
+
+def kiln_build(work: str, context: str, host: str, dest: str | None) -> float:
+    root = tempfile.mkdtemp(prefix="root-", dir=work)
+    kdir = tempfile.mkdtemp(prefix="kaniko-", dir=work)
+    argv = [sys.executable, "-m", "executor", "--context", context, "--root", root, "--kaniko-dir", kdir,
+            "--insecure-registry", host, "--log-format", "text"]
+    argv += ["--destination", dest] if dest else ["--no-push"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CI_REGISTRY", "DOCKER_CONFIG"))}
+    env["PYTHONPATH"] = REPO
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    start = time.perf_counter()
+    proc = run_sandboxed(argv, writable=[root, kdir, context], env=env, cwd=REPO, timeout=1200)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"kiln build failed:\n{proc.stderr[-4000:]}")
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(kdir, ignore_errors=True)
+    return seconds
+
+
+# ---- the big base ----------------------------------------------------------------------------------------
+def push_big_base(work: str, registry, files: int, total: int) -> tuple[str, str]:
+    """busybox plus a generated tree of `files` files (`total` bytes) as one gzip layer; its reference and the
+    path of the layer blob."""
+    stage = os.path.join(work, "big-stage")
+    host_busybox = shutil.which("busybox") or "/bin/busybox"
+    applets = sorted(set(subprocess.run([host_busybox, "--list"], capture_output=True, text=True,
+                                        check=True).stdout.split()))
+    make_busybox_rootfs(stage, host_busybox, applets)
+    gen.make_tree(os.path.join(stage, "data"), files, total)
+    tar_path = os.path.join(work, "big.tar")
+    tar_dir(stage, tar_path)
+    shutil.rmtree(stage)
+    layout = Layout(os.path.join(work, "big-layout"))
+    layout.tag("big", add_image(layout, tar_path, "amd64", "gzip", comment="bench big base"))
+    os.unlink(tar_path)
+    ref = registry.ref("bench/big:1")
+    skopeo_copy(f"oci:{layout.path}:big", f"docker://{ref}", "--dest-tls-verify=false")
+    with open(os.path.join(layout.path, "index.json")) as f:
+        manifest_digest = json.load(f)["manifests"][0]["digest"]
+    with open(os.path.join(layout.path, "blobs", "sha256", manifest_digest.split(":")[1])) as f:
+        layer = json.load(f)["layers"][0]["digest"]
+    return ref, os.path.join(layout.path, "blobs", "sha256", layer.split(":")[1])
+
+
+PULL_CHILD = r"""
+import json, os, sys, time
+sys.path.insert(0, sys.argv[1])
+from executor.engine.images import RegistryImages
+from executor.image import Platform
+from executor.registry import RegistryClient, RegistryOptions
+from snapshot import IgnoreList, Snapshotter
+ref, host, root, work = sys.argv[2:6]
+start = time.perf_counter()
+client = RegistryClient(RegistryOptions(insecure_registries=[host]), os.path.join(work, "blobs"))
+images = RegistryImages(client, os.path.join(work, "blobs"))
+image = images.pull(ref, Platform("linux", "amd64"))
+snap = Snapshotter(root, IgnoreList(root), work)
+images.prefetch(image.layers)
+for layer in image.layers:
+    images.extract(layer, snap.extract)
+snap.reindex()
+pulled = time.perf_counter() - start
+assert snap.snapshot() is None and snap.snapshot() is None
+seconds = time.perf_counter() - start
+with open("/proc/self/status") as f:
+    rss = [int(l.split()[1]) / 1024 for l in f if l.startswith("VmHWM:")][0]
+print(json.dumps({"seconds": seconds, "pulled": pulled, "rss_mb": rss}))
+"""
+
+
+# ---- rows ------------------------------------------------------------------------------------------------
+def row_trivial_runs(work, docker, registry, big_ref, rounds) -> None:
+    one = context_of(work, {"Dockerfile": f"FROM {big_ref}\nRUN true\n"})
+    eleven = context_of(work, {"Dockerfile": f"FROM {big_ref}\n" + "".join(f"RUN true {i}\n" for i in range(11))})
+    docker.run("pull", big_ref)
+    mine, theirs = [], []
+    for _ in range(rounds):
+        mine.append((kiln_build(work, eleven, registry.host, None) - kiln_build(work, one, registry.host, None)) / 10)
+        theirs.append((docker.build(eleven, "bench/eleven", False) - docker.build(one, "bench/one", False)) / 10)
+    record("per trivial RUN on the big root", mine, theirs, "docker build", target="<= 3.0")
+
+
+def row_big_layer(work, docker, registry, busybox, rounds, size_mb) -> None:
+    ctx = context_of(work, {"Dockerfile": f"FROM {busybox}\nRUN head -c {size_mb}000000 /dev/urandom > /big\n"})
+    docker.run("pull", busybox)
+    mine, theirs = [], []
+    for i in range(rounds):
+        mine.append(kiln_build(work, ctx, registry.host, registry.ref(f"bench/big-layer-kiln:{i}")))
+        theirs.append(docker.build(ctx, registry.ref(f"bench/big-layer-docker:{i}"), True))
+    record(f"one {size_mb} MB incompressible layer, build + push", mine, theirs, "docker build + push",
+           target="<= 0.35")
+
+
+def row_pull_extract(work, registry, big_ref, blob, rounds) -> None:
+    mine, theirs, rss = [], [], []
+    for _ in range(rounds):
+        root, kwork, gnu = (tempfile.mkdtemp(prefix=p, dir=work) for p in ("pull-root-", "pull-work-", "gnu-"))
+        proc = subprocess.run([sys.executable, "-c", PULL_CHILD, REPO, big_ref, registry.host, root, kwork],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"pull child failed:\n{proc.stderr[-3000:]}")
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        mine.append(res["seconds"])
+        rss.append(res["rss_mb"])
+        theirs.append(sh(f"tar -C {gnu} -xzf {blob}"))
+        for d in (root, kwork, gnu):
+            shutil.rmtree(d, ignore_errors=True)
+    record("pull + extract + 2 snapshots of the big base", mine, theirs, "GNU tar -xzf", target="<= 1.0")
+    print(f"{'':<48} peak RSS of kiln's child: {max(rss):.0f} MB", flush=True)
+    ROWS.append(("peak RSS of that pull + extract (the largest round)", f"{max(rss):.0f} MB", "", "", "", ""))
+
+
+def row_memory(work, registry, size_mb) -> None:
+    """Peak RSS of a child pulling and extracting one gzip layer of `size_mb` MB of mixed files (~4k files):
+    the streamed download, the decompressing thread and the hashing thread all at work."""
+    stage = os.path.join(work, "mixed-stage")
+    gen.make_mixed_files(os.path.join(stage, "data"), size_mb * 1_000_000)
+    tar_path = os.path.join(work, "mixed.tar")
+    tar_dir(stage, tar_path)
+    shutil.rmtree(stage)
+    layout = Layout(os.path.join(work, "mixed-layout"))
+    layout.tag("mixed", add_image(layout, tar_path, "amd64", "gzip", comment="bench mixed layer"))
+    os.unlink(tar_path)
+    ref = registry.ref("bench/mixed:1")
+    skopeo_copy(f"oci:{layout.path}:mixed", f"docker://{ref}", "--dest-tls-verify=false")
+    shutil.rmtree(layout.path)
+    root, kwork = (tempfile.mkdtemp(prefix=p, dir=work) for p in ("mixed-root-", "mixed-work-"))
+    proc = subprocess.run([sys.executable, "-c", PULL_CHILD, REPO, ref, registry.host, root, kwork],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"pull child failed:\n{proc.stderr[-3000:]}")
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.rmtree(kwork, ignore_errors=True)
+    print(f"{'peak RSS, pull + extract of a %d MB layer' % size_mb:<48} kiln {res['rss_mb']:8.0f} MB   "
+          f"({res['pulled']:.2f} s)", flush=True)
+    ROWS.append((f"peak RSS, pull + extract + 2 snapshots of a {size_mb} MB gzip layer (mixed files)",
+                 f"{res['rss_mb']:.0f} MB", "", "", "", "< 150 MB"))
+
+
+SMALL = {
+    "copy-run": {"Dockerfile": "FROM {b}\nCOPY app.sh /app/\nRUN sh /app/app.sh > /app/out\n", "app.sh": "echo hi\n"},
+    "metadata": {"Dockerfile": "FROM {b}\nLABEL a=b\nENV X=1\nUSER 1000\nCMD [\"sh\"]\n"},
+    "run": {"Dockerfile": "FROM {b}\nRUN echo hello > /hello\n"},
+    "workdir-copy": {"Dockerfile": "FROM {b}\nWORKDIR /srv\nCOPY . .\n", "a.txt": "a\n", "b.txt": "b\n"},
+    "two-runs": {"Dockerfile": "FROM {b}\nRUN mkdir -p /x && echo 1 > /x/1\nRUN echo 2 > /x/2\n"},
+}
+
+
+def row_small_builds(work, docker, registry, busybox, rounds) -> None:
+    contexts = {name: context_of(work, {k: v.format(b=busybox) for k, v in files.items()})
+                for name, files in SMALL.items()}
+    mine, theirs = [], []
+    for i in range(rounds):
+        for name, ctx in contexts.items():
+            mine.append(kiln_build(work, ctx, registry.host, registry.ref(f"bench/small-{name}-kiln:{i}")))
+            theirs.append(docker.build(ctx, registry.ref(f"bench/small-{name}-docker:{i}"), True))
+    # the median of the builds on each side, and the median of the per-build ratios
+    record(f"small builds ({len(SMALL)} Dockerfiles), build + push", mine, theirs, "docker build + push",
+           target="<= 1.0")
+
+
+THROUGHPUT_CHILD = r"""
+import json, os, sys, time
+sys.path.insert(0, sys.argv[1])
+from executor.image import Descriptor
+from executor.registry import RegistryClient, RegistryOptions
+from executor.registry import push as _push
+from executor.registry.pull import BlobDownload
+what, host, repo, path, digest, size, out = sys.argv[2:9]
+client = RegistryClient(RegistryOptions(insecure_registries=[host]), os.path.dirname(out))
+desc = Descriptor("application/vnd.oci.image.layer.v1.tar", digest, int(size))
+start = time.perf_counter()
+if what == "up":
+    t = client.transport(host, push=True)
+    _push.ensure_blob(t, repo, _push.Blob(desc, lambda: open(path, "rb")), None, _push.PushStats())
+else:
+    d = BlobDownload(client.transport(host), repo, desc, None, out, "bench")
+    d.run()
+    d.result()
+print(json.dumps({"seconds": time.perf_counter() - start}))
+"""
+
+
+def _random_blob(path: str, size_mb: int) -> tuple[str, int]:
+    sh(f"head -c {size_mb}000000 /dev/urandom > {path}")
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest(), os.path.getsize(path)
+
+
+def _layout_holding(path: str, blob: str) -> Layout:
+    """An OCI layout whose one image has `blob` as its one (uncompressed) layer, for skopeo."""
+    layout = Layout(path)
+    layer_digest, layer_size = layout.add_file_blob(blob)
+    config_digest, config_size = layout.add_json({"architecture": "amd64", "os": "linux",
+                                                  "rootfs": {"type": "layers", "diff_ids": [layer_digest]}})
+    manifest_digest, manifest_size = layout.add_json({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest,
+                   "size": config_size},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest,
+                    "size": layer_size}]})
+    layout.tag("tp", {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
+                      "size": manifest_size})
+    return layout
+
+
+def row_throughput(work, registry, rounds, size_mb) -> None:
+    """Each round a new random blob (a blob the registry holds already is mounted or skipped, not moved):
+    kiln, curl and skopeo each upload it to their own repository, then download it from there."""
+    base = registry.url("")
+    dl = os.path.join(work, "dl")
+    os.makedirs(dl, exist_ok=True)
+
+    def kiln(what: str, repo: str, blob: str, digest: str, size: int, out: str) -> float:
+        proc = subprocess.run([sys.executable, "-c", THROUGHPUT_CHILD, REPO, what, registry.host, repo, blob,
+                               digest, str(size), out], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"throughput child failed:\n{proc.stderr[-3000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
+
+    def curl_up(repo: str, blob: str, digest: str) -> float:
+        start = time.perf_counter()
+        loc = subprocess.run(["curl", "-sf", "-X", "POST", "-D", "-", "-o", "/dev/null",
+                              f"{base}/v2/{repo}/blobs/uploads/"], capture_output=True, text=True, check=True).stdout
+        location = [l.split(":", 1)[1].strip() for l in loc.splitlines() if l.lower().startswith("location:")][0]
+        if location.startswith("/"):
+            location = base + location
+        sep = "&" if "?" in location else "?"
+        subprocess.run(["curl", "-sf", "-X", "PUT", "-H", "Content-Type: application/octet-stream", "-T", blob,
+                        f"{location}{sep}digest={digest}"], check=True, capture_output=True)
+        return time.perf_counter() - start
+
+    up_k, up_c, down_k, down_c, down_v, sk_up, sk_down = [], [], [], [], [], [], []
+    for i in range(rounds):
+        blob = os.path.join(work, f"random-{i}.bin")
+        digest, size = _random_blob(blob, size_mb)
+        layout = _layout_holding(os.path.join(work, f"tp-layout-{i}"), blob)
+        up_k.append(kiln("up", f"bench/tp-kiln-{i}", blob, digest, size, ""))
+        up_c.append(curl_up(f"bench/tp-curl-{i}", blob, digest))
+        start = time.perf_counter()
+        skopeo_copy(f"oci:{layout.path}:tp", f"docker://{registry.ref(f'bench/tp-skopeo-{i}:1')}",
+                    "--dest-tls-verify=false")
+        sk_up.append(time.perf_counter() - start)
+        out = os.path.join(dl, f"kiln-{i}")
+        down_k.append(kiln("down", f"bench/tp-kiln-{i}", blob, digest, size, out))
+        os.unlink(out)
+        down_c.append(sh(f"curl -sf -o {dl}/curl-{i} {base}/v2/bench/tp-curl-{i}/blobs/{digest}"))
+        os.unlink(f"{dl}/curl-{i}")
+        # curl verifying as kiln does: the bytes to a file and through sha256 on the way
+        down_v.append(sh(f"curl -sf {base}/v2/bench/tp-curl-{i}/blobs/{digest} | tee {dl}/curlv-{i} | sha256sum "
+                         f"| grep -q {digest.split(':')[1]}"))
+        os.unlink(f"{dl}/curlv-{i}")
+        start = time.perf_counter()
+        skopeo_copy(f"docker://{registry.ref(f'bench/tp-skopeo-{i}:1')}", f"dir:{dl}/skopeo-{i}",
+                    "--src-tls-verify=false")
+        sk_down.append(time.perf_counter() - start)
+        shutil.rmtree(f"{dl}/skopeo-{i}")
+        shutil.rmtree(layout.path, ignore_errors=True)
+        os.unlink(blob)
+    mb = size / 1e6
+    record(f"upload {size_mb} MB blob, MB/s", [mb / s for s in up_k], [mb / s for s in up_c], "curl POST + PUT",
+           "MB/s", True, ">= 0.9")
+    record(f"upload {size_mb} MB blob, MB/s", [mb / s for s in up_k], [mb / s for s in sk_up],
+           "skopeo copy (oci: to docker:)", "MB/s", True, ">= 0.9")
+    record(f"download {size_mb} MB blob, MB/s", [mb / s for s in down_k], [mb / s for s in down_c], "curl -o",
+           "MB/s", True, ">= 0.9")
+    record(f"download {size_mb} MB blob, MB/s", [mb / s for s in down_k], [mb / s for s in down_v],
+           "curl, tee FILE, sha256sum (a pipe)", "MB/s", True)
+    record(f"download {size_mb} MB blob, MB/s", [mb / s for s in down_k], [mb / s for s in sk_down],
+           "skopeo copy (docker: to dir:)", "MB/s", True, ">= 0.9")
+
+
+def write_doc(header: str) -> None:
+    lines = [HEADING, "", header, "",
+             "| row | kiln | baseline | baseline is | ratio kiln/baseline (per round) | issue 17's target |",
+             "|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in ROWS]
+    section = "\n".join(lines) + "\n"
+    text = open(DOC).read() if os.path.exists(DOC) else "# Performance\n"
+    if HEADING in text:
+        start = text.index(HEADING)
+        nxt = text.find("\n## ", start + len(HEADING))
+        text = text[:start] + section + (text[nxt + 1:] if nxt != -1 else "")
+        if nxt != -1 and not section.endswith("\n\n"):
+            text = text.replace(section, section + "\n", 1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    with open(DOC, "w") as f:
+        f.write(text)
+    print(f"wrote the table into {DOC}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--small", action="store_true", help="10k files / 40 MB base, 100 MB layer and blob")
+    parser.add_argument("--rows", default="runs,layer,pull,memory,small,throughput")
+    parser.add_argument("--dir", default="/dev/shm", help="scratch directory (a tmpfs)")
+    parser.add_argument("--write-doc", action="store_true")
+    args = parser.parse_args()
+    rows = set(args.rows.split(","))
+    files, total, size_mb = (10_000, 40_000_000, 100) if args.small else (100_000, 400_000_000, 500)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(REPO, "executor"),
+                    os.path.join(REPO, "snapshot")], check=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""})
+    work = tempfile.mkdtemp(prefix="kiln-pipeline-bench-", dir=args.dir)
+    running = start_registry("plain", os.path.join(work, "registry"))
+    registry = running.registry
+    docker = None
+    try:
+        images = make_base_images(registry, os.path.join(work, "images"))
+        busybox = images.busybox_amd64
+        if rows & {"runs", "pull"}:
+            big_ref, big_blob = push_big_base(work, registry, files, total)
+        if rows & {"runs", "layer", "small"}:
+            try:        # its store on the tmpfs too, when overlay2 works there
+                docker = Docker(tempfile.mkdtemp(prefix="kiln-bench-dockerd-", dir=args.dir))
+            except SystemExit as e:
+                print(f"dockerd on {args.dir}: {e}; trying /tmp", flush=True)
+                docker = Docker(tempfile.mkdtemp(prefix="kiln-bench-dockerd-", dir="/tmp"))
+        load = os.getloadavg()[0]
+        print(f"{args.rounds} rounds, {os.cpu_count()} cores, load {load:.1f}, base {files} files "
+              f"/ {total // 1_000_000} MB, docker {docker.run('version', '--format', '{{.Server.Version}}').stdout.strip() if docker else '-'}",
+              flush=True)
+        if "runs" in rows:
+            row_trivial_runs(work, docker, registry, big_ref, args.rounds)
+        if "layer" in rows:
+            row_big_layer(work, docker, registry, busybox, args.rounds, size_mb)
+        if "pull" in rows:
+            row_pull_extract(work, registry, big_ref, big_blob, args.rounds)
+        if "memory" in rows:
+            row_memory(work, registry, size_mb * 2)
+        if "small" in rows:
+            row_small_builds(work, docker, registry, busybox, args.rounds)
+        if "throughput" in rows:
+            row_throughput(work, registry, args.rounds, size_mb)
+        if args.write_doc:
+            write_doc(f"Measured by `python3 bench/pipeline.py --rounds {args.rounds}"
+                      f"{' --small' if args.small else ''}` on {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores "
+                      f"shared with other work (load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at "
+                      "the end: the per-round ratios show the spread); "
+                      f"the base of the RUN and pull rows has {files} files ({total // 1_000_000} MB), all on a "
+                      "tmpfs. Medians of the rounds; the ratio is the median of the per-round ratios (for MB/s "
+                      "rows, kiln's rate over the baseline's: higher is better).")
+    finally:
+        if docker is not None:
+            docker.stop()
+        running.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
