@@ -295,34 +295,3 @@ def _directory(root: str, rel: str, st: os.stat_result, old: Entry | None, fresh
         ch.changed.append(rel)
     elif st.st_ctime_ns != old.sig[5] or st.st_size != old.sig[3]:
         ch.refreshed[rel] = st
-
-
-def walk_entries(root: str, ignore: IgnoreList):
-    """Every path under the root (ignored ones left out) with its host path and lstat, top-down."""
-    root = root.rstrip("/")
-    ignored = ignore.paths
-    stack = [""]
-    while stack:
-        rel_dir = stack.pop()
-        host_dir = f"{root}/{rel_dir}" if rel_dir else (root or "/")
-        prefix = f"{rel_dir}/" if rel_dir else ""
-        check_ignored = bool(ignored) and ignore.holds_ignored(rel_dir)
-        try:
-            dir_fd = os.open(host_dir, _DIR_FLAGS)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        try:
-            with os.scandir(dir_fd) as it:
-                for e in it:
-                    rel = prefix + e.name
-                    if check_ignored and rel in ignored:
-                        continue
-                    try:
-                        st = e.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue
-                    if (st.st_mode & 0o170000) == 0o040000:
-                        stack.append(rel)
-                    yield rel, f"{host_dir}/{e.name}" if rel_dir else f"{root}/{e.name}", st
-        finally:
-            os.close(dir_fd)
