@@ -4,6 +4,7 @@ and through the whole of test_changes.py and the property test with the parallel
 from __future__ import annotations
 
 import os
+import signal
 import shutil
 
 import pytest
@@ -169,3 +170,42 @@ def test_split_walk_under_kilns_pid1_reaper(tmp_path, parallel_walk):
             assert _fields(reindexed(root, snap.ignore, snap.index, False, workers=3, min_entries=0)) == \
                 _fields(reindexed(root, snap.ignore, snap.index, False, workers=1))
     assert _children() == before
+
+
+def test_sigterm_during_a_split_walk_cancels_it_and_leaves_no_walker(tmp_path, monkeypatch, parallel_walk):
+    """A SIGTERM to kiln (PID 1) while the parent waits for a walker: the build is cancelled there and then,
+    the walker, still busy, ends on the closed pipe, and it is reaped before the cancellation goes on."""
+    import threading
+    import time
+
+    from executor.run import pid1
+
+    root, work = str(tmp_path / "root"), str(tmp_path / "work")
+    os.makedirs(root), os.makedirs(work)
+    _populate(root)
+    snap = Snapshotter(root, IgnoreList(root), work)
+    snap.reindex()
+    _change(root)
+    parent = os.getpid()
+    real_forked = diff._Walk.forked
+
+    def slow_forked(self):
+        if os.getpid() != parent:
+            time.sleep(1.0)          # the walker is busy when the signal comes
+        real_forked(self)
+
+    monkeypatch.setattr(diff._Walk, "forked", slow_forked)
+    before = _children()
+    timer = threading.Timer(0.3, os.kill, (parent, signal.SIGTERM))
+    started = time.monotonic()
+    with pid1.supervise(subreaper=False):
+        timer.start()
+        with pytest.raises(pid1.BuildCancelled) as cancelled:
+            detect(root, snap.ignore, snap.index, workers=2, min_entries=0)
+    elapsed = time.monotonic() - started
+    timer.cancel()
+    assert cancelled.value.signum == signal.SIGTERM
+    assert parallel_walk, "the walk was not split"
+    assert _children() == before
+    # typical 1.0 s (the walker's sleep, then its end on the closed pipe); 10x margin against a hang
+    assert elapsed < 10, elapsed
