@@ -15,7 +15,9 @@ from . import diff, progress
 from .ignore import IgnoreList
 from .index import NO_XATTRS, Entry, Index, entry_of, hash_file, read_xattrs
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# The directory listing below is diff._Walk.scan's, written out again on purpose: a shared generator costs
+# ~3% of a 100k-file walk (measured, detect 0.266 -> 0.278 s), on the path every RUN pays.
+_DIR_FLAGS = diff._DIR_FLAGS
 
 
 def reindexed(root: str, ignore: IgnoreList, old: Index, full: bool, workers: int | None = None,

@@ -28,7 +28,9 @@ import yaml
 from tests.rig.binfmt import ensure_emulation
 from tests.rig.judge import judge_registry_image
 from tests.test_deploy.security import gitlab_runner_settings, pod_settings
-from tests.test_executor_image.kilnimage import Mount, Pod, context_dir, docker_config_dir, kiln_built_image
+# the deploy/ manifests' loader and the kiln-built executor and debug images (built under this module's `work`)
+from tests.test_deploy.test_runtime import _load, images  # noqa: F401
+from tests.test_executor_image.kilnimage import Mount, Pod, context_dir, docker_config_dir
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEPLOY = os.path.join(REPO, "deploy")
@@ -52,11 +54,6 @@ RUN uname -m > /machine && echo "$TARGETARCH" > /target-arch
 MACHINES = {"amd64": b"x86_64\n", "arm64": b"aarch64\n"}
 
 
-def _load(rel: str) -> list[dict]:
-    with open(os.path.join(DEPLOY, rel)) as f:
-        return [d for d in yaml.safe_load_all(f) if d]
-
-
 def _jobs(rel: str) -> dict[str, dict]:
     return {d["metadata"]["name"]: d for d in _load(rel) if d["kind"] == "Job"}
 
@@ -64,12 +61,6 @@ def _jobs(rel: str) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     return str(tmp_path_factory.mktemp("deploy-multiarch"))
-
-
-@pytest.fixture(scope="module")
-def images(plain_registry, work):
-    return {"executor": kiln_built_image(plain_registry, "executor", work),
-            "debug": kiln_built_image(plain_registry, "debug", work)}
 
 
 @pytest.fixture(scope="module")
