@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -97,20 +98,16 @@ def kiln_build(work: str, job: Job, dest: str, host: str, tree: str = REPO) -> t
     return seconds, written
 
 
-def kaniko_build(executor: str, work: str, job: Job, dest: str) -> float | None:
-    """Seconds of one kaniko build and push in a fresh chroot (None when kaniko refused the Dockerfile)."""
-    root = tempfile.mkdtemp(prefix="kaniko-root-", dir=work)
+def chroot_build(work: str, job: Job, prefix: str, install: Callable[[str], None], argv: list[str]) -> float | None:
+    """Seconds of one build and push by a builder on `/` of a fresh chroot, as in its own image (None when it
+    refused the Dockerfile). `install` puts the builder into the new root; the context goes to /workspace."""
+    root = tempfile.mkdtemp(prefix=prefix, dir=work)
     try:
-        for d in ("kaniko", "proc", "dev", "etc", "tmp"):
+        for d in ("proc", "dev", "etc", "tmp"):
             os.makedirs(os.path.join(root, d))
-        try:
-            os.link(executor, os.path.join(root, "kaniko", "executor"))
-        except OSError:
-            shutil.copy2(executor, os.path.join(root, "kaniko", "executor"))
-        shutil.copytree(job.context, os.path.join(root, "workspace"), symlinks=True)
+        install(root)
+        shutil.copytree(job.context, os.path.join(root, "workspace"), symlinks=True, dirs_exist_ok=True)
         shutil.copy2("/etc/hosts", os.path.join(root, "etc", "hosts"))
-        argv = ["/kaniko/executor", "--context", "dir:///workspace", "--dockerfile", "/workspace/Dockerfile",
-                "--destination", dest, "--insecure", "--insecure-pull"]
         for k, v in job.build_args.items():
             argv += ["--build-arg", f"{k}={v}"]
         if job.target:
@@ -123,11 +120,48 @@ def kaniko_build(executor: str, work: str, job: Job, dest: str) -> float | None:
         seconds = time.perf_counter() - start
         if proc.returncode != 0:
             tail = proc.stderr.strip().splitlines()[-1:] or ["?"]
-            print(f"  kaniko refused {job.name}: {tail[0][:200]}", file=sys.stderr)
+            print(f"  {prefix.strip('-')} refused {job.name}: {tail[0][:200]}", file=sys.stderr)
             return None
         return seconds
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def kaniko_build(executor: str, work: str, job: Job, dest: str) -> float | None:
+    """Seconds of one kaniko build and push in a fresh chroot (None when kaniko refused the Dockerfile)."""
+    def install(root: str) -> None:
+        os.makedirs(os.path.join(root, "kaniko"))
+        try:
+            os.link(executor, os.path.join(root, "kaniko", "executor"))
+        except OSError:
+            shutil.copy2(executor, os.path.join(root, "kaniko", "executor"))
+
+    return chroot_build(work, job, "kaniko-root-", install,
+                        ["/kaniko/executor", "--context", "dir:///workspace", "--dockerfile", "/workspace/Dockerfile",
+                         "--destination", dest, "--insecure", "--insecure-pull"])
+
+
+def kiln_image_build(rootfs: str, work: str, job: Job, dest: str, host: str) -> float:
+    """Seconds of one build and push by kiln's executor image (its root file system `rootfs`, unpacked), run
+    exactly as kaniko_build runs kaniko: `/kaniko/executor` on `/` of a fresh chroot. The image's files are
+    hard-linked into each new root (kiln never writes to its own files; its working files are new ones)."""
+    def install(root: str) -> None:
+        subprocess.run(["cp", "-al", f"{rootfs}/.", root], check=True)
+
+    seconds = chroot_build(work, job, "kiln-root-", install,
+                           ["/kaniko/executor", "--context", "dir:///workspace", "--dockerfile", "/workspace/Dockerfile",
+                            "--destination", dest, "--insecure-registry", host])
+    if seconds is None:
+        raise SystemExit(f"kiln's executor image failed to build {job.name}")
+    return seconds
+
+
+def executor_image_rootfs(registry, work: str) -> str:
+    """The root file system of kiln's executor image built from this checkout (tests/test_executor_image's
+    cache: built once per source state, by kiln itself), unpacked under `work`."""
+    from tests.test_executor_image.kilnimage import kiln_built_image
+
+    return os.path.join(kiln_built_image(registry, "executor", work).bundle, "rootfs")
 
 
 def sandbox_overhead(work: str, runs: int = 5) -> float:
@@ -162,9 +196,9 @@ def docker_build(daemon, job: Job, dest: str) -> float:
     return time.perf_counter() - start
 
 
-def report(name: str, mine: list[float], theirs: list[float], baseline: str) -> None:
+def report(name: str, mine: list[float], theirs: list[float], baseline: str, who: str = "kiln") -> None:
     ratios = [m / t for m, t in zip(mine, theirs)]
-    print(f"{name:<34} kiln {statistics.median(mine):6.2f} s   {baseline} {statistics.median(theirs):6.2f} s   "
+    print(f"{name:<34} {who} {statistics.median(mine):6.2f} s   {baseline} {statistics.median(theirs):6.2f} s   "
           f"ratio {statistics.median(ratios):5.2f} (rounds: {', '.join(f'{r:.2f}' for r in ratios)})")
 
 
@@ -185,7 +219,7 @@ def corpus_jobs(work: str, bases: dict[str, str], docker_version: tuple[int, ...
     return jobs
 
 
-def run_corpus(args, work: str, registry, bases: dict[str, str]) -> None:
+def run_corpus(args, work: str, registry, rootfs: str | None, bases: dict[str, str]) -> None:
     from tests.e2e.parity.caseload import engine_version
     from tests.e2e.parity.dockerd import start_dockerd
 
@@ -201,10 +235,14 @@ def run_corpus(args, work: str, registry, bases: dict[str, str]) -> None:
         kiln_t: dict[str, list[float]] = {j.name: [] for j in jobs}
         docker_t: dict[str, list[float]] = {j.name: [] for j in jobs}
         kaniko_t: dict[str, list[float]] = {j.name: [] for j in jobs}
+        image_t: dict[str, list[float]] = {j.name: [] for j in jobs}
         for i in range(args.corpus_rounds):
             for n, job in enumerate(jobs):
                 kiln_t[job.name].append(kiln_build(work, job, registry.ref(f"bench/kiln-{n}-{i}:1"), registry.host)[0])
                 docker_t[job.name].append(docker_build(daemon, job, registry.ref(f"bench/docker-{n}-{i}:1")))
+                if rootfs:
+                    image_t[job.name].append(kiln_image_build(rootfs, work, job, registry.ref(f"bench/image-{n}-{i}:1"),
+                                                              registry.host))
                 if args.kaniko:
                     seconds = kaniko_build(args.kaniko, work, job, registry.ref(f"bench/kaniko-{n}-{i}:1"))
                     if seconds is not None:
@@ -221,6 +259,10 @@ def run_corpus(args, work: str, registry, bases: dict[str, str]) -> None:
             print(f"  {label:<8} {len(chosen):3d} cases: kiln median {statistics.median(k):5.2f} s, docker build+push "
                   f"median {statistics.median(d):5.2f} s, per-case ratio kiln/docker median "
                   f"{statistics.median(a / b for a, b in zip(k, d)):5.2f}")
+            if rootfs:
+                ki = [statistics.median(image_t[j.name]) for j in chosen]
+                print(f"  {'':<8} kiln's executor image (chroot, as kaniko runs): median {statistics.median(ki):5.2f} s, "
+                      f"per-case ratio to docker median {statistics.median(a / b for a, b in zip(ki, d)):5.2f}")
             if args.kaniko:
                 both = [j for j in chosen if kaniko_t[j.name]]
                 if both:
@@ -229,6 +271,11 @@ def run_corpus(args, work: str, registry, bases: dict[str, str]) -> None:
                     print(f"  {'':<8} {len(both):3d} cases kaniko built: kaniko median {statistics.median(ka):5.2f} s, "
                           f"kiln median {statistics.median(kk):5.2f} s, per-case ratio kiln/kaniko median "
                           f"{statistics.median(a / b for a, b in zip(kk, ka)):5.2f}")
+                    if rootfs:
+                        ki = [statistics.median(image_t[j.name]) for j in both]
+                        print(f"  {'':<8} {len(both):3d} cases kaniko built: kiln's executor image median "
+                              f"{statistics.median(ki):5.2f} s, per-case ratio kiln image/kaniko median "
+                              f"{statistics.median(a / b for a, b in zip(ki, ka)):5.2f}")
     finally:
         daemon.stop()
 
@@ -240,6 +287,9 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=0, help="only the first N corpus cases (0: all)")
     parser.add_argument("--no-corpus", action="store_true", help="skip the corpus (needs no dockerd)")
     parser.add_argument("--kaniko", help="a kaniko executor binary to measure side by side (built by hand)")
+    parser.add_argument("--executor-image", action="store_true",
+                        help="also run kiln as its executor image runs (built by kiln from this checkout's Containerfile, "
+                        "cached like the executor-image tests'): /kaniko/executor on / of a fresh chroot, as kaniko runs")
     parser.add_argument("--baseline-tree", help="another kiln checkout (e.g. `git archive` of an older commit), "
                         "built right after this one in every round of the fixed rows: before/after in one run")
     args = parser.parse_args()
@@ -263,10 +313,12 @@ def main() -> None:
                                            "app.sh": "echo hello\n"},
         }
         jobs = {name: Job(name, write_context(work, files)) for name, files in rows.items()}
+        rootfs = executor_image_rootfs(registry, work) if args.executor_image else None
         kiln_build(work, jobs["metadata-only, debian, push"], registry.ref("bench/warmup:1"), registry.host)
         times: dict[str, list[float]] = {name: [] for name in rows}
         kaniko: dict[str, list[float]] = {name: [] for name in rows}
         baseline: dict[str, list[float]] = {name: [] for name in rows}
+        image_t: dict[str, list[float]] = {name: [] for name in rows}
         written: dict[str, list[int]] = {name: [] for name in rows}
         copies: list[float] = []
         for i in range(args.rounds):
@@ -275,6 +327,9 @@ def main() -> None:
                 seconds, files_written = kiln_build(work, job, registry.ref(f"bench/row{n}-{i}:1"), registry.host)
                 times[name].append(seconds)
                 written[name].append(files_written)
+                if rootfs:
+                    image_t[name].append(kiln_image_build(rootfs, work, job, registry.ref(f"bench/image-row{n}-{i}:1"),
+                                                          registry.host))
                 if args.kaniko:
                     k = kaniko_build(args.kaniko, work, job, registry.ref(f"bench/kaniko-row{n}-{i}:1"))
                     kaniko[name].append(k if k is not None else float("nan"))
@@ -289,9 +344,13 @@ def main() -> None:
                 report("", times[name], kaniko[name], "kaniko")
             if args.baseline_tree:
                 report("", times[name], baseline[name], "baseline kiln")
+            if rootfs:
+                report("", image_t[name], copies, "skopeo copy", who="kiln image")
+                if args.kaniko:
+                    report("", image_t[name], kaniko[name], "kaniko", who="kiln image")
             print(f"{'':<34} files kiln wrote into its root: {statistics.median(written[name]):.0f}")
         if not args.no_corpus:
-            run_corpus(args, work, registry, {"BASE": images.busybox_index, "DEBIAN": debian,
+            run_corpus(args, work, registry, rootfs, {"BASE": images.busybox_index, "DEBIAN": debian,
                                               "BASE_DOCKER": images.busybox_docker,
                                               "BASE_DOCKER_LIST": images.busybox_docker_list,
                                               "BASE_AMD64": images.busybox_amd64})
