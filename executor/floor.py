@@ -55,10 +55,23 @@ LAZY_MODULES = (
 )
 _NOT_IMPORTED = ("__main__", "_nsinit")    # entry scripts: never imported as modules
 
+#: Modules that a build reaches after its first RUN only through some instructions or options, by group. A
+#: build that cannot reach a group leaves it out of the preload (`leave_out`). "git": ADD of a git repository
+#: (executor.engine.gitclone) and the provenance's revision of a git context (executor.engine.attestations);
+#: dulwich is ~20 ms of the ~40 ms the whole preload takes in the executor image, a build with a RUN pays it.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "git": ("dulwich", "executor.engine.gitclone", "executor.engine.gitplan"),
+}
 
-def preload() -> list[str]:
-    """Import every kiln module and the lazily imported ones above; the names that could not be imported
-    (an optional dependency this installation lacks) are returned, not fatal."""
+
+def _in(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def preload(skip: tuple[str, ...] = ()) -> list[str]:
+    """Import every kiln module and the lazily imported ones above, but those under the module names in
+    `skip`; the names that could not be imported (an optional dependency this installation lacks) are
+    returned, not fatal."""
     import executor
     import snapshot
 
@@ -67,7 +80,7 @@ def preload() -> list[str]:
              for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + ".")
              if not info.name.rpartition(".")[2] in _NOT_IMPORTED]
     for name in [*names, *LAZY_MODULES]:
-        if name in sys.modules:
+        if name in sys.modules or _in(name, skip):
             continue
         try:
             importlib.import_module(name)
@@ -98,6 +111,7 @@ class Floor:
     trees: dict[str, tuple[int, int]] = field(default_factory=dict)   # kept tree -> (dev, ino)
     remakers: dict[str, Callable[[], None]] = field(default_factory=dict)  # kept tree -> how to make it again
     executables: dict[str, int] = field(default_factory=dict)   # kiln's interpreter and ld.so -> mode
+    left_out: set[str] = field(default_factory=set)            # GROUPS this build cannot reach after a RUN
     preloaded: bool = False
 
     # ---- before a RUN ------------------------------------------------------------------------------
@@ -137,8 +151,14 @@ class Floor:
         if remake is not None:
             self.remakers[path] = remake
 
+    def leave_out(self, group: str) -> None:
+        """The build cannot reach `group` of GROUPS after its first RUN: the preload leaves it out."""
+        if group not in GROUPS:
+            raise ValueError(f"no module group {group!r} (known: {', '.join(sorted(GROUPS))})")
+        self.left_out.add(group)
+
     def _first_run(self) -> None:
-        failed = preload()
+        failed = preload(tuple(p for g in sorted(self.left_out) for p in GROUPS[g]))
         if failed:
             log.debug("preload: not importable here: %s", ", ".join(failed))
         for hold in self.holders:
@@ -309,6 +329,12 @@ def keep_tree(path: str, remake: Callable[[], None] | None = None) -> None:
     """`Floor.keep` of the current build; nothing when there is none (a build loop run on its own, tests)."""
     if _current is not None:
         _current.keep(path, remake)
+
+
+def leave_out(group: str) -> None:
+    """`Floor.leave_out` of the current build; nothing when there is none."""
+    if _current is not None:
+        _current.leave_out(group)
 
 
 def configure(kiln_dir: str, work_dir: str, holders: list[Callable[[], None]] | None = None) -> Floor:

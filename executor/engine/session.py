@@ -15,7 +15,7 @@ import tempfile
 
 from executor import floor, masking, timings
 from executor.cache import base_image_cache, layer_cache
-from executor.dockerfile import DockerfileError, parse
+from executor.dockerfile import Dockerfile, DockerfileError, parse
 from executor.engine.builder import BuildError, Builder, BuildSettings
 from executor.engine.buckets import context_source
 from executor.engine.context import ContextError, prepare_context, resolve_dockerfile
@@ -141,6 +141,13 @@ def _sweep_stale_work_dirs(kaniko_dir: str) -> int:
     return removed
 
 
+def _may_add(dockerfile: Dockerfile) -> bool:
+    """Whether the Dockerfile has an ADD (of a git repository, maybe) or an ONBUILD (an ADD, maybe, in a child).
+    A base image's own ONBUILD ADD of a git repository, in a stage that starts after a RUN, is not seen here: it
+    imports its modules then (what a RUN that removed /kaniko would break, see executor.floor)."""
+    return any(inst.keyword in ("ADD", "ONBUILD") for stage in dockerfile.stages for inst in stage.instructions)
+
+
 def _run(opts: Options, work_dir: str, dirty_root: bool = False, report: BuildReport | None = None) -> int:
     client = RegistryClient(opts.registry, blob_dir=os.path.join(opts.kaniko_dir, "blobs"))
     # held across RUN steps (executor.floor): what the registry client reads later is read before the first RUN
@@ -159,6 +166,8 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False, report: BuildRe
         with open(dockerfile_path, "rb") as f:
             text = f.read()
         dockerfile = parse(text, opts.dockerfile if not dockerfile_path.startswith(work_dir) else "Dockerfile")
+        if not attestations.wanted(opts) and not _may_add(dockerfile):
+            floor.leave_out("git")      # no ADD of a git repository, no provenance: dulwich is not preloaded
         platforms = [Platform.parse(p) for p in opts.platforms]
         epoch = source_date_epoch(opts)
         level = opts.compression_level if opts.compression_level >= 0 else None

@@ -1,6 +1,6 @@
 """`python -I floor_harness.py LATE_JSON EXECUTOR-ARGS...`: kiln's executor in this process, with the RUN runner
-wrapped to note the modules loaded when the first RUN starts; writes {"ran", "late"} (modules loaded after it)
-to LATE_JSON and exits with the executor's code. Used by test_floor.py."""
+wrapped to note the modules loaded when the first RUN starts; writes {"ran", "late"} (modules loaded after it),
+"before" (those loaded when it started) and "loaded" (all, at the end) to LATE_JSON and exits with the executor's code. Used by test_floor.py."""
 import json
 import os
 import sys
@@ -26,5 +26,6 @@ from executor.main import executor_main  # noqa: E402
 code = executor_main(sys.argv[2:])
 late = sorted(set(sys.modules) - state.get("before", set(sys.modules)))
 with open(late_file, "w") as f:
-    json.dump({"code": code, "ran": "before" in state, "late": late}, f)
+    json.dump({"code": code, "ran": "before" in state, "late": late, "before": sorted(state.get("before", ())),
+               "loaded": sorted(sys.modules)}, f)
 sys.exit(code)

@@ -21,6 +21,7 @@ import tarfile
 
 import pytest
 
+from executor import floor
 from tests.e2e.conftest import REPO, error_messages
 from tests.rig.judge import judge_registry_image
 from tests.rig.sandbox import run_sandboxed
@@ -137,6 +138,46 @@ def test_nothing_is_imported_after_the_first_run(tmp_path_factory, base_images, 
     assert result["ran"], "the harness saw no RUN"
     assert result["late"] == [], f"imported after the first RUN (add them to executor.floor.LAZY_MODULES): " \
                                  f"{result['late']}"
+    # this Dockerfile has ADD: the git group (an ADD of a git repository) is held too
+    assert {"dulwich.client", "executor.engine.gitclone"} <= set(result["before"])
+
+
+def test_a_build_without_add_leaves_git_out_of_the_preload(tmp_path_factory, base_images, plain_registry,
+                                                           tmp_path):
+    """No ADD, no ONBUILD, no provenance: nothing after the first RUN can reach dulwich, so the preload (which
+    a build with a RUN pays before it) leaves the git group out, and nothing is imported late all the same."""
+    late_file = str(tmp_path / "late.json")
+    dest = plain_registry.ref("e2e/floor-no-add:1")
+    harness = [sys.executable, "-I", os.path.join(HERE, "floor_harness.py"), late_file]
+    dockerfile = (f"FROM {base_images.busybox_index}\nRUN echo before > /before\nRUN rm -rf /kaniko\n"
+                  "COPY note.txt /note.txt\nRUN echo after > /after\n")
+    proc, _, _ = _build(tmp_path_factory, harness, dockerfile, dest, plain_registry)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    with open(late_file) as f:
+        result = json.load(f)
+    assert result["ran"] and result["late"] == [], result["late"]
+    assert not [m for m in result["loaded"] if m.startswith(("dulwich", "executor.engine.gitclone"))]
+    assert "executor.commands.copy" in result["before"]      # the rest of the floor is held as before
+    report = judge_registry_image(plain_registry, dest)
+    assert report.read("after") == b"after\n" and report.read("note.txt") == b"note\n"
+
+
+def test_preload_leaves_out_only_the_groups_named(tmp_path):
+    """In a fresh interpreter: the git group's modules stay unloaded, every other kiln module is loaded."""
+    code = ("import json, sys; from executor import floor; "
+            "failed = floor.preload(floor.GROUPS['git']); "
+            "print(json.dumps({'failed': failed, 'loaded': sorted(sys.modules)}))")
+    proc = run_sandboxed([sys.executable, "-c", code], writable=[str(tmp_path)], cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": REPO})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["failed"] == []
+    loaded = set(result["loaded"])
+    assert not [m for m in loaded if m.startswith(("dulwich", "executor.engine.gitclone", "executor.engine.gitplan"))]
+    assert {"executor.commands.copy", "executor.cache.steps", "executor.cloud.aws", "snapshot.parallel_walk",
+            "zstandard"} <= loaded
+    with pytest.raises(ValueError, match="no module group 'gti' \\(known: git\\)"):
+        floor.Floor("/k", "/w").leave_out("gti")
 
 
 def test_a_run_that_removes_the_extracted_context_stops_the_build_naming_it(tmp_path_factory, base_images,
