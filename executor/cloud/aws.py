@@ -50,6 +50,8 @@ _STS_NS = "{https://sts.amazonaws.com/doc/2011-06-15/}"
 
 @dataclass(frozen=True)
 class AwsCredentials:
+    """AWS credentials from the chain (env, ~/.aws files, web identity, container or instance metadata), `source`
+    naming which; they sign ECR and S3 requests (SigV4)."""
     access_key: str
     secret_key: str
     session_token: str = ""
@@ -309,6 +311,8 @@ def reset_cache() -> None:
 # ---- ECR -----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class EcrRegistry:
+    """An Amazon ECR registry as its host name spells it (account, region, FIPS, domain) or ECR Public; where its
+    GetAuthorizationToken is asked."""
     account: str
     fips: bool
     region: str
@@ -335,6 +339,7 @@ def _api_domain(registry: EcrRegistry) -> str:
 
 @dataclass(frozen=True)
 class EcrToken:
+    """The registry user and password ECR's GetAuthorizationToken gives, cached until shortly before they expire."""
     username: str
     password: str
     expires_at: float | None

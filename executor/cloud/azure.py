@@ -53,6 +53,8 @@ _CLIENT_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 @dataclass(frozen=True)
 class AadToken:
+    """An Azure AD access token (client credentials or managed identity), `source` naming which; exchanged for an
+    ACR refresh token, or sent to Blob storage as a bearer token."""
     value: str
     expires_at: float
     source: str

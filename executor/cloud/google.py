@@ -41,6 +41,8 @@ _ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 
 @dataclass(frozen=True)
 class AccessToken:
+    """A Google OAuth2 access token from Application Default Credentials (`source` says which kind): the password
+    of the google credential helper (GCR, Artifact Registry), the bearer token of a GCS download."""
     value: str
     expires_at: float
     source: str

@@ -19,6 +19,8 @@ _RSA_OID = bytes.fromhex("2a864886f70d010101")
 
 @dataclass(frozen=True)
 class RSAPrivateKey:
+    """The numbers of an RSA private key read from PEM (PKCS#8 or PKCS#1), enough to sign a service account's JWT
+    with RS256."""
     n: int
     e: int
     d: int

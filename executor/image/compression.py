@@ -61,6 +61,8 @@ def open_compressor(stream: BinaryIO, compression: str, level: int | None = None
 
 @dataclass(frozen=True)
 class CompressedResult:
+    """What compressing a layer tar gives: both digests (blob and diff_id) and both sizes, hashed in the same pass
+    as the compression."""
     digest: str     # of the compressed bytes
     diff_id: str    # of the uncompressed bytes
     size: int       # compressed size

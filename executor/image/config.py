@@ -26,6 +26,8 @@ def timestamp(epoch: int | None = None) -> str:
 
 @dataclass(frozen=True)
 class HistoryEntry:
+    """One entry of the image config's `history` (image-spec config.md): the build loop adds one for each step
+    that writes history, `empty_layer` when it wrote no layer."""
     created: str = ""
     created_by: str = ""
     author: str = ""
@@ -54,6 +56,8 @@ class HistoryEntry:
 
 @dataclass(frozen=True)
 class Healthcheck:
+    """The config's `Healthcheck`, as docker stores HEALTHCHECK: the test command and its durations in nanoseconds
+    (fields left at 0 are omitted)."""
     test: tuple[str, ...]
     interval: int = 0       # nanoseconds, as docker stores them
     timeout: int = 0

@@ -9,6 +9,8 @@ from .platform import Platform
 
 @dataclass(frozen=True)
 class Descriptor:
+    """A content descriptor (OCI image-spec descriptor.md): how a manifest or index points to a blob or another
+    manifest (media type, digest, size; URLs, annotations, platform where given)."""
     media_type: str
     digest: str
     size: int

@@ -18,6 +18,8 @@ class ImageError(ValueError):
 
 @dataclass
 class Image:
+    """An image as kiln builds it: its config and its layers in order; the manifest and config bytes are computed
+    from them (the raw bytes read are kept while nothing changed)."""
     config: ImageConfig
     layers: list[Layer] = field(default_factory=list)
     #: the manifest media type, which fixes the format (Docker schema 2 or OCI)

@@ -30,6 +30,8 @@ class Artifact:
 
 @dataclass(frozen=True)
 class ImageIndex:
+    """What a build outputs: its images, one per platform, and the attestation manifests beside them; every sink
+    takes one (a single image is an index of one)."""
     images: tuple[Image, ...]
     artifacts: tuple[Artifact, ...] = ()
     annotations: dict[str, str] = field(default_factory=dict)

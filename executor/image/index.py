@@ -16,6 +16,8 @@ class NoMatchingPlatform(LookupError):
 
 @dataclass(frozen=True)
 class Index(Document):
+    """An image index or Docker manifest list (image-spec image-index.md): descriptors of manifests, as a registry
+    or layout holds it; what a build outputs is an `ImageIndex`, written as one of these."""
     media_type: str
     manifests: tuple[Descriptor, ...]
     annotations: dict[str, str] = field(default_factory=dict)

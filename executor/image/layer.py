@@ -18,6 +18,8 @@ class LayerError(ValueError):
 
 @dataclass(frozen=True)
 class Layer:
+    """One layer of an image: its descriptor (the compressed blob), its diff_id (the uncompressed tar's digest, as
+    the config's rootfs lists it) and how to read the blob."""
     descriptor: Descriptor
     diff_id: str
     #: opens the compressed blob for reading (from disk, a cache, or a registry)

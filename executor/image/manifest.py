@@ -11,6 +11,8 @@ from .document import Document, optional_fields
 
 @dataclass(frozen=True)
 class Manifest(Document):
+    """An image manifest, Docker schema 2 or OCI (image-spec manifest.md): the config and layer descriptors, read
+    from a registry or layout, or written by a sink."""
     media_type: str
     config: Descriptor
     layers: tuple[Descriptor, ...]

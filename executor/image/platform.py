@@ -20,6 +20,8 @@ _ARM_VARIANT_ALIASES = {"8": "v8", "7": "v7", "6": "v6", "5": "v5"}
 
 @dataclass(frozen=True)
 class Platform:
+    """An OCI platform (os, architecture, variant, os.version, os.features), written "os/arch[/variant]" on the
+    command line; image configs and index descriptors carry one."""
     os: str
     architecture: str
     variant: str = ""

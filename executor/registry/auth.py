@@ -28,6 +28,8 @@ class CredentialError(Exception):
 
 @dataclass(frozen=True)
 class Credentials:
+    """What one registry is asked with (config.json, a credential helper, a cloud's token): a user and password or
+    a token, and where it came from; its repr shows no secret."""
     username: str = ""
     password: str = ""
     #: an OAuth2 refresh token (docker's `identitytoken`): exchanged at the token endpoint

@@ -31,6 +31,8 @@ def combined_ca_bundle(additional: str) -> str:
 
 @dataclass
 class RegistryOptions:
+    """The registry flags (TLS, plain HTTP, certificates, mirrors, retries...) as the executor and the warmer share
+    them; the registry client is made from it."""
     #: --insecure: push to registries over plain HTTP
     insecure: bool = False
     #: --insecure-pull: pull from registries over plain HTTP

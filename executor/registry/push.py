@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Blob:
+    """A blob to push: its descriptor, how to read it, and a repository of the same registry that holds it (a
+    cross-repository mount is tried first)."""
     descriptor: Descriptor
     opener: Callable[[], BinaryIO]
     #: "registry/repository" already holding the blob, for a cross-repository mount
@@ -31,6 +33,8 @@ class Blob:
 
 @dataclass
 class PushStats:
+    """Blobs of a push that the registry already had, that were mounted and that were uploaded (counts and bytes);
+    reported in the `push.done` event and the log."""
     existed: int = 0
     mounted: int = 0
     uploaded: int = 0

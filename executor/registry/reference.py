@@ -27,6 +27,8 @@ class ReferenceError(ValueError):
 
 @dataclass(frozen=True)
 class Reference:
+    """An image reference as docker parses it ("busybox" is docker.io/library/busybox:latest): registry, repository,
+    and a tag, a digest or both."""
     registry: str            # "docker.io", "127.0.0.1:5000", "ghcr.io"
     repository: str          # "library/busybox"
     tag: str | None = None   # None when only a digest was given

@@ -35,12 +35,15 @@ _DEFAULT_TOKEN_LIFETIME = 60  # the token spec's default when expires_in is miss
 
 @dataclass
 class Challenge:
+    """A registry's `WWW-Authenticate` challenge (distribution spec, token authentication): Basic or Bearer and its
+    parameters."""
     scheme: str              # "basic" | "bearer"
     params: dict[str, str]   # realm, service, scope, error
 
 
 @dataclass
 class _Token:
+    """A bearer token from a registry's token service, cached per set of scopes until shortly before it expires."""
     value: str
     expires_at: float
 
