@@ -19,6 +19,8 @@ I = TypeVar("I", bound=Instruction)
 
 @dataclass
 class Outcome:
+    """What an instruction tells the build loop after it ran: how to snapshot the root (not at all, a walk, or
+    exactly `paths`) and the history text it writes."""
     snapshot: str = "none"          # "none": metadata only; "walk": compare the root; "paths": exactly `paths`
     paths: list[str] = field(default_factory=list)
     created_by: str = ""            # history text; "" means the instruction adds no history entry

@@ -44,6 +44,8 @@ PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PRO
 
 @dataclass(frozen=True)
 class PlatformTriple:
+    """os/architecture/variant of the target or the build platform, from which the automatic platform ARGs
+    (TARGETPLATFORM, BUILDARCH...) are made."""
     os: str
     architecture: str
     variant: str = ""

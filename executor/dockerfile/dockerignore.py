@@ -103,6 +103,8 @@ def _check_class_syntax(pattern: str) -> None:
 
 @dataclass
 class _Pattern:
+    """One .dockerignore line compiled: `exclusion` for a `!` line, `dirs` its number of path parts, and how it
+    matches (exact, prefix, suffix or regexp)."""
     text: str
     exclusion: bool
     dirs: int

@@ -20,6 +20,8 @@ class FlagError(ValueError):
 
 @dataclass
 class ParsedFlags:
+    """An instruction's flags as `parse_flags` read them (the value of each defined flag, and which were written);
+    the instruction parsers read them by kind."""
     values: dict[str, str | bool | list[str]] = field(default_factory=dict)
     used: set[str] = field(default_factory=set)
 

@@ -68,6 +68,8 @@ _I = TypeVar("_I", bound="Instruction")
 
 @dataclass(frozen=True)
 class Location:
+    """Where an instruction is in its Dockerfile (file, first and last line): error messages name it, the build
+    report and provenance carry its lines."""
     file: str
     start_line: int
     end_line: int
@@ -150,6 +152,8 @@ class SourceContent:
 
 @dataclass(kw_only=True)
 class FromInstruction(Instruction):
+    """`FROM [--platform=p] base [AS name]`: base and platform as written (the build expands them with the global
+    ARGs)."""
     keyword: ClassVar[str] = "FROM"
     base_name: str
     stage_name: str = ""      # lower-cased, "" when no AS
@@ -187,6 +191,7 @@ class RunInstruction(Instruction):
 
 @dataclass(kw_only=True)
 class CmdInstruction(Instruction):
+    """`CMD`: the argv in JSON form, or one string run by the stage's SHELL (`prepend_shell`)."""
     keyword: ClassVar[str] = "CMD"
     command: list[str]
     prepend_shell: bool
@@ -194,6 +199,7 @@ class CmdInstruction(Instruction):
 
 @dataclass(kw_only=True)
 class EntrypointInstruction(Instruction):
+    """`ENTRYPOINT`, in the forms of CMD; `command` is None for `ENTRYPOINT []`, which clears the entry point."""
     keyword: ClassVar[str] = "ENTRYPOINT"
     command: list[str] | None   # None for an empty ENTRYPOINT (resets it)
     prepend_shell: bool
@@ -201,12 +207,15 @@ class EntrypointInstruction(Instruction):
 
 @dataclass(kw_only=True)
 class ShellInstruction(Instruction):
+    """`SHELL ["executable", "parameters"]`: the argv that runs later shell-form commands of the stage."""
     keyword: ClassVar[str] = "SHELL"
     shell: list[str]
 
 
 @dataclass(kw_only=True)
 class _CopyBase(Instruction):
+    """What COPY and ADD share: file sources and heredoc sources, the destination, --chown, --chmod, --link and
+    --exclude."""
     sources: list[str]                 # file sources as written (heredoc sources excluded)
     dest: str
     contents: list[SourceContent] = field(default_factory=list)
@@ -226,6 +235,8 @@ class _CopyBase(Instruction):
 
 @dataclass(kw_only=True)
 class CopyInstruction(_CopyBase):
+    """`COPY`: from the build context, or from a stage or image (`--from`); `--parents` keeps the sources'
+    directories."""
     keyword: ClassVar[str] = "COPY"
     from_: str = ""
     parents: bool = False
@@ -237,6 +248,8 @@ class CopyInstruction(_CopyBase):
 
 @dataclass(kw_only=True)
 class AddInstruction(_CopyBase):
+    """`ADD`: COPY that also takes URLs and git repositories, and unpacks local archives (`--checksum`,
+    `--keep-git-dir`, `--unpack`)."""
     keyword: ClassVar[str] = "ADD"
     checksum: str = ""
     keep_git_dir: bool | None = None   # None when the flag is absent
@@ -249,6 +262,7 @@ class AddInstruction(_CopyBase):
 
 @dataclass(kw_only=True)
 class _KeyValues(Instruction):
+    """What ENV and LABEL share: their key=value pairs in order."""
     pairs: list[KeyValue]
 
     def expand(self: _I, word: Expand, words: ExpandWords | None = None,
@@ -260,22 +274,26 @@ class _KeyValues(Instruction):
 
 @dataclass(kw_only=True)
 class EnvInstruction(_KeyValues):
+    """`ENV key=value...` (or the legacy `ENV key value`)."""
     keyword: ClassVar[str] = "ENV"
 
 
 @dataclass(kw_only=True)
 class LabelInstruction(_KeyValues):
+    """`LABEL key=value...`."""
     keyword: ClassVar[str] = "LABEL"
 
 
 @dataclass(kw_only=True)
 class ArgInstruction(Instruction):
+    """`ARG name[=default]...`; each default is expanded when the build declares it."""
     keyword: ClassVar[str] = "ARG"
     args: list[ArgDef]
 
 
 @dataclass(kw_only=True)
 class ExposeInstruction(Instruction):
+    """`EXPOSE port[/proto]...`."""
     keyword: ClassVar[str] = "EXPOSE"
     ports: list[str]    # sorted as BuildKit sorts them
 
@@ -287,6 +305,7 @@ class ExposeInstruction(Instruction):
 
 @dataclass(kw_only=True)
 class VolumeInstruction(Instruction):
+    """`VOLUME`, in JSON or word form."""
     keyword: ClassVar[str] = "VOLUME"
     volumes: list[str]
 
@@ -297,6 +316,7 @@ class VolumeInstruction(Instruction):
 
 @dataclass(kw_only=True)
 class UserInstruction(Instruction):
+    """`USER user[:group]`."""
     keyword: ClassVar[str] = "USER"
     WORD_FIELDS: ClassVar[tuple[str, ...]] = ("user",)
     user: str
@@ -304,6 +324,7 @@ class UserInstruction(Instruction):
 
 @dataclass(kw_only=True)
 class WorkdirInstruction(Instruction):
+    """`WORKDIR path`; a relative path is joined to the current one when the build applies it."""
     keyword: ClassVar[str] = "WORKDIR"
     WORD_FIELDS: ClassVar[tuple[str, ...]] = ("path",)
     path: str
@@ -311,6 +332,7 @@ class WorkdirInstruction(Instruction):
 
 @dataclass(kw_only=True)
 class StopSignalInstruction(Instruction):
+    """`STOPSIGNAL signal`, a name or a number."""
     keyword: ClassVar[str] = "STOPSIGNAL"
     WORD_FIELDS: ClassVar[tuple[str, ...]] = ("signal",)
     signal: str
@@ -318,6 +340,7 @@ class StopSignalInstruction(Instruction):
 
 @dataclass(kw_only=True)
 class MaintainerInstruction(Instruction):
+    """`MAINTAINER name` (deprecated): it sets the config's `author`."""
     keyword: ClassVar[str] = "MAINTAINER"
     maintainer: str
 

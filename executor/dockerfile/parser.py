@@ -80,6 +80,8 @@ class Node:
 
 @dataclass
 class ParseResult:
+    """A Dockerfile split into nodes (one logical line each, heredocs attached) with its parser directives, escape
+    character and warnings; `stages.parse` types it."""
     file: str
     nodes: list[Node]
     directives: list[Directive]

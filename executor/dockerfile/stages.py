@@ -40,6 +40,8 @@ class Stage:
 
 @dataclass
 class Dockerfile:
+    """A parsed and checked Dockerfile: its directives, the ARGs before the first FROM, and its stages in order;
+    what the build plans its stages from."""
     file: str
     directives: list[Directive]
     escape: str

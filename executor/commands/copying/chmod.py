@@ -31,6 +31,8 @@ class ChmodError(ValueError):
 
 @dataclass(frozen=True)
 class _Op:
+    """One step of a parsed symbolic --chmod (BSD setmode's ops): add (`+`), remove (`-`) or, for a directory or
+    executable, add (`X`) the bits in `bits`; or copy one class's bits to others (`g=u`)."""
     kind: str          # "+", "-", "X", or "copy"
     bits: int
     source: str = ""   # for "copy": "u", "g" or "o"

@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CopyRequest:
+    """One COPY or ADD as the copy machinery takes it: sources and destination after expansion, where they are read
+    from and written to, and the instruction's flags."""
     sources: list[str]          # as written after expansion, relative to source_root (wildcards allowed)
     dest: str                   # as written after expansion; relative dests are relative to workdir
     source_root: str            # the build context dir, or a directory holding another stage's/image's root
@@ -79,6 +81,8 @@ class CopyRequest:
 
 @dataclass(frozen=True)
 class _Source:
+    """One resolved source of a COPY/ADD: as written (for messages), the name it takes in a directory destination,
+    its host path, or a URL."""
     written: str     # the source as written (for messages)
     name: str        # base name it takes at a directory destination
     host: str        # the host path, symlinks followed within the source root

@@ -19,6 +19,8 @@ class BadPattern(ValueError):
 
 @dataclass(frozen=True)
 class _Class:
+    """A `[...]` character class of a wildcard pattern: its ranges and whether `^` negates it (Go's
+    filepath.Match)."""
     negated: bool
     ranges: tuple[tuple[str, str], ...]
 
