@@ -92,6 +92,8 @@ def preload(skip: tuple[str, ...] = ()) -> list[str]:
 
 @dataclass
 class _Held:
+    """A blob kiln keeps, held open across a RUN: the open file descriptor, and the device, inode and mode that
+    tell whether the RUN removed or replaced it."""
     fd: int
     dev: int
     ino: int

@@ -31,6 +31,8 @@ __all__ = ["Event", "Task", "emit", "subscribe", "unsubscribe", "listening"]
 
 @dataclass(frozen=True)
 class Event:
+    """One progress event: its kind (listed in the module docstring), when it happened, and its fields; every
+    subscriber gets each one."""
     kind: str
     time: float                      # time.time()
     fields: dict[str, Any] = field(default_factory=dict)

@@ -35,6 +35,8 @@ class BaseCacheError(Exception):
 
 @dataclass
 class BaseImageCache:
+    """The base-image cache of `--cache-dir` (layout in the module docstring): the warmer fills it, a build's FROM
+    reads it before asking a registry."""
     directory: str
     ttl: float
     #: asked, after a tag's answer expired, whether the tag still names the cached manifest

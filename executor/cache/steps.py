@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class CacheStats:
+    """Counts of one build's layer-cache hits, misses and stores (and the history texts of the hits), logged when
+    the cache finishes."""
     hits: int = 0
     misses: int = 0
     stored: int = 0

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CacheEntry:
+    """A layer-cache entry found under a step's key: the step's layer (verified blob on local disk) and history
+    text, from the cache repository or layout."""
     key: str
     created_by: str
     layer: Layer | None          # None: the step changed no file

@@ -207,6 +207,8 @@ class FlagSpec:
 
 @dataclass
 class Parsed:
+    """What `scan` gives for one command line: every flag's value (defaults included), the flags given, the
+    positional arguments, and whether help was asked."""
     values: dict[str, Any]
     changed: set[str]  # flag names given on the command line
     positionals: list[str]

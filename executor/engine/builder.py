@@ -68,6 +68,8 @@ class BuildSettings:
 
 @dataclass
 class StageResult:
+    """A built stage: its image, the ARGs in scope at its end and, when a later stage copies from it, its saved
+    root; the builder keeps one per stage (and memoises them)."""
     stage: Stage
     image: Image
     args: build_args.StageArgs | None = None  # the ARGs in scope at the stage's end (a child stage inherits them)

@@ -33,6 +33,8 @@ class ContextError(Exception):
 
 @dataclass
 class BuildContext:
+    """The build context made local (a directory, or a tar, URL, git repository or bucket fetched into one), and
+    what it came from; `close` removes what kiln fetched."""
     directory: str                     # local directory holding the context (after --context-sub-path)
     source: str                        # what the user passed, for messages
     git_url: str = ""                  # a git context: its URL (#ref kept, credentials not) and the commit cloned

@@ -53,6 +53,8 @@ class GitCloneError(Exception):
 
 @dataclass
 class _Remote:
+    """A git remote opened with dulwich for one clone (the context's repository or a submodule's), with its
+    credentials and the prefix of its messages."""
     url: str                        # without credentials
     client: object                  # a dulwich GitClient
     path: str
@@ -428,6 +430,8 @@ def _check_out(repo, worktree: str, index_path: str, commit: str) -> None:
 
 @dataclass(frozen=True)
 class Submodule:
+    """A submodule a commit records: its name and URL from `.gitmodules` and its path and commit from the tree's
+    gitlink."""
     name: str
     path: str            # inside the work tree
     url: str             # as .gitmodules writes it

@@ -59,6 +59,8 @@ class RemoteRefs:
 
 @dataclass(frozen=True)
 class FetchPlan:
+    """What to fetch and check out for a git context's `#ref[#commit]`, decided from the server's refs before
+    anything is fetched."""
     clone_ref: str | None        # the ref cloned (refs/heads/X or refs/tags/X); None: the server's HEAD, detached
     fetch_refs: tuple[str, ...]  # remote refs whose tips the first fetch asks for (branches, tags, the ref)
     wants: tuple[str, ...]       # their object ids (deduplicated, in order)

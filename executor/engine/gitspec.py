@@ -36,6 +36,8 @@ class GitSpecError(ValueError):
 
 @dataclass(frozen=True)
 class GitSpec:
+    """A git build context as written (`git://`, `git+https://`, `https://...git`, then `#ref[#commit]` or
+    `#ref:subdir`), split into its parts."""
     url: str                    # what is fetched, without user information: https://host/org/repo.git
     ref: str | None = None      # the first fragment part: a branch, tag, other ref, or commit id
     commit: str | None = None   # kaniko's second fragment part (#ref#commit): the commit checked out
@@ -46,6 +48,8 @@ class GitSpec:
 
 @dataclass(frozen=True)
 class GitCredentials:
+    """The user and password for a git context (from GIT_TOKEN, GIT_USERNAME/GIT_PASSWORD or the URL), `source`
+    naming which for messages."""
     username: str
     password: str
     source: str       # for messages: "GIT_TOKEN", "GIT_USERNAME and GIT_PASSWORD", "the context URL"

@@ -35,6 +35,8 @@ class SourcesError(Exception):
 
 @dataclass(frozen=True)
 class Entry:
+    """One manifest the index of `executor index` lists: its descriptor (platform included), where it is now, and
+    the --source it came from."""
     descriptor: Descriptor        # as the index lists it
     location: Reference           # where the manifest is now (by digest)
     source: str                   # the --source that gave it

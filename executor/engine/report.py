@@ -23,6 +23,8 @@ from snapshot import progress as fs_progress
 
 @dataclass
 class StepReport:
+    """One step of the build report, filled from the progress events: what ran, how long it took, cache hit or miss,
+    its layer and the layer chain after it."""
     number: int
     stage: str
     instruction: str

@@ -10,6 +10,8 @@ from executor.dockerfile.instructions import CopyInstruction, OnbuildInstruction
 
 @dataclass
 class StagePlan:
+    """The stages a build runs, in order (up to the last target, or with --skip-unused-stages only what the targets
+    need), which ones later stages copy from, and which is built on which."""
     stages: list[Stage]                                  # to build, in order
     copied_from: dict[int, bool] = field(default_factory=dict)   # stage index -> a later stage copies from it
     based_on: dict[int, int] = field(default_factory=dict)       # stage index -> index of its base stage
