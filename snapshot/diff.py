@@ -40,6 +40,8 @@ def check_mode(mode: str) -> None:
 
 @dataclass
 class Changes:
+    """What one walk of the root found against the index: paths new or changed, top-most paths deleted, and what the
+    index must take in (new stats, digests, paths gone)."""
     changed: list[str] = field(default_factory=list)      # new or modified paths
     deleted: list[str] = field(default_factory=list)      # top-most deleted paths (whiteouts)
     refreshed: dict[str, os.stat_result] = field(default_factory=dict)  # unchanged, new stat

@@ -41,6 +41,8 @@ class _SkippedEntry(Exception):
 
 @dataclass(frozen=True)
 class ExtractStats:
+    """What extracting one layer onto the root did: entries written and skipped (ignored paths, the root itself),
+    whiteouts applied, bytes, time, and the diff_id when asked."""
     layer: str
     compression: str
     entries: int

@@ -31,6 +31,8 @@ Sig = tuple[int, int, int, int, int, int, int]  # mode, uid, gid, size, mtime_ns
 
 @dataclass(slots=True)
 class Entry:
+    """What the index knows of one path (see the module docstring): lstat signature, device, link count, link
+    target, xattrs and content digest when known."""
     sig: Sig
     dev: int
     nlink: int

@@ -30,6 +30,8 @@ _READ = 1 << 20
 
 @dataclass(frozen=True)
 class LayerFile:
+    """A layer blob `write_layer` wrote: its path, both digests (compressed, uncompressed tar), size and
+    compression."""
     path: str         # the compressed blob, a file under work_dir
     digest: str       # "sha256:<hex>" of the compressed bytes
     diff_id: str      # "sha256:<hex>" of the uncompressed tar
@@ -130,6 +132,8 @@ class _BlobSink:
 
 @dataclass
 class WrittenLayer:
+    """What `write_layer` gives: the blob, and the archived paths as index entries (with digests) so the index takes
+    them in without another walk."""
     layer: LayerFile
     entries: dict[str, Entry]  # what was archived, as index entries (digests of regular files)
     count: int

@@ -36,6 +36,7 @@ SPDX_PREDICATE = "https://spdx.dev/Document"
 
 @dataclass(frozen=True)
 class Predicate:
+    """An in-toto predicate to attach to an image: its type URI (SLSA provenance, SPDX) and its JSON body."""
     type: str
     body: dict
 

@@ -44,6 +44,8 @@ class ImageUse:
 
 @dataclass(frozen=True)
 class Step:
+    """One build step as provenance mode=max records it (buildConfig, with its Dockerfile lines and layer chain);
+    made from the build report's steps."""
     id: str                       # "step3"
     stage: str                    # the stage's name or index
     instruction: str              # the Dockerfile text (secret values masked)
@@ -56,6 +58,8 @@ class Step:
 
 @dataclass
 class ProvenanceInput:
+    """What the provenance predicate is written from, gathered by the engine after the build: builder, times,
+    Dockerfile, context, base images, args and steps."""
     builder_id: str
     invocation_id: str
     started: str                  # RFC 3339

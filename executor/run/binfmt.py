@@ -45,6 +45,8 @@ class EmulationError(Exception):
 
 @dataclass(frozen=True)
 class Handler:
+    """One binfmt_misc entry as /proc/sys/fs/binfmt_misc lists it: interpreter, flags, and the magic and mask a
+    binary's header must match."""
     name: str
     interpreter: str
     flags: str

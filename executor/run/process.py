@@ -82,6 +82,8 @@ class Mount:
 
 @dataclass
 class RunSpec:
+    """One command for `run` to start: argv, environment, user, working directory and mounts, in the root given,
+    with the RUN's network mode."""
     root: str
     argv: list[str]
     env: dict[str, str]
@@ -101,6 +103,7 @@ class RunSpec:
 
 @dataclass
 class RunResult:
+    """How a RUN command ended: its exit code, how long it took, and the user it ran as."""
     exit_code: int
     duration: float  # seconds
     user: ExecUser

@@ -41,6 +41,7 @@ DEFAULT_HOME = "/"
 
 @dataclass(frozen=True)
 class PasswdEntry:
+    """One line of the root's /etc/passwd, the fields a RUN's USER is resolved with."""
     name: str
     uid: int
     gid: int
@@ -50,6 +51,8 @@ class PasswdEntry:
 
 @dataclass(frozen=True)
 class GroupEntry:
+    """One line of the root's /etc/group: a USER without a group part gets every group listing its name as
+    supplementary."""
     name: str
     gid: int
     members: tuple[str, ...]

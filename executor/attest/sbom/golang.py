@@ -32,6 +32,8 @@ class BuildInfoError(ValueError):
 
 @dataclass
 class Module:
+    """A Go module in a binary's build information: path, version, go.sum hash, and the module that replaced it
+    (`=>`)."""
     path: str
     version: str
     sum: str = ""
@@ -40,6 +42,8 @@ class Module:
 
 @dataclass
 class BuildInfo:
+    """A Go binary's embedded build information (`.go.buildinfo`): Go version, main package path and module,
+    dependencies, build settings."""
     go_version: str
     path: str = ""
     main: Module | None = None

@@ -9,6 +9,8 @@ from .rootfs import RootFS
 
 @dataclass(frozen=True)
 class OSRelease:
+    """The distribution a root's /etc/os-release names; its ID and VERSION_ID qualify the SBOM's package URLs
+    (`distro=`)."""
     id: str = ""             # "debian", "ubuntu", "alpine"
     version_id: str = ""     # "12", "22.04", "3.19.1"
     pretty_name: str = ""
