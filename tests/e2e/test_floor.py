@@ -122,13 +122,15 @@ def test_a_run_that_breaks_kilns_directory_leaves_the_build_working(hostile, tmp
 def test_nothing_is_imported_after_the_first_run(tmp_path_factory, base_images, plain_registry, token_registry,
                                                  tmp_path):
     """The push goes to the TLS registry with bearer tokens (its CA given as kaniko's additional bundle and with
-    --registry-certificate), so TLS, token and credential code runs after the RUNs."""
+    --registry-certificate), so TLS, token and credential code runs after the RUNs; --sbom and --provenance make
+    their attestations after the RUNs too."""
     late_file = str(tmp_path / "late.json")
     dest = token_registry.ref("private/floor-imports:1")
     harness = [sys.executable, "-I", os.path.join(HERE, "floor_harness.py"), late_file]
     proc, _, _ = _build(tmp_path_factory, harness, _dockerfile(base_images.busybox_index, "true",
                                                                 plain_registry.url("/v2/")), dest, plain_registry,
-                        extra=["--tar-path", str(tmp_path / "image.tar"), "--digest-file", str(tmp_path / "digest"),
+                        extra=["--sbom", "--provenance=mode=max",
+                               "--tar-path", str(tmp_path / "image.tar"), "--digest-file", str(tmp_path / "digest"),
                                "--oci-layout-path", str(tmp_path / "layout"),
                                "--registry-certificate", f"{token_registry.host}={token_registry.ca_path}"],
                         docker_config=token_registry.docker_config_dir)
@@ -138,6 +140,7 @@ def test_nothing_is_imported_after_the_first_run(tmp_path_factory, base_images, 
     assert result["ran"], "the harness saw no RUN"
     assert result["late"] == [], f"imported after the first RUN (add them to executor.floor.LAZY_MODULES): " \
                                  f"{result['late']}"
+    assert {"executor.attest.sbom.spdx", "executor.attest.provenance"} <= set(result["loaded"])   # they ran
     # this Dockerfile has ADD: the git group (an ADD of a git repository) is held too
     assert {"dulwich.client", "executor.engine.gitclone"} <= set(result["before"])
 
