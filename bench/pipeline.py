@@ -28,7 +28,8 @@ Rows (a round runs kiln and its baseline one after the other, so a drift of the 
   apt time of that round taken off. Only the commands' own time goes: the RUN's set-up, the snapshot of the
   toolchain's ~2,800 files and that layer's compression and upload stay in, on both sides (a step duration
   would not do: kiln's first step includes the base's pull and extraction, BuildKit's excludes its export).
-  make's own time is printed the same way (not subtracted: a slower compile under load shows there). kiln's
+  make's own time is printed the same way (not subtracted: a slower compile under load shows there), and the
+  ratio with it taken off too (each builder's own work, steadier when other work shares the machine). kiln's
   $BENCHMARK_FILE phases and BuildKit's step durations (with `docker push` timed apart) print below the row;
 * throughput: a fresh random 500 MB blob each round, uploaded by kiln's push code (HEAD, POST, one PUT)
   against `curl -T` doing the same POST + PUT, and `skopeo copy` of an image holding it; downloaded by kiln's
@@ -71,6 +72,7 @@ from tests.rig.sandbox import run_sandboxed  # noqa: E402
 
 DOC = os.path.join(REPO, "docs", "performance.md")
 HEADING = "## The build pipeline (issue 17)"
+ALL_ROWS = {"runs", "layer", "pull", "memory", "small", "realistic", "throughput"}
 ROWS: list[tuple[str, ...]] = []      # (row, kiln, baseline, what the baseline is, ratio, issue 17's target)
 
 
@@ -185,20 +187,21 @@ def kiln_build(work: str, context: str, host: str, dest: str | None) -> float:
     return kiln_run(work, context, host, dest)[0]
 
 
-def kiln_run(work: str, context: str, host: str, dest: str | None,
-             extra_env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess]:
-    """Seconds of one kiln build (and push, with `dest`) and its finished process (output captured)."""
+def kiln_run(work: str, context: str, host: str, dest: str | None, extra_env: dict[str, str] | None = None,
+             tree: str = REPO) -> tuple[float, subprocess.CompletedProcess]:
+    """Seconds of one build (and push, with `dest`) by the kiln of `tree` (this checkout by default) and its
+    finished process (output captured)."""
     root = tempfile.mkdtemp(prefix="root-", dir=work)
     kdir = tempfile.mkdtemp(prefix="kaniko-", dir=work)
     argv = [sys.executable, "-m", "executor", "--context", context, "--root", root, "--kaniko-dir", kdir,
             "--insecure-registry", host, "--log-format", "text"]
     argv += ["--destination", dest] if dest else ["--no-push"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CI_REGISTRY", "DOCKER_CONFIG"))}
-    env["PYTHONPATH"] = REPO
+    env["PYTHONPATH"] = tree
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(extra_env or {})
     start = time.perf_counter()
-    proc = run_sandboxed(argv, writable=[root, kdir, context], env=env, cwd=REPO, timeout=1200)
+    proc = run_sandboxed(argv, writable=[root, kdir, context], env=env, cwd=tree, timeout=1200)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"kiln build failed:\n{proc.stderr[-4000:]}")
@@ -389,13 +392,13 @@ def docker_steps(output: str) -> dict[str, float]:
     return done
 
 
-def row_realistic(work, docker, registry, debian, rounds) -> None:
+def row_realistic(work, docker, registry, debian, rounds, baseline_tree: str | None = None) -> None:
     """FROM debian, apt-get a C toolchain, COPY a 2,000-file C project, make; build + push, minus apt."""
     ctx = context_of(work, {"Dockerfile": REALISTIC.format(base=debian)})
     gen.make_c_project(os.path.join(ctx, "project"))
     docker.run("pull", debian)
     bench_file = os.path.join(work, "kiln-timings.json")
-    mine, theirs, apt_k, apt_d, make_k, make_d = [], [], [], [], [], []
+    mine, theirs, apt_k, apt_d, make_k, make_d, before = [], [], [], [], [], [], []
     kiln_phases: list[dict[str, float]] = []
     docker_phases: list[dict[str, float]] = []
     for i in range(rounds):
@@ -413,12 +416,28 @@ def row_realistic(work, docker, registry, debian, rounds) -> None:
         make_d.append(marked_seconds(out, "BENCH-MAKE", "docker build"))
         theirs.append(seconds - apt)
         docker_phases.append({**docker_steps(out), "docker push": push})
+        if baseline_tree:
+            seconds, proc = kiln_run(work, ctx, registry.host, registry.ref(f"bench/realistic-before:{i}"),
+                                     tree=baseline_tree)
+            before.append(seconds - apt_seconds(proc.stdout + proc.stderr, "the baseline kiln"))
     record("realistic build (apt-get, COPY 2,000 files, make), build + push, minus apt", mine, theirs,
            "docker build + push", target="<= 0.8")
     print(f"{'':<48} apt's own time, subtracted: kiln {', '.join(f'{a:.1f}' for a in apt_k)} s; "
           f"docker {', '.join(f'{a:.1f}' for a in apt_d)} s", flush=True)
+    if before:
+        ratios = [m / b for m, b in zip(mine, before)]
+        print(f"{'':<48} against the kiln of {baseline_tree} (minus apt, {statistics.median(before):.2f} s): "
+              f"ratio {statistics.median(ratios):.2f} ({', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
     print(f"{'':<48} make's own time (not subtracted): kiln {', '.join(f'{a:.1f}' for a in make_k)} s; "
           f"docker {', '.join(f'{a:.1f}' for a in make_d)} s", flush=True)
+    # the builders' own work alone (set-up, base, snapshots, layers, push): the compile's swings under a
+    # shared machine's load go too
+    own_k = [m - c for m, c in zip(mine, make_k)]
+    own_d = [t - c for t, c in zip(theirs, make_d)]
+    own_r = [k / d for k, d in zip(own_k, own_d)]
+    print(f"{'':<48} minus apt and make (each side's own work): kiln {statistics.median(own_k):.2f} s, docker "
+          f"{statistics.median(own_d):.2f} s, ratio {statistics.median(own_r):.2f} "
+          f"({', '.join(f'{r:.2f}' for r in own_r)})", flush=True)
     for who, phases in (("kiln ($BENCHMARK_FILE)", kiln_phases), ("docker (plain progress)", docker_phases)):
         print(f"{'':<48} {who}, medians:", flush=True)
         for name in phases[0]:
@@ -564,17 +583,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--small", action="store_true", help="10k files / 40 MB base, 100 MB layer and blob")
-    parser.add_argument("--rows", default="runs,layer,pull,memory,small,realistic,throughput",
+    parser.add_argument("--rows", default=",".join(sorted(ALL_ROWS)),
                         help="a comma-separated subset, e.g. --rows realistic for that row alone")
     parser.add_argument("--dir", default="/dev/shm", help="scratch directory (a tmpfs)")
     parser.add_argument("--docker-root", default="/", help="the docker of the baseline: / for the machine's "
                         "20.10 (the default), or one unpacked by scripts/docker-reference.sh, e.g. /opt/kiln-docker/sid")
+    parser.add_argument("--baseline-tree", help="another kiln checkout (e.g. `git archive` of an older commit) "
+                        "the realistic row also builds in every round: before/after in one run")
     parser.add_argument("--write-doc", action="store_true")
     args = parser.parse_args()
     rows = set(args.rows.split(","))
+    if rows - ALL_ROWS:
+        parser.error(f"unknown rows: {', '.join(sorted(rows - ALL_ROWS))} (rows: {', '.join(sorted(ALL_ROWS))})")
+    if args.write_doc and rows != ALL_ROWS:
+        parser.error("--write-doc writes the whole table of docs/performance.md: run every row with it "
+                     f"(these rows would be lost: {', '.join(sorted(ALL_ROWS - rows))})")
     files, total, size_mb = (10_000, 40_000_000, 100) if args.small else (100_000, 400_000_000, 500)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(REPO, "executor"),
-                    os.path.join(REPO, "snapshot")], check=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""})
+    for tree in filter(None, (REPO, args.baseline_tree)):
+        subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(tree, "executor"),
+                        os.path.join(tree, "snapshot")], check=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""})
     work = tempfile.mkdtemp(prefix="kiln-pipeline-bench-", dir=args.dir)
     running = start_registry("plain", os.path.join(work, "registry"))
     registry = running.registry
@@ -605,7 +632,8 @@ def main() -> None:
         if "small" in rows:
             row_small_builds(work, docker, registry, busybox, args.rounds)
         if "realistic" in rows:
-            row_realistic(work, docker, registry, push_debian(registry, os.path.join(work, "debian")), args.rounds)
+            row_realistic(work, docker, registry, push_debian(registry, os.path.join(work, "debian")), args.rounds,
+                          args.baseline_tree)
         if "throughput" in rows:
             row_throughput(work, registry, args.rounds, size_mb)
         if args.write_doc:
