@@ -99,3 +99,47 @@ def make_mixed_files(root: str, total_bytes: int, seed: int = 2) -> TreeStats:
         written += size
         files += 1
     return TreeStats(files=files, dirs=files // 200 + 1, symlinks=0, hardlinks=0, bytes=written)
+
+
+def make_c_project(root: str, files: int = 2000, modules: int = 150, seed: int = 3) -> int:
+    """A C program of exactly `files` files for a realistic build's COPY + `make`: a Makefile, main.c,
+    `modules` .c files and headers for the rest (each header a few small inline functions; each module
+    includes a dozen of them). `make -j` builds `app`, which prints one checksum. Returns the file count."""
+    if files < modules + 3:
+        raise ValueError(f"{files} files cannot hold {modules} modules, main.c, a Makefile and a header")
+    rng = random.Random(seed)
+    headers = files - modules - 2
+    os.makedirs(os.path.join(root, "include"), exist_ok=True)
+    os.makedirs(os.path.join(root, "src"), exist_ok=True)
+    for h in range(headers):
+        body = [f"#ifndef H{h:04d}_H\n#define H{h:04d}_H\n#include <stdint.h>\n"]
+        for k in range(3):
+            a, b, c = rng.randrange(3, 97), rng.randrange(1, 1 << 16), rng.randrange(1, 31)
+            body.append(f"static inline uint64_t h{h:04d}_{k}(uint64_t x) {{\n"
+                        f"    for (int i = 0; i < {a}; i++) x = (x * {b}u + i) ^ (x >> {c});\n"
+                        f"    return x;\n}}\n")
+        body.append("#endif\n")
+        with open(os.path.join(root, "include", f"h{h:04d}.h"), "w") as f:
+            f.write("".join(body))
+    for m in range(modules):
+        chosen = rng.sample(range(headers), min(12, headers))
+        lines = [f'#include "h{h:04d}.h"\n' for h in chosen]
+        lines.append(f"uint64_t mod{m:03d}(uint64_t x) {{\n")
+        for h in chosen:
+            lines.append(f"    x = h{h:04d}_{rng.randrange(3)}(x + {m});\n")
+        lines.append("    return x;\n}\n")
+        with open(os.path.join(root, "src", f"mod{m:03d}.c"), "w") as f:
+            f.write("".join(lines))
+    with open(os.path.join(root, "src", "main.c"), "w") as f:
+        f.write("#include <stdint.h>\n#include <stdio.h>\n"
+                + "".join(f"uint64_t mod{m:03d}(uint64_t);\n" for m in range(modules))
+                + "int main(void) {\n    uint64_t x = 1;\n"
+                + "".join(f"    x = mod{m:03d}(x);\n" for m in range(modules))
+                + '    printf("checksum %016llx\\n", (unsigned long long)x);\n    return 0;\n}\n')
+    with open(os.path.join(root, "Makefile"), "w") as f:
+        f.write("CFLAGS ?= -O2 -Iinclude\nOBJS := $(patsubst %.c,%.o,$(wildcard src/*.c))\n\n"
+                "app: $(OBJS)\n\t$(CC) -o $@ $^\n\n%.o: %.c\n\t$(CC) $(CFLAGS) -c -o $@ $<\n")
+    count = sum(len(names) for _, _, names in os.walk(root))
+    if count != files:
+        raise AssertionError(f"the C project has {count} files, not {files}")
+    return count

@@ -4,6 +4,8 @@
     python3 bench/pipeline.py                    # 3 rounds, the 100k-file / 400 MB base
     python3 bench/pipeline.py --rounds 1 --small # 10k files / 40 MB, 100 MB layer: a quick look
     python3 bench/pipeline.py --write-doc        # also writes the table into docs/performance.md
+    python3 bench/pipeline.py --rows realistic --rounds 5 --docker-root /opt/kiln-docker/sid
+                                                 # one row alone, against today's docker (28.5, BuildKit)
 
 Rows (a round runs kiln and its baseline one after the other, so a drift of the machine hits both):
 
@@ -16,13 +18,28 @@ Rows (a round runs kiln and its baseline one after the other, so a drift of the 
   measured) against GNU `tar -xzf` of the same blob on the same tmpfs;
 * peak RSS of pulling and extracting one 1 GB gzip layer of mixed files (a child process, VmHWM);
 * small builds: the median of five small Dockerfiles on busybox, build + push, against docker build + push;
+* realistic build, build + push, minus apt: `FROM` the rig's debian:bookworm (mmdebstrap minbase, cached in
+  /var/cache/kiln-tests), a RUN that apt-gets gcc, libc6-dev and make from Debian's archive (the mirror the
+  base's sources.list names; `apt-get clean` as Debian's docker images do), a COPY of a generated C project of
+  2,000 files (bench/gen.py: 150 modules, 1,848 headers), `make -j$(nproc)` of it (~2.5 s of compiling on an
+  idle machine), pushed to the registry. "Minus apt": the apt-get commands time themselves inside their RUN
+  (`date +%s.%N` before `apt-get update` and after `apt-get clean`, printed as `BENCH-APT t0 t1`, read from
+  kiln's output and from BuildKit's `--progress plain`) and each side's wall time of build + push has its own
+  apt time of that round taken off. Only the commands' own time goes: the RUN's set-up, the snapshot of the
+  toolchain's ~2,800 files and that layer's compression and upload stay in, on both sides (a step duration
+  would not do: kiln's first step includes the base's pull and extraction, BuildKit's excludes its export).
+  make's own time is printed the same way (not subtracted: a slower compile under load shows there), and the
+  ratio with it taken off too (each builder's own work, steadier when other work shares the machine). kiln's
+  $BENCHMARK_FILE phases and BuildKit's step durations (with `docker push` timed apart) print below the row;
 * throughput: a fresh random 500 MB blob each round, uploaded by kiln's push code (HEAD, POST, one PUT)
   against `curl -T` doing the same POST + PUT, and `skopeo copy` of an image holding it; downloaded by kiln's
   streaming download (which writes the file and verifies the digest) against `curl -o` (no digest),
   `curl | tee FILE | sha256sum` (the same work as kiln) and `skopeo copy ... dir:`. All to/from a tmpfs.
 
 The docker baseline is the machine's dockerd 20.10 (BuildKit), started here by hand with its own data-root,
-exec-root and socket (overlay2, no iptables, no bridge: builds use `--network host`) and stopped by PID.
+exec-root and socket (overlay2, no iptables, no bridge: builds use `--network host`) and stopped by PID; with
+`--docker-root` a docker unpacked by scripts/docker-reference.sh (trixie's 26.1, sid's 28.5) instead. docker
+pulls each base once before a row's rounds, so it builds with its base cached.
 The registry is a plain docker-registry on 127.0.0.1 with its storage on the same tmpfs. kiln runs as the
 tests run it: `python -m executor` in the rig's sandbox, a scratch root, a fresh kiln directory per build.
 Prints medians and per-round ratios. Asserts nothing about time.
@@ -33,6 +50,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -47,13 +65,14 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, HERE)
 
 import gen  # noqa: E402
-from tests.rig.images import (Layout, add_image, make_base_images, make_busybox_rootfs, skopeo_copy,  # noqa: E402
-                              tar_dir)
+from tests.rig.images import (Layout, add_image, make_base_images, make_busybox_rootfs, push_debian,  # noqa: E402
+                              skopeo_copy, tar_dir)
 from tests.rig.registry import start_registry  # noqa: E402
 from tests.rig.sandbox import run_sandboxed  # noqa: E402
 
 DOC = os.path.join(REPO, "docs", "performance.md")
 HEADING = "## The build pipeline (issue 17)"
+ALL_ROWS = {"runs", "layer", "pull", "memory", "small", "realistic", "throughput"}
 ROWS: list[tuple[str, ...]] = []      # (row, kiln, baseline, what the baseline is, ratio, issue 17's target)
 
 
@@ -76,22 +95,31 @@ def record(name: str, mine: list[float], theirs: list[float], baseline: str, uni
 
 
 class Docker:
-    """dockerd 20.10 on its own socket and directories (see /work/shared/MACHINE.md), stopped by PID."""
+    """dockerd on its own socket and directories (see /work/shared/MACHINE.md), stopped by PID: the machine's
+    20.10, or with `root` a docker unpacked by scripts/docker-reference.sh (e.g. /opt/kiln-docker/sid), whose
+    `docker build` goes through its buildx plugin."""
 
-    def __init__(self, work: str) -> None:
+    def __init__(self, work: str, root: str = "/") -> None:
         self.work = work
+        self.root = root
         for d in ("data", "exec", "client"):
             os.makedirs(os.path.join(work, d), exist_ok=True)
         with open(os.path.join(work, "daemon.json"), "w") as f:
             json.dump({}, f)
+        with open(os.path.join(work, "client", "config.json"), "w") as f:
+            json.dump({"cliPluginsExtraDirs": [os.path.join(root, "usr/libexec/docker/cli-plugins")]}, f)
+        self.env = {**os.environ, "DOCKER_BUILDKIT": "1", "DOCKER_CONFIG": os.path.join(work, "client"),
+                    "PATH": f"{os.path.join(root, 'usr/sbin')}:{os.path.join(root, 'usr/bin')}:"
+                            f"{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"}
         self.socket = os.path.join(work, "docker.sock")
         self.log = open(os.path.join(work, "dockerd.log"), "wb")
         self.proc = subprocess.Popen(
-            ["/usr/sbin/dockerd", "--host", f"unix://{self.socket}", "--data-root", os.path.join(work, "data"),
+            [os.path.join(root, "usr/sbin/dockerd"), "--host", f"unix://{self.socket}", "--data-root", os.path.join(work, "data"),
              "--exec-root", os.path.join(work, "exec"), "--pidfile", os.path.join(work, "dockerd.pid"),
              "--config-file", os.path.join(work, "daemon.json"), "--iptables=false", "--ip-masq=false",
              "--bridge=none", "--storage-driver", "overlay2"],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            env=self.env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -106,9 +134,8 @@ class Docker:
         raise SystemExit("dockerd did not come up in 60 s")
 
     def run(self, *args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
-        env = {**os.environ, "DOCKER_BUILDKIT": "1", "DOCKER_CONFIG": os.path.join(self.work, "client")}
-        proc = subprocess.run(["/usr/bin/docker", "-H", f"unix://{self.socket}", *args], capture_output=True,
-                              text=True, env=env, input=stdin)
+        proc = subprocess.run([os.path.join(self.root, "usr/bin/docker"), "-H", f"unix://{self.socket}", *args],
+                              capture_output=True, text=True, env=self.env, input=stdin)
         if check and proc.returncode != 0:
             raise SystemExit(f"docker {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
         return proc
@@ -119,6 +146,18 @@ class Docker:
         if push:
             self.run("push", "-q", tag)
         return time.perf_counter() - start
+
+    def build_plain(self, context: str, tag: str, push: bool) -> tuple[float, float, str]:
+        """Like build, with BuildKit's plain progress (each step's output and duration) returned:
+        (seconds of the build and push, seconds of the push alone, the build's progress)."""
+        start = time.perf_counter()
+        out = self.run("build", "--no-cache", "--network", "host", "--progress", "plain", "-t", tag,
+                       context).stderr
+        pushed = time.perf_counter()
+        if push:
+            self.run("push", "-q", tag)
+        end = time.perf_counter()
+        return end - start, end - pushed, out
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -145,22 +184,30 @@ def context_of(work: str, files: dict[str, str]) -> str:
 
 
 def kiln_build(work: str, context: str, host: str, dest: str | None) -> float:
+    return kiln_run(work, context, host, dest)[0]
+
+
+def kiln_run(work: str, context: str, host: str, dest: str | None, extra_env: dict[str, str] | None = None,
+             tree: str = REPO) -> tuple[float, subprocess.CompletedProcess]:
+    """Seconds of one build (and push, with `dest`) by the kiln of `tree` (this checkout by default) and its
+    finished process (output captured)."""
     root = tempfile.mkdtemp(prefix="root-", dir=work)
     kdir = tempfile.mkdtemp(prefix="kaniko-", dir=work)
     argv = [sys.executable, "-m", "executor", "--context", context, "--root", root, "--kaniko-dir", kdir,
             "--insecure-registry", host, "--log-format", "text"]
     argv += ["--destination", dest] if dest else ["--no-push"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CI_REGISTRY", "DOCKER_CONFIG"))}
-    env["PYTHONPATH"] = REPO
+    env["PYTHONPATH"] = tree
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update(extra_env or {})
     start = time.perf_counter()
-    proc = run_sandboxed(argv, writable=[root, kdir, context], env=env, cwd=REPO, timeout=1200)
+    proc = run_sandboxed(argv, writable=[root, kdir, context], env=env, cwd=tree, timeout=1200)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"kiln build failed:\n{proc.stderr[-4000:]}")
     shutil.rmtree(root, ignore_errors=True)
     shutil.rmtree(kdir, ignore_errors=True)
-    return seconds
+    return seconds, proc
 
 
 # ---- the big base ----------------------------------------------------------------------------------------
@@ -296,6 +343,7 @@ SMALL = {
 def row_small_builds(work, docker, registry, busybox, rounds) -> None:
     contexts = {name: context_of(work, {k: v.format(b=busybox) for k, v in files.items()})
                 for name, files in SMALL.items()}
+    docker.run("pull", busybox)      # (also when the row runs alone: docker builds with its base cached)
     mine, theirs = [], []
     for i in range(rounds):
         for name, ctx in contexts.items():
@@ -304,6 +352,98 @@ def row_small_builds(work, docker, registry, busybox, rounds) -> None:
     # the median of the builds on each side, and the median of the per-build ratios
     record(f"small builds ({len(SMALL)} Dockerfiles), build + push", mine, theirs, "docker build + push",
            target="<= 1.0")
+
+
+REALISTIC = """\
+FROM {base}
+RUN t0=$(date +%s.%N) && apt-get update -qq \\
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev make >/dev/null \\
+    && apt-get clean && rm -rf /var/lib/apt/lists/* && echo "BENCH-APT $t0 $(date +%s.%N)"
+COPY project/ /src/
+WORKDIR /src
+RUN t0=$(date +%s.%N) && make -s -j"$(nproc)" && ./app && echo "BENCH-MAKE $t0 $(date +%s.%N)"
+"""
+
+
+def marked_seconds(output: str, mark: str, who: str) -> float:
+    """A command's own time inside its RUN, as the RUN printed it: `MARK <first date> <last date>`."""
+    found = re.findall(rf"{mark} (\d+\.\d+) (\d+\.\d+)", output)
+    if len(found) != 1:
+        raise SystemExit(f"{who}'s output has {len(found)} {mark} lines, not 1:\n{output[-3000:]}")
+    return float(found[0][1]) - float(found[0][0])
+
+
+def apt_seconds(output: str, who: str) -> float:
+    """The apt-get commands' own time (update, install, clean), measured inside their RUN."""
+    return marked_seconds(output, "BENCH-APT", who)
+
+
+def docker_steps(output: str) -> dict[str, float]:
+    """BuildKit's plain progress -> {vertex name: seconds} from its `#N name` and `#N DONE 1.2s` lines."""
+    names: dict[str, str] = {}
+    done: dict[str, float] = {}
+    for line in output.splitlines():
+        m = re.match(r"#(\d+) (DONE|CACHED) ?([\d.]*)s?$", line)
+        if m:
+            done[names.get(m.group(1), m.group(1))] = float(m.group(3) or 0)
+            continue
+        m = re.match(r"#(\d+) ([^\d].*)$", line)
+        if m and m.group(1) not in names:
+            names[m.group(1)] = m.group(2)[:60]
+    return done
+
+
+def row_realistic(work, docker, registry, debian, rounds, baseline_tree: str | None = None) -> None:
+    """FROM debian, apt-get a C toolchain, COPY a 2,000-file C project, make; build + push, minus apt."""
+    ctx = context_of(work, {"Dockerfile": REALISTIC.format(base=debian)})
+    gen.make_c_project(os.path.join(ctx, "project"))
+    docker.run("pull", debian)
+    bench_file = os.path.join(work, "kiln-timings.json")
+    mine, theirs, apt_k, apt_d, make_k, make_d, before = [], [], [], [], [], [], []
+    kiln_phases: list[dict[str, float]] = []
+    docker_phases: list[dict[str, float]] = []
+    for i in range(rounds):
+        seconds, proc = kiln_run(work, ctx, registry.host, registry.ref(f"bench/realistic-kiln:{i}"),
+                                 {"BENCHMARK_FILE": bench_file})
+        apt = apt_seconds(proc.stdout + proc.stderr, "kiln")
+        apt_k.append(apt)
+        make_k.append(marked_seconds(proc.stdout + proc.stderr, "BENCH-MAKE", "kiln"))
+        mine.append(seconds - apt)
+        with open(bench_file) as f:
+            kiln_phases.append({k: v / 1e9 for k, v in json.load(f).items()})
+        seconds, push, out = docker.build_plain(ctx, registry.ref(f"bench/realistic-docker:{i}"), True)
+        apt = apt_seconds(out, "docker build")
+        apt_d.append(apt)
+        make_d.append(marked_seconds(out, "BENCH-MAKE", "docker build"))
+        theirs.append(seconds - apt)
+        docker_phases.append({**docker_steps(out), "docker push": push})
+        if baseline_tree:
+            seconds, proc = kiln_run(work, ctx, registry.host, registry.ref(f"bench/realistic-before:{i}"),
+                                     tree=baseline_tree)
+            before.append(seconds - apt_seconds(proc.stdout + proc.stderr, "the baseline kiln"))
+    record("realistic build (apt-get, COPY 2,000 files, make), build + push, minus apt", mine, theirs,
+           "docker build + push", target="<= 0.8")
+    print(f"{'':<48} apt's own time, subtracted: kiln {', '.join(f'{a:.1f}' for a in apt_k)} s; "
+          f"docker {', '.join(f'{a:.1f}' for a in apt_d)} s", flush=True)
+    if before:
+        ratios = [m / b for m, b in zip(mine, before)]
+        print(f"{'':<48} against the kiln of {baseline_tree} (minus apt, {statistics.median(before):.2f} s): "
+              f"ratio {statistics.median(ratios):.2f} ({', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
+    print(f"{'':<48} make's own time (not subtracted): kiln {', '.join(f'{a:.1f}' for a in make_k)} s; "
+          f"docker {', '.join(f'{a:.1f}' for a in make_d)} s", flush=True)
+    # the builders' own work alone (set-up, base, snapshots, layers, push): the compile's swings under a
+    # shared machine's load go too
+    own_k = [m - c for m, c in zip(mine, make_k)]
+    own_d = [t - c for t, c in zip(theirs, make_d)]
+    own_r = [k / d for k, d in zip(own_k, own_d)]
+    print(f"{'':<48} minus apt and make (each side's own work): kiln {statistics.median(own_k):.2f} s, docker "
+          f"{statistics.median(own_d):.2f} s, ratio {statistics.median(own_r):.2f} "
+          f"({', '.join(f'{r:.2f}' for r in own_r)})", flush=True)
+    for who, phases in (("kiln ($BENCHMARK_FILE)", kiln_phases), ("docker (plain progress)", docker_phases)):
+        print(f"{'':<48} {who}, medians:", flush=True)
+        for name in phases[0]:
+            values = [p[name] for p in phases if name in p]
+            print(f"{'':<50} {statistics.median(values):7.2f} s  {name}", flush=True)
 
 
 THROUGHPUT_CHILD = r"""
@@ -444,14 +584,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--small", action="store_true", help="10k files / 40 MB base, 100 MB layer and blob")
-    parser.add_argument("--rows", default="runs,layer,pull,memory,small,throughput")
+    parser.add_argument("--rows", default=",".join(sorted(ALL_ROWS)),
+                        help="a comma-separated subset, e.g. --rows realistic for that row alone")
     parser.add_argument("--dir", default="/dev/shm", help="scratch directory (a tmpfs)")
+    parser.add_argument("--docker-root", default="/", help="the docker of the baseline: / for the machine's "
+                        "20.10 (the default), or one unpacked by scripts/docker-reference.sh, e.g. /opt/kiln-docker/sid")
+    parser.add_argument("--baseline-tree", help="another kiln checkout (e.g. `git archive` of an older commit) "
+                        "the realistic row also builds in every round: before/after in one run")
     parser.add_argument("--write-doc", action="store_true")
     args = parser.parse_args()
     rows = set(args.rows.split(","))
+    if rows - ALL_ROWS:
+        parser.error(f"unknown rows: {', '.join(sorted(rows - ALL_ROWS))} (rows: {', '.join(sorted(ALL_ROWS))})")
+    if args.write_doc and rows != ALL_ROWS:
+        parser.error("--write-doc writes the whole table of docs/performance.md: run every row with it "
+                     f"(these rows would be lost: {', '.join(sorted(ALL_ROWS - rows))})")
     files, total, size_mb = (10_000, 40_000_000, 100) if args.small else (100_000, 400_000_000, 500)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(REPO, "executor"),
-                    os.path.join(REPO, "snapshot")], check=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""})
+    for tree in filter(None, (REPO, args.baseline_tree)):
+        subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(tree, "executor"),
+                        os.path.join(tree, "snapshot")], check=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""})
     work = tempfile.mkdtemp(prefix="kiln-pipeline-bench-", dir=args.dir)
     running = start_registry("plain", os.path.join(work, "registry"))
     registry = running.registry
@@ -461,12 +612,12 @@ def main() -> None:
         busybox = images.busybox_amd64
         if rows & {"runs", "pull"}:
             big_ref, big_blob = push_big_base(work, registry, files, total)
-        if rows & {"runs", "layer", "small"}:
+        if rows & {"runs", "layer", "small", "realistic"}:
             try:        # its store on the tmpfs too, when overlay2 works there
-                docker = Docker(tempfile.mkdtemp(prefix="kiln-bench-dockerd-", dir=args.dir))
+                docker = Docker(tempfile.mkdtemp(prefix="kiln-bench-dockerd-", dir=args.dir), args.docker_root)
             except SystemExit as e:
                 print(f"dockerd on {args.dir}: {e}; trying /tmp", flush=True)
-                docker = Docker(tempfile.mkdtemp(prefix="kiln-bench-dockerd-", dir="/tmp"))
+                docker = Docker(tempfile.mkdtemp(prefix="kiln-bench-dockerd-", dir="/tmp"), args.docker_root)
         load = os.getloadavg()[0]
         print(f"{args.rounds} rounds, {os.cpu_count()} cores, load {load:.1f}, base {files} files "
               f"/ {total // 1_000_000} MB, docker {docker.run('version', '--format', '{{.Server.Version}}').stdout.strip() if docker else '-'}",
@@ -481,6 +632,9 @@ def main() -> None:
             row_memory(work, registry, size_mb * 2)
         if "small" in rows:
             row_small_builds(work, docker, registry, busybox, args.rounds)
+        if "realistic" in rows:
+            row_realistic(work, docker, registry, push_debian(registry, os.path.join(work, "debian")), args.rounds,
+                          args.baseline_tree)
         if "throughput" in rows:
             row_throughput(work, registry, args.rounds, size_mb)
         if args.write_doc:
