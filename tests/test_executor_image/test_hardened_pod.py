@@ -50,10 +50,13 @@ def work(tmp_path_factory):
 
 
 def _a_docker_daemons(point: str) -> bool:
-    """A mount a dockerd makes and removes as it builds (its layers' merged views, a container's shm, its
-    network namespaces): the parity suite's and the benchmarks' daemons run beside this test on a shared
-    machine. An escape from the pod cannot make these (they lie inside a daemon's data-root or exec-root)."""
-    return bool(re.search(r"/overlay2/[0-9a-z]+/merged$|/containers/[0-9a-f]{64}/mounts/shm$|/netns/[^/]+$", point))
+    """A mount a dockerd makes and removes as it starts, builds and stops (its data-root, its layers' merged
+    views, a container's shm, its network namespaces): the parity suite's and the benchmarks' daemons run
+    beside this test on a shared machine. An escape from the pod cannot make these (they lie inside a daemon's
+    data-root or exec-root; the rig's daemons keep their daemon.json beside their data-root)."""
+    if re.search(r"/overlay2/[0-9a-z]+/merged$|/containers/[0-9a-f]{64}/mounts/shm$|/netns/[^/]+$", point):
+        return True
+    return os.path.basename(point) == "data" and os.path.exists(os.path.join(os.path.dirname(point), "daemon.json"))
 
 
 def _host_state() -> dict:
@@ -112,7 +115,8 @@ def test_escape_attempts_fail_at_their_step_and_change_nothing_outside(work, pla
         os.unlink(canary)
     assert kept == secret
     assert not any(secret.strip() in out for out in outputs.values())
-    assert after == before, {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+    assert after == before, {k: {"gone": sorted(set(before[k]) - set(after[k])),
+                                 "new": sorted(set(after[k]) - set(before[k]))} for k in before if before[k] != after[k]}
 
 
 FLOOR_DOCKERFILE = """\
