@@ -52,6 +52,7 @@ class Snapshotter:
         path or a stream of the compressed bytes (see `extract_layer`); with `diff_id` the stats carry
         the sha256 of the uncompressed tar."""
         racy = self.index.racy_entries()
+        self.index.dirs.clear()     # extraction changes entries anywhere
         stats = extract_layer(self.root, blob, name or (os.path.basename(blob) if isinstance(blob, str) else "layer"),
                               self.ignore, self.index, diff_id)
         self.index.stamp(self.root, racy)
@@ -97,12 +98,16 @@ class Snapshotter:
         start = time.perf_counter()
         changes = detect(self.root, self.ignore, self.index, self.mode)
         self.last_changes = changes
+        index = self.index
+        index.dirs.update(changes.records)
         for rel, st in changes.refreshed.items():
             self._refresh(rel, st, changes.digests.get(rel))
         for rel in changes.gone:
-            self.index.entries.pop(rel, None)
+            index.entries.pop(rel, None)
+        index.forget_dirs(changes.refreshed)
+        index.forget_dirs(changes.gone)
         if not changes:
-            self.index.stamp(self.root)
+            index.stamp(self.root, only=changes.unsettled)
             log.info("snapshot: no changes (%d paths walked, %d hashed) in %.2fs", changes.walked,
                      changes.hashed, time.perf_counter() - start)
             return None
@@ -204,6 +209,8 @@ class Snapshotter:
                               self.compression, self.level, self.epoch)
         _drop_below(self.index.entries, set(deleted))
         self.index.entries.update(written.entries)
+        self.index.forget_dirs(archive, below=deleted)
+        self.index.forget_dirs(written.entries)
         self.index.stamp(self.root, racy)
         return written
 
