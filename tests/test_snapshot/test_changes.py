@@ -416,3 +416,22 @@ def test_record_is_not_used_when_the_clock_went_back(based, root):
     based.index.time_ns = newest
     assert based.snapshot() is None
     assert "usr/lib/a.so" in based.last_changes.unsettled and based.last_changes.hashed >= 2
+
+
+def test_stamp_after_an_unchanged_walk_looks_only_at_the_unsettled_paths(based, root):
+    """stamp(only=...) clears the racy flag and hashes the racily clean files among the named paths, as the
+    full stamp would; the entries the walk's fast path settled are not looked at; with the clock gone back it
+    falls back to the loop over every entry."""
+    index = based.index
+    a, b, c = (index.get(rel) for rel in ("usr/lib/a.so", "usr/lib/b.so", "etc/os-release"))
+    a.racy, a.digest = True, None
+    b.digest = None
+    c.racy = True       # (a settled entry is never racy: marked here only to see that it is not looked at)
+    index.time_ns = b.ctime_ns      # b's ctime is inside the racy window of the new stamp only if it is recent
+    index.granularity_ns = 10 ** 18  # every ctime is inside the window now
+    index.stamp(root, only=["usr/lib/a.so", "usr/lib/b.so"])
+    assert not a.racy and a.digest is not None and b.digest is not None
+    assert c.racy, "stamp(only=...) looked at an entry it was not given"
+    index.time_ns += 10 ** 12       # the clock went back: the new stamp is earlier than the last
+    index.stamp(root, only=[])
+    assert not c.racy, "with the clock gone back, every entry is looked at"
