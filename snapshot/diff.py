@@ -49,6 +49,7 @@ class Changes:
     records: dict[str, DirRecord] = field(default_factory=dict)  # exact mode: directories settled whole
     unsettled: list[str] | None = None    # exact mode: every path seen that did not take the fast path
     walked: int = 0
+    settled: int = 0        # paths in directories settled whole by their record
     hashed: int = 0
 
     def __bool__(self) -> bool:
@@ -155,7 +156,8 @@ class _Walk:
         self.quiet = False               # a forked walker reports no progress
         self.records = index.dirs if mode == "exact" else {}
         self.settled: list[tuple[str, DirRecord]] = []   # directories settled by their record: prefix, record
-        self.settled_count = 0
+        self.settled_count = 0           # (of those, not yet listed in `rels`)
+        self.settled_total = 0
         self.unsettled: list[str] = []
 
     @property
@@ -244,6 +246,7 @@ class _Walk:
                     stack.extend((prefix + name, False) for name in rec.subdirs)
                     self.settled.append((prefix, rec))
                     self.settled_count += rec.count
+                    self.settled_total += rec.count
                     self.matched += rec.count
                     if not self.quiet:
                         progress.tick("walk", root, self.walked)
@@ -336,13 +339,14 @@ class _Walk:
         self.quiet = True
         self.ch = Changes()
         self.rels, self.matched, self.replaced, self.walked_elsewhere = [], 0, set(), 0
-        self.settled, self.settled_count, self.unsettled = [], 0, []
+        self.settled, self.settled_count, self.settled_total, self.unsettled = [], 0, 0, []
 
     def report(self) -> tuple:
-        return self.ch, self.matched, self.replaced, self.walked, self.unsettled
+        return self.ch, self.matched, self.replaced, self.walked, self.unsettled, self.settled_total
 
     def merge(self, report: tuple) -> None:
-        changes, matched, replaced, walked, unsettled = report
+        changes, matched, replaced, walked, unsettled, settled = report
+        self.settled_total += settled
         ch = self.ch
         ch.changed += changes.changed
         ch.refreshed.update(changes.refreshed)
@@ -373,6 +377,7 @@ class _Walk:
         """The deletions, once every path was seen."""
         ch = self.ch
         ch.walked = self.walked
+        ch.settled = self.settled_total
         if self.mode == "exact":
             ch.unsettled = self.unsettled
         entries = self.index.entries

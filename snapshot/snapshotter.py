@@ -108,8 +108,8 @@ class Snapshotter:
         index.forget_dirs(changes.gone)
         if not changes:
             index.stamp(self.root, only=changes.unsettled)
-            log.info("snapshot: no changes (%d paths walked, %d hashed) in %.2fs", changes.walked,
-                     changes.hashed, time.perf_counter() - start)
+            log.info("snapshot: no changes (%d paths walked, %d of them settled by directory, %d hashed) in %.2fs",
+                     changes.walked, changes.settled, changes.hashed, time.perf_counter() - start)
             return None
         partners = self._link_partners(changes.changed)
         if partners:
@@ -117,8 +117,8 @@ class Snapshotter:
             # stay one inode in the image (overlayfs copies the target up; docker's layer holds both).
             changes.changed = sorted(set(changes.changed) | partners)
         written = self._write(changes.changed, changes.deleted, unsettled=changes.unsettled)
-        log.info("snapshot: %d changed, %d deleted (%d walked, %d hashed) in %.2fs",
-                 len(changes.changed), len(changes.deleted), changes.walked,
+        log.info("snapshot: %d changed, %d deleted (%d walked, %d of them settled by directory, %d hashed) in %.2fs",
+                 len(changes.changed), len(changes.deleted), changes.walked, changes.settled,
                  changes.hashed, time.perf_counter() - start)
         return written.layer
 

@@ -357,6 +357,7 @@ def _settled(snap) -> None:
     assert {"usr", "usr/lib", "etc", "opt/app"} <= set(snap.index.dirs), "the unchanged walk made no records"
     assert snap.snapshot() is None
     assert snap.last_changes.unsettled == [], "an unchanged directory was compared path by path"
+    assert 0 < snap.last_changes.settled <= snap.last_changes.walked
 
 
 def test_record_does_not_hide_a_same_size_same_mtime_rewrite(based, root):
