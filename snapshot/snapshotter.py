@@ -52,6 +52,7 @@ class Snapshotter:
         path or a stream of the compressed bytes (see `extract_layer`); with `diff_id` the stats carry
         the sha256 of the uncompressed tar."""
         racy = self.index.racy_entries()
+        self.index.dirs.clear()     # extraction changes entries anywhere
         stats = extract_layer(self.root, blob, name or (os.path.basename(blob) if isinstance(blob, str) else "layer"),
                               self.ignore, self.index, diff_id)
         self.index.stamp(self.root, racy)
@@ -97,23 +98,27 @@ class Snapshotter:
         start = time.perf_counter()
         changes = detect(self.root, self.ignore, self.index, self.mode)
         self.last_changes = changes
+        index = self.index
+        index.dirs.update(changes.records)
         for rel, st in changes.refreshed.items():
             self._refresh(rel, st, changes.digests.get(rel))
         for rel in changes.gone:
-            self.index.entries.pop(rel, None)
+            index.entries.pop(rel, None)
+        index.forget_dirs(changes.refreshed)
+        index.forget_dirs(changes.gone)
         if not changes:
-            self.index.stamp(self.root)
-            log.info("snapshot: no changes (%d paths walked, %d hashed) in %.2fs", changes.walked,
-                     changes.hashed, time.perf_counter() - start)
+            index.stamp(self.root, only=changes.unsettled)
+            log.info("snapshot: no changes (%d paths walked, %d of them settled by directory, %d hashed) in %.2fs",
+                     changes.walked, changes.settled, changes.hashed, time.perf_counter() - start)
             return None
         partners = self._link_partners(changes.changed)
         if partners:
             # A new hard link to a file of a lower layer: the file joins the layer too, so the two names
             # stay one inode in the image (overlayfs copies the target up; docker's layer holds both).
             changes.changed = sorted(set(changes.changed) | partners)
-        written = self._write(changes.changed, changes.deleted)
-        log.info("snapshot: %d changed, %d deleted (%d walked, %d hashed) in %.2fs",
-                 len(changes.changed), len(changes.deleted), changes.walked,
+        written = self._write(changes.changed, changes.deleted, unsettled=changes.unsettled)
+        log.info("snapshot: %d changed, %d deleted (%d walked, %d of them settled by directory, %d hashed) in %.2fs",
+                 len(changes.changed), len(changes.deleted), changes.walked, changes.settled,
                  changes.hashed, time.perf_counter() - start)
         return written.layer
 
@@ -190,8 +195,11 @@ class Snapshotter:
             other.extract(path, name=name)
 
     # -- internals ----------------------------------------------------------------------------
-    def _write(self, changed: list[str], deleted: list[str], full: bool = True) -> WrittenLayer:
-        """Archive, then update the index. `full`: the whole tree was just compared."""
+    def _write(self, changed: list[str], deleted: list[str], full: bool = True,
+               unsettled: list[str] | None = None) -> WrittenLayer:
+        """Archive, then update the index. `full`: the whole tree was just compared (and every indexed path
+        it found gone is out of the index already); `unsettled`: that comparison's paths off the fast path
+        (exact mode), which with the paths written are all the stamp needs to look at."""
         racy = None if full else self.index.racy_entries()
         archive = set(changed)
         for rel in [*changed, *deleted]:
@@ -202,9 +210,12 @@ class Snapshotter:
         whiteouts = [Whiteout(r) for r in deleted]
         written = write_layer(self.root, sorted(archive), whiteouts, self.work_dir,
                               self.compression, self.level, self.epoch)
-        _drop_below(self.index.entries, set(deleted))
+        if not full:    # (after a full comparison, what lay below a deleted path was in `gone`: dropped)
+            _drop_below(self.index.entries, set(deleted))
         self.index.entries.update(written.entries)
-        self.index.stamp(self.root, racy)
+        self.index.forget_dirs(archive, below=deleted)
+        self.index.forget_dirs(written.entries)
+        self.index.stamp(self.root, racy, only=None if unsettled is None else [*unsettled, *written.entries])
         return written
 
     def _refresh(self, rel: str, st: os.stat_result, digest: bytes | None) -> None:

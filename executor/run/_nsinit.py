@@ -1,7 +1,10 @@
 """The helper process that sets up and execs one RUN command.
 
 Started by ``executor.run.process`` as ``python -I -S _nsinit.py`` (a fresh, single-threaded interpreter,
-so forking here is safe), it reads its configuration as JSON from stdin, then:
+so forking here is safe), it reads its configuration from stdin (``marshal``, built into the interpreter: the
+helper's start-up is paid by every RUN, and ``json`` with the ``re`` and ``enum`` it imports cost more than
+the rest of its imports together; for the same reason it takes ``_signal``, the C module ``signal`` wraps in
+enums, and imports ``socket`` only for a network namespace), then:
 
 1. ``unshare(2)`` the requested namespaces (mount, PID, UTS, IPC, network) and makes every mount private,
    so nothing mounted below is visible outside;
@@ -21,13 +24,10 @@ import kiln: it runs in a bare interpreter.
 
 from __future__ import annotations
 
+import _signal as signal   # the constants and functions of `signal`, without its enum wrappers
 import ctypes
-import fcntl
-import json
+import marshal
 import os
-import signal
-import socket
-import struct
 import sys
 
 CLONE_NEWNS = 0x00020000
@@ -182,6 +182,9 @@ def _make_private() -> None:
 
 
 def _loopback_up() -> None:
+    import fcntl
+    import socket
+    import struct
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         req = struct.pack("16sH14x", b"lo", 0)
         flags = struct.unpack("16sH14x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
@@ -266,7 +269,7 @@ def _write_status(fd: int, line: str) -> None:
 
 
 def main() -> None:
-    cfg = json.loads(sys.stdin.buffer.read())
+    cfg = marshal.loads(sys.stdin.buffer.read())
     devnull = os.open("/dev/null", os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)

@@ -27,7 +27,7 @@ docker's; a command that cannot start (unknown executable, bad user) raises ``Ru
 from __future__ import annotations
 
 import errno
-import json
+import marshal
 import logging
 import os
 import select
@@ -380,7 +380,7 @@ def _spawn_helper(cfg: dict, out_w: int) -> tuple[subprocess.Popen, int, int]:
         os.close(status_w)
     assert proc.stdin is not None
     try:
-        proc.stdin.write(json.dumps(cfg).encode())
+        proc.stdin.write(marshal.dumps(cfg))    # the helper reads it with marshal: see _nsinit.py
         proc.stdin.close()
     except BrokenPipeError:
         pass

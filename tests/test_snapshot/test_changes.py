@@ -345,3 +345,94 @@ def test_reindex_after_extraction_keeps_digests(based, root):
     os.chmod(f"{root}/usr/lib/a.so", 0o600)
     os.chmod(f"{root}/usr/lib/a.so", 0o644)
     assert based.snapshot() is None, "ctime-only noise settled by the kept digest"
+
+
+# ---- directories settled whole by their record (index.DirRecord) -------------------------------------------
+def _settled(snap) -> None:
+    """Leave the racy window of the extraction, then snapshot twice: the first judges the racy entries, the
+    second finds every directory unchanged and records it."""
+    time.sleep(0.06)
+    assert snap.snapshot() is None
+    assert snap.snapshot() is None
+    assert {"usr", "usr/lib", "etc", "opt/app"} <= set(snap.index.dirs), "the unchanged walk made no records"
+    assert snap.snapshot() is None
+    assert snap.last_changes.unsettled == [], "an unchanged directory was compared path by path"
+    assert 0 < snap.last_changes.settled <= snap.last_changes.walked
+
+
+def test_record_does_not_hide_a_same_size_same_mtime_rewrite(based, root):
+    _settled(based)
+    path = f"{root}/usr/lib/a.so"
+    before = os.lstat(path)
+    with open(path, "r+b") as f:
+        f.write(b"Z" * 100)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.lstat(path)
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+    layer = based.snapshot()
+    assert layer is not None
+    m = members(layer)
+    assert m["usr/lib/a.so"].data == b"Z" * 100 and "usr/lib/b.so" not in m
+    assert based.snapshot() is None
+
+
+def test_record_does_not_hide_a_deletion_a_new_name_or_a_new_inode(based, root):
+    _settled(based)
+    os.unlink(f"{root}/usr/lib/b.so")
+    assert set(members(based.snapshot())) == {"usr", "usr/lib", "usr/lib/.wh.b.so"}
+    _settled_again = based.snapshot()
+    assert _settled_again is None
+    os.rename(f"{root}/opt/app/keep", f"{root}/opt/app/kept")          # same inode, another name
+    assert {"opt/app/kept", "opt/app/.wh.keep"} <= set(members(based.snapshot()))
+    assert based.snapshot() is None
+    with open(f"{root}/etc/os-release.new", "wb") as f:
+        f.write(b"ID=test\n")                                            # same content, a new inode
+    os.rename(f"{root}/etc/os-release.new", f"{root}/etc/os-release")
+    assert "etc/os-release" in members(based.snapshot())
+    assert based.snapshot() is None
+
+
+def test_record_follows_a_copy_and_an_extraction(based, root, tmp_path):
+    _settled(based)
+    with open(f"{root}/usr/lib/c.so", "wb") as f:
+        f.write(b"C")
+    assert "usr/lib/c.so" in members(based.snapshot_paths(["/usr/lib/c.so"]))
+    assert "usr/lib" not in based.index.dirs, "a COPY into a recorded directory left its record"
+    time.sleep(0.06)
+    assert based.snapshot() is None
+    based.extract(write_blob(tmp_path, "more.tar", make_tar([E("usr/lib/a.so", data=b"X" * 100)])), "more")
+    assert not based.index.dirs, "an extraction left records of directories it may have changed"
+    time.sleep(0.06)
+    assert based.snapshot() is None
+    with open(f"{root}/usr/lib/a.so", "r+b") as f:
+        f.write(b"Y")
+    assert members(based.snapshot())["usr/lib/a.so"].data == b"Y" + b"X" * 99
+
+
+def test_record_is_not_used_when_the_clock_went_back(based, root):
+    """A record holds no racily clean entry at the index time it was made; with the index time moved back
+    over its newest ctime, its directory is compared path by path again (and its entries hashed)."""
+    _settled(based)
+    newest = based.index.dirs["usr/lib"].newest_ctime
+    based.index.time_ns = newest
+    assert based.snapshot() is None
+    assert "usr/lib/a.so" in based.last_changes.unsettled and based.last_changes.hashed >= 2
+
+
+def test_stamp_after_an_unchanged_walk_looks_only_at_the_unsettled_paths(based, root):
+    """stamp(only=...) clears the racy flag and hashes the racily clean files among the named paths, as the
+    full stamp would; the entries the walk's fast path settled are not looked at; with the clock gone back it
+    falls back to the loop over every entry."""
+    index = based.index
+    a, b, c = (index.get(rel) for rel in ("usr/lib/a.so", "usr/lib/b.so", "etc/os-release"))
+    a.racy, a.digest = True, None
+    b.digest = None
+    c.racy = True       # (a settled entry is never racy: marked here only to see that it is not looked at)
+    index.time_ns = b.ctime_ns      # b's ctime is inside the racy window of the new stamp only if it is recent
+    index.granularity_ns = 10 ** 18  # every ctime is inside the window now
+    index.stamp(root, only=["usr/lib/a.so", "usr/lib/b.so"])
+    assert not a.racy and a.digest is not None and b.digest is not None
+    assert c.racy, "stamp(only=...) looked at an entry it was not given"
+    index.time_ns += 10 ** 12       # the clock went back: the new stamp is earlier than the last
+    index.stamp(root, only=[])
+    assert not c.racy, "with the clock gone back, every entry is looked at"
