@@ -568,11 +568,17 @@ def write_doc(header: str) -> None:
     section = "\n".join(lines) + "\n"
     text = open(DOC).read() if os.path.exists(DOC) else "# Performance\n"
     if HEADING in text:
+        # the heading, the "Measured by" line and the table are replaced; the prose after the table stays
         start = text.index(HEADING)
         nxt = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + section + (text[nxt + 1:] if nxt != -1 else "")
-        if nxt != -1 and not section.endswith("\n\n"):
-            text = text.replace(section, section + "\n", 1)
+        end = len(text) if nxt == -1 else nxt + 1
+        old = text[start:end].split("\n")
+        first = next((i for i, line in enumerate(old) if line.startswith("|")), len(old))
+        last = first
+        while last + 1 < len(old) and old[last + 1].startswith("|"):
+            last += 1
+        rest = "\n".join(old[last + 1:])
+        text = text[:start] + section + rest + text[end:]
     else:
         text = text.rstrip("\n") + "\n\n" + section
     with open(DOC, "w") as f:
