@@ -150,7 +150,7 @@ def kiln_image_build(rootfs: str, work: str, job: Job, dest: str, host: str) -> 
 
     seconds = chroot_build(work, job, "kiln-root-", install,
                            ["/kaniko/executor", "--context", "dir:///workspace", "--dockerfile", "/workspace/Dockerfile",
-                            "--destination", dest, "--insecure-registry", host])
+                            "--destination", dest, "--insecure-registry", host, *job.kiln_args])
     if seconds is None:
         raise SystemExit(f"kiln's executor image failed to build {job.name}")
     return seconds
