@@ -219,6 +219,13 @@ def corpus_jobs(work: str, bases: dict[str, str], docker_version: tuple[int, ...
     return jobs
 
 
+def _versus(mine_name: str, mine: list[float], theirs_name: str, theirs: list[float]) -> str:
+    """Both medians and the median of the per-case ratios, as one line's text."""
+    return (f"{mine_name} median {statistics.median(mine):5.2f} s, {theirs_name} median "
+            f"{statistics.median(theirs):5.2f} s, per-case ratio {mine_name}/{theirs_name.split()[0]} median "
+            f"{statistics.median(a / b for a, b in zip(mine, theirs)):5.2f}")
+
+
 def run_corpus(args, work: str, registry, rootfs: str | None, bases: dict[str, str]) -> None:
     from tests.e2e.parity.caseload import engine_version
     from tests.e2e.parity.dockerd import start_dockerd
@@ -256,26 +263,17 @@ def run_corpus(args, work: str, registry, rootfs: str | None, bases: dict[str, s
                 continue
             k = [statistics.median(kiln_t[j.name]) for j in chosen]
             d = [statistics.median(docker_t[j.name]) for j in chosen]
-            print(f"  {label:<8} {len(chosen):3d} cases: kiln median {statistics.median(k):5.2f} s, docker build+push "
-                  f"median {statistics.median(d):5.2f} s, per-case ratio kiln/docker median "
-                  f"{statistics.median(a / b for a, b in zip(k, d)):5.2f}")
+            print(f"  {label:<8} {len(chosen):3d} cases: {_versus('kiln', k, 'docker build+push', d)}")
             if rootfs:
                 ki = [statistics.median(image_t[j.name]) for j in chosen]
-                print(f"  {'':<8} kiln's executor image (chroot, as kaniko runs): median {statistics.median(ki):5.2f} s, "
-                      f"per-case ratio to docker median {statistics.median(a / b for a, b in zip(ki, d)):5.2f}")
+                print(f"  {'':<8} kiln's executor image (chroot, as kaniko runs): {_versus('image', ki, 'docker', d)}")
             if args.kaniko:
                 both = [j for j in chosen if kaniko_t[j.name]]
                 if both:
-                    kk = [statistics.median(kiln_t[j.name]) for j in both]
                     ka = [statistics.median(kaniko_t[j.name]) for j in both]
-                    print(f"  {'':<8} {len(both):3d} cases kaniko built: kaniko median {statistics.median(ka):5.2f} s, "
-                          f"kiln median {statistics.median(kk):5.2f} s, per-case ratio kiln/kaniko median "
-                          f"{statistics.median(a / b for a, b in zip(kk, ka)):5.2f}")
-                    if rootfs:
-                        ki = [statistics.median(image_t[j.name]) for j in both]
-                        print(f"  {'':<8} {len(both):3d} cases kaniko built: kiln's executor image median "
-                              f"{statistics.median(ki):5.2f} s, per-case ratio kiln image/kaniko median "
-                              f"{statistics.median(a / b for a, b in zip(ki, ka)):5.2f}")
+                    for who, times in [("kiln", kiln_t)] + ([("kiln image", image_t)] if rootfs else []):
+                        mine = [statistics.median(times[j.name]) for j in both]
+                        print(f"  {'':<8} {len(both):3d} cases kaniko built: {_versus(who, mine, 'kaniko', ka)}")
     finally:
         daemon.stop()
 
