@@ -211,6 +211,20 @@ def kiln_run(work: str, context: str, host: str, dest: str | None, extra_env: di
 
 
 # ---- the big base ----------------------------------------------------------------------------------------
+def push_stage(work: str, registry, stage: str, name: str, comment: str) -> tuple[str, Layout]:
+    """The directory `stage` as a one-layer gzip image (it is removed), pushed as bench/NAME:1 with skopeo; its
+    reference and the OCI layout it was made in."""
+    tar_path = os.path.join(work, f"{name}.tar")
+    tar_dir(stage, tar_path)
+    shutil.rmtree(stage)
+    layout = Layout(os.path.join(work, f"{name}-layout"))
+    layout.tag(name, add_image(layout, tar_path, "amd64", "gzip", comment=comment))
+    os.unlink(tar_path)
+    ref = registry.ref(f"bench/{name}:1")
+    skopeo_copy(f"oci:{layout.path}:{name}", f"docker://{ref}", "--dest-tls-verify=false")
+    return ref, layout
+
+
 def push_big_base(work: str, registry, files: int, total: int) -> tuple[str, str]:
     """busybox plus a generated tree of `files` files (`total` bytes) as one gzip layer; its reference and the
     path of the layer blob."""
@@ -220,14 +234,7 @@ def push_big_base(work: str, registry, files: int, total: int) -> tuple[str, str
                                         check=True).stdout.split()))
     make_busybox_rootfs(stage, host_busybox, applets)
     gen.make_tree(os.path.join(stage, "data"), files, total)
-    tar_path = os.path.join(work, "big.tar")
-    tar_dir(stage, tar_path)
-    shutil.rmtree(stage)
-    layout = Layout(os.path.join(work, "big-layout"))
-    layout.tag("big", add_image(layout, tar_path, "amd64", "gzip", comment="bench big base"))
-    os.unlink(tar_path)
-    ref = registry.ref("bench/big:1")
-    skopeo_copy(f"oci:{layout.path}:big", f"docker://{ref}", "--dest-tls-verify=false")
+    ref, layout = push_stage(work, registry, stage, "big", "bench big base")
     with open(os.path.join(layout.path, "index.json")) as f:
         manifest_digest = json.load(f)["manifests"][0]["digest"]
     with open(os.path.join(layout.path, "blobs", "sha256", manifest_digest.split(":")[1])) as f:
@@ -308,14 +315,7 @@ def row_memory(work, registry, size_mb) -> None:
     the streamed download, the decompressing thread and the hashing thread all at work."""
     stage = os.path.join(work, "mixed-stage")
     gen.make_mixed_files(os.path.join(stage, "data"), size_mb * 1_000_000)
-    tar_path = os.path.join(work, "mixed.tar")
-    tar_dir(stage, tar_path)
-    shutil.rmtree(stage)
-    layout = Layout(os.path.join(work, "mixed-layout"))
-    layout.tag("mixed", add_image(layout, tar_path, "amd64", "gzip", comment="bench mixed layer"))
-    os.unlink(tar_path)
-    ref = registry.ref("bench/mixed:1")
-    skopeo_copy(f"oci:{layout.path}:mixed", f"docker://{ref}", "--dest-tls-verify=false")
+    ref, layout = push_stage(work, registry, stage, "mixed", "bench mixed layer")
     shutil.rmtree(layout.path)
     root, kwork = (tempfile.mkdtemp(prefix=p, dir=work) for p in ("mixed-root-", "mixed-work-"))
     proc = subprocess.run([sys.executable, "-c", PULL_CHILD, REPO, ref, registry.host, root, kwork],
