@@ -48,6 +48,16 @@ def _populate(root: str) -> None:
     os.makedirs(os.path.join(root, "ignored", "x"))
 
 
+
+def _indexed_root(tmp_path, ignored: list[str] | None = None, mode: str = "exact") -> tuple[str, Snapshotter]:
+    """A populated root under tmp_path and a snapshotter that has indexed it."""
+    root, work = str(tmp_path / "root"), str(tmp_path / "work")
+    os.makedirs(root), os.makedirs(work)
+    _populate(root)
+    snap = Snapshotter(root, IgnoreList(root, ignored or []), work, mode=mode)
+    snap.reindex()
+    return root, snap
+
 def _change(root: str) -> None:
     with open(os.path.join(root, "t0/s0/f0"), "w") as fh:
         fh.write("rewritten\n")
@@ -71,11 +81,7 @@ def _change(root: str) -> None:
 @pytest.mark.parametrize("mode", ["exact", "full", "redo", "time"])
 @pytest.mark.parametrize("workers", [2, 3])
 def test_parallel_walk_equals_the_single_walk(tmp_path, parallel_walk, mode, workers):
-    root, work = str(tmp_path / "root"), str(tmp_path / "work")
-    os.makedirs(root), os.makedirs(work)
-    _populate(root)
-    snap = Snapshotter(root, IgnoreList(root, ["/ignored"]), work, mode=mode)
-    snap.reindex()
+    root, snap = _indexed_root(tmp_path, ["/ignored"], mode=mode)
     assert detect(root, snap.ignore, snap.index, mode, workers=workers, min_entries=0).walked == \
         len(snap.index.entries)
     assert not detect(root, snap.ignore, snap.index, mode, workers=workers, min_entries=0)
@@ -97,11 +103,7 @@ def test_parallel_walk_equals_the_single_walk(tmp_path, parallel_walk, mode, wor
 
 
 def test_small_index_stays_in_one_process(tmp_path, parallel_walk):
-    root, work = str(tmp_path / "root"), str(tmp_path / "work")
-    os.makedirs(root), os.makedirs(work)
-    _populate(root)
-    snap = Snapshotter(root, IgnoreList(root), work)
-    snap.reindex()
+    root, snap = _indexed_root(tmp_path)
     before = len(parallel_walk)
     detect(root, snap.ignore, snap.index, workers=2, min_entries=len(snap.index.entries) + 1)
     reindexed(root, snap.ignore, snap.index, False, workers=2, min_entries=len(snap.index.entries) + 1)
@@ -155,11 +157,7 @@ def test_split_walk_under_kilns_pid1_reaper(tmp_path, parallel_walk):
     ends neither get lost to it nor break it, and none is left behind."""
     from executor.run import pid1
 
-    root, work = str(tmp_path / "root"), str(tmp_path / "work")
-    os.makedirs(root), os.makedirs(work)
-    _populate(root)
-    snap = Snapshotter(root, IgnoreList(root), work)
-    snap.reindex()
+    root, snap = _indexed_root(tmp_path)
     _change(root)
     one = detect(root, snap.ignore, snap.index, workers=1)
     before = _children()
@@ -180,11 +178,7 @@ def test_sigterm_during_a_split_walk_cancels_it_and_leaves_no_walker(tmp_path, m
 
     from executor.run import pid1
 
-    root, work = str(tmp_path / "root"), str(tmp_path / "work")
-    os.makedirs(root), os.makedirs(work)
-    _populate(root)
-    snap = Snapshotter(root, IgnoreList(root), work)
-    snap.reindex()
+    root, snap = _indexed_root(tmp_path)
     _change(root)
     parent = os.getpid()
     real_forked = diff._Walk.forked
