@@ -1,8 +1,10 @@
 """The /v2/ ping against the rig's real registries: a plain-HTTP registry costs no HTTPS attempt (issue 21), a TLS
 registry that also allows HTTP still speaks HTTPS."""
+import contextlib
 import socket
 import ssl
 import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -12,6 +14,33 @@ from executor.registry.transport import Transport
 
 def _https_pools(transport: Transport) -> int:
     return len(transport.session.get_adapter("https://x").poolmanager.pools)
+
+
+@contextlib.contextmanager
+def _serving(handle: Callable[[socket.socket], None]) -> Iterator[str]:
+    """A server on 127.0.0.1 that hands each connection to `handle`; yields its host:port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            handle(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
 
 
 def test_plain_http_registry_is_pinged_without_https(plain_registry):
@@ -32,33 +61,12 @@ def test_tls_registry_allowing_http_still_speaks_https(basic_registry):
 
 def test_a_server_hanging_up_on_tls_and_http_names_both():
     """Neither a TLS handshake nor an HTTP answer: the probe lets HTTPS try, and the error names both schemes."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    stop = threading.Event()
-
-    def serve() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        host = f"127.0.0.1:{listener.getsockname()[1]}"
+    with _serving(lambda conn: conn.close()) as host:
         transport = Transport(host, RegistryOptions(transport_retries=0), push=False)
         with pytest.raises(RegistryError) as err:
             transport.ping()
         assert "https: " in str(err.value) and "http: " in str(err.value)
         assert _https_pools(transport) == 1      # the probe learned nothing: HTTPS was tried as before
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
 
 
 def test_a_tls_server_refusing_the_handshake_is_still_tried_over_https(test_pki):
@@ -69,27 +77,14 @@ def test_a_tls_server_refusing_the_handshake_is_still_tried_over_https(test_pki)
     server_ctx.load_verify_locations(test_pki.ca_cert)
     server_ctx.verify_mode = ssl.CERT_REQUIRED
     server_ctx.maximum_version = ssl.TLSVersion.TLSv1_2     # the alert comes within the handshake
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    stop = threading.Event()
 
-    def serve() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            try:
-                server_ctx.wrap_socket(conn, server_side=True).close()
-            except (ssl.SSLError, OSError):
-                conn.close()
+    def handshake(conn: socket.socket) -> None:
+        try:
+            server_ctx.wrap_socket(conn, server_side=True).close()
+        except (ssl.SSLError, OSError):
+            conn.close()
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        host = f"127.0.0.1:{listener.getsockname()[1]}"
+    with _serving(handshake) as host:
         options = RegistryOptions(transport_retries=0, registry_certificates={host: test_pki.ca_cert})
         transport = Transport(host, options, push=False)
         assert transport._speaks_tls()
@@ -97,7 +92,3 @@ def test_a_tls_server_refusing_the_handshake_is_still_tried_over_https(test_pki)
             transport.ping()
         assert "does not speak TLS" not in str(err.value)
         assert _https_pools(transport) == 1
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
