@@ -135,8 +135,15 @@ def detect(root: str, ignore: IgnoreList, index: Index, mode: str = "exact", wor
     changed, plus their list of paths when something was deleted. The result is the one-process walk's."""
     check_mode(mode)
     walk = _Walk(root.rstrip("/"), ignore, index, mode)
+    return run_walk(walk, len(index.entries), workers, min_entries)
+
+
+def run_walk(walk, indexed: int, workers: int | None, min_entries: int | None):
+    """Run a walk (this module's `_Walk` or reindex's) over its whole root: split across `workers` processes
+    (default: the CPUs available) when the index has at least `min_entries` paths (default
+    PARALLEL_MIN_ENTRIES), else in this process; its result (`walk.finish()`)."""
     workers = default_workers() if workers is None else workers
-    if workers > 1 and len(index.entries) >= (PARALLEL_MIN_ENTRIES if min_entries is None else min_entries):
+    if workers > 1 and indexed >= (PARALLEL_MIN_ENTRIES if min_entries is None else min_entries):
         from .parallel_walk import walk_in_parallel
         walk_in_parallel(walk, workers)
     else:

@@ -25,14 +25,7 @@ def reindexed(root: str, ignore: IgnoreList, old: Index, full: bool, workers: in
               min_entries: int | None = None) -> dict[str, Entry]:
     """The entries of every path under `root` (ignored ones left out)."""
     walk = _Reindex(root.rstrip("/"), ignore, old.entries, full)
-    workers = diff.default_workers() if workers is None else workers
-    if workers > 1 and len(old.entries) >= (diff.PARALLEL_MIN_ENTRIES if min_entries is None else min_entries):
-        from .parallel_walk import walk_in_parallel
-        walk_in_parallel(walk, workers)
-    else:
-        walk.run([("", False)])
-    progress.tick("walk", walk.root, walk.walked, walk.walked, final=True)
-    return walk.finish()
+    return diff.run_walk(walk, len(old.entries), workers, min_entries)
 
 
 class _Reindex:
