@@ -37,6 +37,7 @@ from tests.rig.binfmt import ensure_emulation  # noqa: E402
 from tests.rig.images import make_base_images  # noqa: E402
 from tests.rig.registry import start_registry  # noqa: E402
 from tests.rig.sandbox import run_sandboxed  # noqa: E402
+from prepare import precompile  # noqa: E402
 
 DOCKERFILE = """\
 ARG BASE
@@ -81,8 +82,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     ensure_emulation("aarch64")
-    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(REPO, "executor"),
-                    os.path.join(REPO, "snapshot")], check=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""})
+    precompile(REPO)
     work = tempfile.mkdtemp(prefix="kiln-multi-bench-")
     running = start_registry("plain", os.path.join(work, "registry"))
     registry = running.registry

@@ -69,6 +69,7 @@ from tests.rig.images import (Layout, add_image, make_base_images, make_busybox_
                               skopeo_copy, tar_dir)
 from tests.rig.registry import start_registry  # noqa: E402
 from tests.rig.sandbox import run_sandboxed  # noqa: E402
+from prepare import precompile  # noqa: E402
 
 DOC = os.path.join(REPO, "docs", "performance.md")
 HEADING = "## The build pipeline (issue 17)"
@@ -607,8 +608,7 @@ def main() -> None:
                      f"(these rows would be lost: {', '.join(sorted(ALL_ROWS - rows))})")
     files, total, size_mb = (10_000, 40_000_000, 100) if args.small else (100_000, 400_000_000, 500)
     for tree in filter(None, (REPO, args.baseline_tree)):
-        subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(tree, "executor"),
-                        os.path.join(tree, "snapshot")], check=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""})
+        precompile(tree)
     work = tempfile.mkdtemp(prefix="kiln-pipeline-bench-", dir=args.dir)
     running = start_registry("plain", os.path.join(work, "registry"))
     registry = running.registry

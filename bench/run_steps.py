@@ -33,6 +33,7 @@ sys.path.insert(0, HERE)
 import pipeline  # noqa: E402
 from tests.rig.registry import start_registry  # noqa: E402
 from tests.rig.sandbox import run_sandboxed  # noqa: E402
+from prepare import precompile  # noqa: E402
 
 RUNS = 11
 _STEP = re.compile(r"Timing: Command: RUN true (\d+): ([0-9.]+)s")
@@ -70,8 +71,7 @@ def main() -> None:
     args = parser.parse_args()
     trees = {"this": REPO, "baseline": os.path.abspath(args.baseline_tree)}
     for tree in trees.values():
-        subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(tree, "executor"),
-                        os.path.join(tree, "snapshot")], check=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""})
+        precompile(tree)
     work = tempfile.mkdtemp(prefix="kiln-run-steps-", dir=args.dir)
     running = start_registry("plain", os.path.join(work, "registry"))
     try:

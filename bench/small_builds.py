@@ -49,6 +49,7 @@ sys.path.insert(0, REPO)
 from tests.rig.images import make_base_images, push_debian  # noqa: E402
 from tests.rig.registry import start_registry  # noqa: E402
 from tests.rig.sandbox import run_sandboxed  # noqa: E402
+from prepare import precompile  # noqa: E402
 
 METADATA = "LABEL org.example.team=bench\nENV APP_HOME=/app LANG=C.UTF-8\nEXPOSE 8080\nUSER 1000\n" \
            "CMD [\"/bin/sh\"]\n"
@@ -292,8 +293,7 @@ def main() -> None:
                         "built right after this one in every round of the fixed rows: before/after in one run")
     args = parser.parse_args()
     for tree in filter(None, (REPO, args.baseline_tree)):
-        subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(tree, "executor"),
-                        os.path.join(tree, "snapshot")], check=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""})
+        precompile(tree)
     work = tempfile.mkdtemp(prefix="kiln-small-bench-")
     running = start_registry("plain", os.path.join(work, "registry"))
     registry = running.registry

@@ -15,7 +15,9 @@ importing a set of modules; the rows are nested, so their differences say what e
 * the same plus requests (urllib3, charset_normalizer, idna...);
 * kiln's start-up set: `executor.main` and the engine, what every build imports before its first step;
 * the same with dataclass creation left out (each `@dataclass` class left as written, with a plain __init__):
-  the difference is what creating kiln's dataclasses costs.
+  the difference is what creating kiln's dataclasses costs;
+* the same without the table of dataclass code the executor image ships (executor.dataclass_code): every
+  generated method compiled at start-up, as before that table.
 
 Needs valgrind. Runs the rows two at a time (~30 s each). Prints millions of instructions; asserts nothing.
 """
@@ -28,6 +30,8 @@ import subprocess
 import sys
 import sysconfig
 from concurrent.futures import ThreadPoolExecutor
+
+from prepare import precompile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -44,6 +48,11 @@ def _process_class(cls, *args):
     return cls
 dataclasses._process_class = _process_class
 """
+# kiln without the table of dataclass code that the executor image ships (executor.dataclass_code): every class's
+# methods compiled at start-up (an older checkout has no table: the same as the row above it)
+NO_TABLE = """import executor
+getattr(getattr(executor, "dataclass_code", None), "uninstall", lambda: None)()
+"""
 
 ROWS = [
     ("bare interpreter", "pass"),
@@ -51,6 +60,7 @@ ROWS = [
     ("+ requests", f"import {STDLIB}, requests"),
     ("kiln's start-up set", f"import {STDLIB}, requests, {KILN}"),
     ("kiln's start-up set, no dataclass creation", f"{NO_DATACLASSES}import {STDLIB}, requests, {KILN}"),
+    ("kiln's start-up set, no dataclass code table", f"{NO_TABLE}import {STDLIB}, requests, {KILN}"),
 ]
 
 
@@ -71,25 +81,26 @@ def main() -> None:
     parser.add_argument("--tree", default=REPO, help="the kiln checkout to count (default: this one)")
     args = parser.parse_args()
     site = sysconfig.get_paths()["purelib"]
-    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(args.tree, "executor"),
-                    os.path.join(args.tree, "snapshot")], check=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": ""})
+    precompile(args.tree)
     with ThreadPoolExecutor(2) as pool:
         counts = list(pool.map(lambda row: count(args.tree, site, row[1]), ROWS))
     got = dict(zip((name for name, _ in ROWS), counts))
     print(f"start-up of {args.tree} (Python {sys.version.split()[0]}), millions of instructions:")
     previous = 0
     for name, n in got.items():
-        step = f"  (+{(n - previous) / 1e6:.0f})" if previous and "no dataclass" not in name else ""
+        step = f"  (+{(n - previous) / 1e6:.0f})" if previous and ", no " not in name else ""
         print(f"  {name:<45} {n / 1e6:8.1f}{step}")
-        if "no dataclass" not in name:
+        if ", no " not in name:
             previous = n
     total = got["kiln's start-up set"]
     classes = total - got["kiln's start-up set, no dataclass creation"]
     own = total - got["+ requests"]
+    table = got["kiln's start-up set, no dataclass code table"] - total
     print(f"  kiln's own modules: {own / 1e6:.0f} ({own / total:.0%} of the start-up set), of which dataclass "
           f"creation {classes / 1e6:.0f} ({classes / total:.0%}); requests and its dependencies "
           f"{(got['+ requests'] - got['+ standard library kiln needs']) / 1e6:.0f} "
-          f"({(got['+ requests'] - got['+ standard library kiln needs']) / total:.0%})")
+          f"({(got['+ requests'] - got['+ standard library kiln needs']) / total:.0%}); the table of dataclass "
+          f"code saves {table / 1e6:.0f} ({table / (total + table):.0%} of the start-up set without it)")
 
 
 if __name__ == "__main__":
