@@ -1,8 +1,8 @@
 """kiln's executor: the CLI, the Dockerfile front end, the instructions, the registry client, image assembly.
 
-Loading the package first gives `dataclasses` the compiled code of kiln's classes when the executor image
-holds it (`executor.dataclass_code`), before any module of kiln creates one.
+Loading the package first gives `dataclasses` and `re` the code the executor image compiled for them
+(`executor.startup_code`), before any module of kiln creates a class or compiles a pattern.
 """
-from executor import dataclass_code as _dataclass_code
+from executor import startup_code as _startup_code
 
-_dataclass_code.install()
+_startup_code.install()

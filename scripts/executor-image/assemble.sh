@@ -179,9 +179,10 @@ fi
 #    executor never writes __pycache__ at run time; unchecked-hash .pyc files do not depend on mtimes.
 #    -s/-p: the file names in the byte code are P/..., not the staging directory's.
 spy -I -m compileall -q -j0 -s "$S" -p "$P" --invalidation-mode unchecked-hash "$lib" >/dev/null
-#    The code of kiln's dataclasses' generated methods, compiled once here too (executor.dataclass_code:
-#    a quarter of start-up otherwise), by a fresh interpreter that imports every kiln module.
-spy -I -c "from executor import dataclass_code; print('assemble: dataclass code,', dataclass_code.write(), 'texts')" >&2
+#    What start-up compiles besides modules, compiled once here too (executor.startup_code: the methods of
+#    kiln's dataclasses and the programs of regular expressions, a third of start-up otherwise), by a fresh
+#    interpreter that imports every kiln module.
+spy -I -c "from executor import startup_code; print('assemble: start-up code (dataclass texts, regular expressions):', startup_code.write())" >&2
 
 # 10. Check: the interpreter starts from P alone (the hardened ld.so, P/lib only), every ELF object under P
 #     loads with all its symbols bound (dlopen RTLD_NOW; an optional module's missing Python-level imports,
@@ -199,10 +200,12 @@ import importlib.util, os
 missing = [os.path.join(d, f) for pkg in (executor, snapshot) for d, _, fs in os.walk(pkg.__path__[0])
            for f in fs if f.endswith('.py') and not os.path.isfile(importlib.util.cache_from_source(os.path.join(d, f)))]
 assert not missing, 'no byte code for ' + ', '.join(missing[:5])
-# and the table of step 9 holds every dataclass of kiln's start-up: nothing compiled for them
-import dataclasses, executor.main, executor.engine.session
-hook = dataclasses.__dict__.get('exec')
-assert hook is not None and hook.hits > 0 and hook.misses == 0, 'dataclass code table not used: %r' % hook
+# and the tables of step 9 hold every dataclass and regular expression of kiln's start-up: nothing compiled
+import executor.main, executor.engine.session
+from executor import startup_code
+classes, regex = startup_code.installed()
+assert classes and classes.hits > 0 and classes.misses == 0, 'dataclass code table not used: %r' % vars(classes or 0)
+assert regex and regex.hits > 0 and regex.misses == 0, 'regular expression table not used: %r' % vars(regex or 0)
 assert sys.prefix == '$S', sys.prefix
 print('assemble: ok,', sys.version.split()[0], 'prefix', sys.prefix, '-', n, 'shared objects load',
       file=sys.stderr)"
