@@ -1,8 +1,6 @@
 """`python3 -m executor [flags]`: the executor, as /kaniko/executor."""
 
-import sys
-
-from executor.main import executor_main
+from executor.main import executor_entry
 
 if __name__ == "__main__":
-    sys.exit(executor_main())
+    executor_entry()

@@ -17,13 +17,13 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from executor import timings  # noqa: I001 - first: it notes when kiln's imports begin
 from executor import cli, container, logs, masking, safety
 from executor.dockerfile.args import looks_secret
 
-__all__ = ["executor_main", "warmer_main", "version"]
+__all__ = ["executor_main", "warmer_main", "executor_entry", "warmer_entry", "exit_with", "version"]
 
 log = logging.getLogger("executor")
 
@@ -199,3 +199,28 @@ def warmer_main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
             logs.register_secret(value)
     return _run_engine(engine or (lambda o: _load_engine("warm")(o)), opts, opts.verbosity)
 
+
+def exit_with(code: int) -> NoReturn:
+    """End the process with `code` once what kiln wrote is out (log handlers flushed and closed, stdout and
+    stderr flushed), without the interpreter's teardown: freeing the ~400 modules a build loads and running
+    their finalizers took ~30 ms, a sixth of a metadata-only build (issue 21), and nothing of kiln's is left
+    for it. Every file kiln writes is closed where it is written; every thread kiln starts is a daemon whose
+    work the build waited for (or abandoned, on failure: nothing is tagged then); temporary directories go
+    with their `with` blocks. For the entry points only: tests call executor_main and warmer_main."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):   # a closed pipe or stream: nothing more can reach it
+            pass
+    os._exit(code if isinstance(code, int) and 0 <= code <= 255 else 1)
+
+
+def executor_entry() -> NoReturn:
+    """The `executor` command (/kaniko/executor, `python -m executor`)."""
+    exit_with(executor_main())
+
+
+def warmer_entry() -> NoReturn:
+    """The `warmer` command (/kaniko/warmer)."""
+    exit_with(warmer_main())

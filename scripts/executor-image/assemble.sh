@@ -146,9 +146,8 @@ done < /tmp/kiln-elves
 for ep in executor warmer; do
   cat > "$S/$ep" <<PY
 #!$P/bin/python3 -I
-import sys
-from executor.main import ${ep}_main
-sys.exit(${ep}_main())
+from executor.main import ${ep}_entry
+${ep}_entry()
 PY
   chmod 0755 "$S/$ep"
 done
