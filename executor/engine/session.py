@@ -166,8 +166,10 @@ def _run(opts: Options, work_dir: str, dirty_root: bool = False, report: BuildRe
         with open(dockerfile_path, "rb") as f:
             text = f.read()
         dockerfile = parse(text, opts.dockerfile if not dockerfile_path.startswith(work_dir) else "Dockerfile")
-        if not attestations.wanted(opts) and not _may_add(dockerfile):
-            floor.leave_out("git")      # no ADD of a git repository, no provenance: dulwich is not preloaded
+        if not attestations.wanted(opts):
+            floor.leave_out("attest")   # no --sbom, no --provenance: their scanners and writers are not preloaded
+            if not _may_add(dockerfile):
+                floor.leave_out("git")  # no ADD of a git repository either: dulwich is not preloaded
         platforms = [Platform.parse(p) for p in opts.platforms]
         epoch = source_date_epoch(opts)
         level = opts.compression_level if opts.compression_level >= 0 else None

@@ -147,8 +147,9 @@ def test_nothing_is_imported_after_the_first_run(tmp_path_factory, base_images, 
 
 def test_a_build_without_add_leaves_git_out_of_the_preload(tmp_path_factory, base_images, plain_registry,
                                                            tmp_path):
-    """No ADD, no ONBUILD, no provenance: nothing after the first RUN can reach dulwich, so the preload (which
-    a build with a RUN pays before it) leaves the git group out, and nothing is imported late all the same."""
+    """No ADD, no ONBUILD, no --sbom or --provenance: nothing after the first RUN can reach dulwich or the
+    attestation modules, so the preload (which a build with a RUN pays before it) leaves the git and attest
+    groups out, and nothing is imported late all the same."""
     late_file = str(tmp_path / "late.json")
     dest = plain_registry.ref("e2e/floor-no-add:1")
     harness = [sys.executable, "-I", os.path.join(HERE, "floor_harness.py"), late_file]
@@ -160,7 +161,9 @@ def test_a_build_without_add_leaves_git_out_of_the_preload(tmp_path_factory, bas
         result = json.load(f)
     assert result["ran"] and result["late"] == [], result["late"]
     assert not [m for m in result["loaded"] if m.startswith(("dulwich", "executor.engine.gitclone"))]
-    assert "executor.commands.copy" in result["before"]      # the rest of the floor is held as before
+    assert not [m for m in result["loaded"] if m.startswith(("executor.attest.sbom", "executor.attest.provenance",
+                                                             "license_expression", "packageurl", "uuid"))]
+    assert {"executor.commands.copy", "executor.attest.attach"} <= set(result["before"])   # the rest is held
     report = judge_registry_image(plain_registry, dest)
     assert report.read("after") == b"after\n" and report.read("note.txt") == b"note\n"
 
@@ -190,7 +193,7 @@ def test_preload_leaves_out_only_the_groups_named(tmp_path):
     missing = sorted(m for m in on_disk - loaded if not m.startswith(("executor.engine.gitclone",
                                                                       "executor.engine.gitplan")))
     assert missing == [], f"kiln modules the preload does not hold: {missing}"
-    with pytest.raises(ValueError, match="no module group 'gti' \\(known: git\\)"):
+    with pytest.raises(ValueError, match="no module group 'gti' \\(known: attest, git\\)"):
         floor.Floor("/k", "/w").leave_out("gti")
 
 
