@@ -175,6 +175,20 @@ def sandbox_overhead(work: str, runs: int = 5) -> float:
     return statistics.median(times)
 
 
+def chroot_overhead(work: str, runs: int = 5) -> float:
+    """Median seconds chroot_build's harness adds to every kaniko and executor-image time (a fresh root, the
+    context copied in, unshare, /dev bound, chroot), measured with a static busybox `true` as the builder:
+    skopeo pays none of it."""
+    job = Job("harness", write_context(work, {"Dockerfile": "FROM scratch\n"}))
+
+    def install(root: str) -> None:
+        os.makedirs(os.path.join(root, "bin"))
+        shutil.copy2("/bin/busybox", os.path.join(root, "bin", "busybox"))
+
+    times = [chroot_build(work, job, "harness-root-", install, ["/bin/busybox", "true"]) for _ in range(runs)]
+    return statistics.median(t for t in times if t is not None)
+
+
 def skopeo_copy(src: str, dest: str) -> float:
     start = time.perf_counter()
     subprocess.run(["skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", "-q",
@@ -336,6 +350,9 @@ def main() -> None:
                                                      registry.host, args.baseline_tree)[0])
         print(f"{args.rounds} rounds, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
         print(f"{'(the rig sandbox alone, in every kiln time):':<34} {sandbox_overhead(work):.3f} s for /bin/true")
+        if rootfs or args.kaniko:
+            print(f"{'(the chroot harness alone, in every kaniko and kiln image time):':<34} "
+                  f"{chroot_overhead(work):.3f} s for a static busybox true")
         for name in rows:
             report(name, times[name], copies, "skopeo copy")
             if args.kaniko:
