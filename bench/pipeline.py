@@ -17,7 +17,8 @@ Rows (a round runs kiln and its baseline one after the other, so a drift of the 
 * pull + extract + 2 snapshots of the big base on a tmpfs (kiln's engine in a child process, its peak RSS
   measured) against GNU `tar -xzf` of the same blob on the same tmpfs;
 * peak RSS of pulling and extracting one 1 GB gzip layer of mixed files (a child process, VmHWM);
-* small builds: the median of five small Dockerfiles on busybox, build + push, against docker build + push;
+* small builds: the median of five small Dockerfiles on busybox, build + push, against docker build + push
+  (with `--executor-image`, also kiln's executor image run as users and bench/small_builds.py run it);
 * realistic build, build + push, minus apt: `FROM` the rig's debian:bookworm (mmdebstrap minbase, cached in
   /var/cache/kiln-tests), a RUN that apt-gets gcc, libc6-dev and make from Debian's archive (the mirror the
   base's sources.list names; `apt-get clean` as Debian's docker images do), a COPY of a generated C project of
@@ -270,15 +271,29 @@ print(json.dumps({"seconds": seconds, "pulled": pulled, "rss_mb": rss}))
 
 
 # ---- rows ------------------------------------------------------------------------------------------------
-def row_trivial_runs(work, docker, registry, big_ref, rounds) -> None:
+def row_trivial_runs(work, docker, registry, big_ref, rounds, rootfs: str | None = None) -> None:
+    """(11 RUNs - 1 RUN) / 10 on each side; with `rootfs`, kiln's executor image too (on / of a chroot: RUN runs
+    natively there, where the development run on a scratch root starts a helper for namespaces and chroot)."""
+    import small_builds
+
     one = context_of(work, {"Dockerfile": f"FROM {big_ref}\nRUN true\n"})
     eleven = context_of(work, {"Dockerfile": f"FROM {big_ref}\n" + "".join(f"RUN true {i}\n" for i in range(11))})
     docker.run("pull", big_ref)
-    mine, theirs = [], []
+
+    def image_build(ctx: str) -> float:
+        return small_builds.kiln_image_build(rootfs, work, small_builds.Job("runs", ctx, kiln_args=["--no-push"]),
+                                             registry.ref("bench/unpushed:1"), registry.host)
+
+    mine, image, theirs = [], [], []
     for _ in range(rounds):
         mine.append((kiln_build(work, eleven, registry.host, None) - kiln_build(work, one, registry.host, None)) / 10)
+        if rootfs:
+            image.append((image_build(eleven) - image_build(one)) / 10)
         theirs.append((docker.build(eleven, "bench/eleven", False) - docker.build(one, "bench/one", False)) / 10)
     record("per trivial RUN on the big root", mine, theirs, "docker build", target="<= 3.0")
+    if rootfs:
+        record("per trivial RUN on the big root, kiln's executor image", image, theirs, "docker build",
+               target="<= 3.0")
 
 
 def row_big_layer(work, docker, registry, busybox, rounds, size_mb) -> None:
@@ -341,18 +356,29 @@ SMALL = {
 }
 
 
-def row_small_builds(work, docker, registry, busybox, rounds) -> None:
+def row_small_builds(work, docker, registry, busybox, rounds, rootfs: str | None = None) -> None:
+    """kiln as the other rows run it (the development checkout in the rig's sandbox, which adds ~0.04 s to each
+    build) and, with `rootfs`, as users run it: kiln's executor image, /kaniko/executor on / of a fresh chroot
+    (bench/small_builds.py's harness, ~0.01 s)."""
+    import small_builds
+
     contexts = {name: context_of(work, {k: v.format(b=busybox) for k, v in files.items()})
                 for name, files in SMALL.items()}
     docker.run("pull", busybox)      # (also when the row runs alone: docker builds with its base cached)
-    mine, theirs = [], []
+    mine, image, theirs = [], [], []
     for i in range(rounds):
         for name, ctx in contexts.items():
             mine.append(kiln_build(work, ctx, registry.host, registry.ref(f"bench/small-{name}-kiln:{i}")))
+            if rootfs:
+                image.append(small_builds.kiln_image_build(rootfs, work, small_builds.Job(name, ctx),
+                                                           registry.ref(f"bench/small-{name}-image:{i}"), registry.host))
             theirs.append(docker.build(ctx, registry.ref(f"bench/small-{name}-docker:{i}"), True))
     # the median of the builds on each side, and the median of the per-build ratios
     record(f"small builds ({len(SMALL)} Dockerfiles), build + push", mine, theirs, "docker build + push",
            target="<= 1.0")
+    if rootfs:
+        record(f"small builds ({len(SMALL)} Dockerfiles), kiln's executor image, build + push", image, theirs,
+               "docker build + push", target="<= 1.0")
 
 
 REALISTIC = """\
@@ -598,6 +624,10 @@ def main() -> None:
                         "20.10 (the default), or one unpacked by scripts/docker-reference.sh, e.g. /opt/kiln-docker/sid")
     parser.add_argument("--baseline-tree", help="another kiln checkout (e.g. `git archive` of an older commit) "
                         "the realistic row also builds in every round: before/after in one run")
+    parser.add_argument("--executor-image", action="store_true",
+                        help="the trivial-RUN and small-builds rows also run kiln's executor image (built by kiln "
+                        "from this checkout, cached like the executor-image tests'), as users and "
+                        "bench/small_builds.py run it")
     parser.add_argument("--write-doc", action="store_true")
     args = parser.parse_args()
     rows = set(args.rows.split(","))
@@ -628,8 +658,12 @@ def main() -> None:
         print(f"{args.rounds} rounds, {os.cpu_count()} cores, load {load:.1f}, base {files} files "
               f"/ {total // 1_000_000} MB, docker {docker.run('version', '--format', '{{.Server.Version}}').stdout.strip() if docker else '-'}",
               flush=True)
+        rootfs = None
+        if args.executor_image and rows & {"runs", "small"}:
+            from small_builds import executor_image_rootfs
+            rootfs = executor_image_rootfs(registry, work)
         if "runs" in rows:
-            row_trivial_runs(work, docker, registry, big_ref, args.rounds)
+            row_trivial_runs(work, docker, registry, big_ref, args.rounds, rootfs)
         if "layer" in rows:
             row_big_layer(work, docker, registry, busybox, args.rounds, size_mb)
         if "pull" in rows:
@@ -637,7 +671,7 @@ def main() -> None:
         if "memory" in rows:
             row_memory(work, registry, size_mb * 2)
         if "small" in rows:
-            row_small_builds(work, docker, registry, busybox, args.rounds)
+            row_small_builds(work, docker, registry, busybox, args.rounds, rootfs)
         if "realistic" in rows:
             row_realistic(work, docker, registry, push_debian(registry, os.path.join(work, "debian")), args.rounds,
                           args.baseline_tree)
