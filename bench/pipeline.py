@@ -679,7 +679,7 @@ def main() -> None:
             row_throughput(work, registry, args.rounds, size_mb)
         if args.write_doc:
             write_doc(f"Measured by `python3 bench/pipeline.py --rounds {args.rounds}"
-                      f"{' --small' if args.small else ''}` on {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores "
+                      f"{' --small' if args.small else ''}{' --executor-image' if args.executor_image else ''}` on {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores "
                       f"shared with other work (load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at "
                       "the end: the per-round ratios show the spread); "
                       f"the base of the RUN and pull rows has {files} files ({total // 1_000_000} MB), all on a "
