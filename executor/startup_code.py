@@ -14,13 +14,14 @@ reads it and has both look their input up before compiling:
 * `re._compiler.compile` is wrapped: a kept program goes straight to `_sre.compile`, as `re` itself would pass it.
 
 Safe by construction: the input is the key, so an input the file does not hold (a class changed since, a
-pattern made at run time) is compiled as before; a file written by another interpreter (its magic number
-differs) or unreadable is ignored; `write()` keeps a regular expression's program only when the pattern it
+pattern made at run time) is compiled as before; a file written by another interpreter (its magic numbers
+differ) or unreadable is ignored; `write()` keeps a regular expression's program only when the pattern it
 makes equals (same program, flags and groups) the one `re` makes. The file is code, like the .pyc files beside
 it, and as trusted.
 """
 from __future__ import annotations
 
+import _sre
 import builtins
 import importlib.util
 import logging
@@ -32,6 +33,10 @@ from types import CodeType
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+#: what the file begins with: the byte code's magic number and the regular-expression engine's (a program is
+#: the engine's own instruction list); a file that begins otherwise was written by another Python
+HEADER = importlib.util.MAGIC_NUMBER + _sre.MAGIC.to_bytes(4, "little")
 
 _FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__",
                      f"startup-code.{sys.implementation.cache_tag}.marshal")
@@ -79,8 +84,6 @@ class _RegexCompile:
         self.misses = 0
 
     def __call__(self, p: Any, flags: int = 0) -> Any:
-        import _sre
-
         if not isinstance(p, (str, bytes)):
             return self.original(p, flags)
         key = (p, int(flags))
@@ -119,12 +122,11 @@ def _read(path: str) -> dict[str, dict[Any, Any]]:
     except OSError as e:
         log.debug("start-up code %s not read: %s", path, e)
         return {}
-    magic = importlib.util.MAGIC_NUMBER
-    if not data.startswith(magic):
+    if not data.startswith(HEADER):
         log.debug("start-up code %s: written by another Python, not used", path)
         return {}
     try:
-        tables = marshal.loads(memoryview(data)[len(magic):])
+        tables = marshal.loads(memoryview(data)[len(HEADER):])
     except (EOFError, ValueError, TypeError) as e:
         log.debug("start-up code %s not read: %s", path, e)
         return {}
@@ -198,7 +200,7 @@ def write(path: str = _FILE) -> tuple[int, int]:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "wb") as f:
-        f.write(importlib.util.MAGIC_NUMBER)
+        f.write(HEADER)
         marshal.dump({"dataclass": hook.codes, "regex": regex.programs}, f)
     os.replace(tmp, path)
     return len(hook.codes), len(regex.programs)

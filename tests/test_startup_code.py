@@ -128,7 +128,7 @@ def _nothing_installed():
             re._compiler.compile = regex
 
 
-def _table_file(path, payload: bytes, magic: bytes = importlib.util.MAGIC_NUMBER) -> str:
+def _table_file(path, payload: bytes, magic: bytes = startup_code.HEADER) -> str:
     path.write_bytes(magic + payload)
     return str(path)
 
@@ -136,10 +136,12 @@ def _table_file(path, payload: bytes, magic: bytes = importlib.util.MAGIC_NUMBER
 @pytest.mark.parametrize("case, magic, payload, message", [
     ("another Python", b"\x00\x01\r\n", marshal.dumps({"dataclass": {}, "regex": {}}),
      "written by another Python, not used"),
-    ("damaged", importlib.util.MAGIC_NUMBER, b"\xff\x00garbage", "not read: bad marshal data"),
-    ("not a table", importlib.util.MAGIC_NUMBER, marshal.dumps(["def f(): pass"]),
+    ("another regular-expression engine", importlib.util.MAGIC_NUMBER + b"\0\0\0\0",
+     marshal.dumps({"dataclass": {}, "regex": {}}), "written by another Python, not used"),
+    ("damaged", startup_code.HEADER, b"\xff\x00garbage", "not read: bad marshal data"),
+    ("not a table", startup_code.HEADER, marshal.dumps(["def f(): pass"]),
      "not the tables of start-up code, not used"),
-    ("text instead of code", importlib.util.MAGIC_NUMBER, marshal.dumps({"dataclass": {"x": "y"}, "regex": {}}),
+    ("text instead of code", startup_code.HEADER, marshal.dumps({"dataclass": {"x": "y"}, "regex": {}}),
      "not the tables of start-up code, not used"),
 ])
 def test_a_table_that_does_not_fit_changes_nothing(tmp_path, caplog, case, magic, payload, message):
