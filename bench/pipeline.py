@@ -257,10 +257,11 @@ client = RegistryClient(RegistryOptions(insecure_registries=[host]), os.path.joi
 images = RegistryImages(client, os.path.join(work, "blobs"))
 image = images.pull(ref, Platform("linux", "amd64"))
 snap = Snapshotter(root, IgnoreList(root), work)
-images.prefetch(image.layers)
+before = snap.existing() if hasattr(snap, "existing") else None     # as the build loop does (an older tree
+images.prefetch(image.layers)                                        # reindexes the whole root instead)
 for layer in image.layers:
     images.extract(layer, snap.extract)
-snap.reindex()
+snap.take_in(before) if before is not None else snap.reindex()
 pulled = time.perf_counter() - start
 assert snap.snapshot() is None and snap.snapshot() is None
 seconds = time.perf_counter() - start

@@ -28,6 +28,29 @@ def reindexed(root: str, ignore: IgnoreList, old: Index, full: bool, workers: in
     return diff.run_walk(walk, len(old.entries), workers, min_entries)
 
 
+def fresh_entry(host: str, st: os.stat_result, full: bool) -> Entry:
+    """The entry of a path the index knows nothing of (or nothing it can trust): link target, xattrs read,
+    content hashed in full mode."""
+    kind = stat.S_IFMT(st.st_mode)
+    link = os.readlink(host) if kind == stat.S_IFLNK else None
+    digest = hash_file(host) if full and kind == stat.S_IFREG else None
+    return entry_of(st, link, read_xattrs(host), digest)
+
+
+def taken_in(root: str, rels: list[str], full: bool) -> dict[str, Entry]:
+    """Fresh entries of the paths `rels` under `root` that still exist (those gone are left out)."""
+    root = root.rstrip("/")
+    out: dict[str, Entry] = {}
+    for rel in rels:
+        host = f"{root}/{rel}"
+        try:
+            st = os.lstat(host)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        out[rel] = fresh_entry(host, st, full)
+    return out
+
+
 class _Reindex:
     def __init__(self, root: str, ignore: IgnoreList, old: dict[str, Entry], full: bool) -> None:
         self.root, self.ignore, self.old, self.full = root, ignore, old, full
@@ -86,11 +109,7 @@ class _Reindex:
                                 fresh_out[rel] = Entry(sig, st.st_dev, st.st_nlink, old.link, old.xattrs,
                                                        old.digest)
                         continue
-                host = f"{host_dir}/{name}" if rel_dir else f"{root}/{name}"
-                kind = stat.S_IFMT(st.st_mode)
-                link = os.readlink(host) if kind == stat.S_IFLNK else None
-                digest = hash_file(host) if full and kind == stat.S_IFREG else None
-                entry = entry_of(st, link, read_xattrs(host), digest)
+                entry = fresh_entry(f"{host_dir}/{name}" if rel_dir else f"{root}/{name}", st, full)
                 entries[rel] = entry
                 if fresh_out is not None:
                     fresh_out[rel] = entry

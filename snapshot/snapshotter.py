@@ -18,7 +18,7 @@ from .layer import LayerFile, Whiteout, WrittenLayer, write_layer
 from .linktree import link_tree
 from . import privilege
 from .paths import PathEscapeError, clean
-from .reindex import reindexed
+from .reindex import reindexed, taken_in
 from .wipe import wipe as wipe_root
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,23 @@ class Snapshotter:
                 and (e := entries.get(rel)) is not None and e.sig == o.sig]
         self.index = index
         index.stamp(self.root, racy)
+
+    def existing(self) -> list[str]:
+        """The root's paths now, ignored ones left out: before the first layer, what the container holds of
+        its own (in the executor image on `/`, a few directories around the runtime's mounts; on a scratch
+        root, nothing). `take_in` indexes them once the layers are extracted."""
+        return list(reindexed(self.root, self.ignore, Index(self.index.granularity_ns), False, workers=1))
+
+    def take_in(self, before: list[str]) -> None:
+        """After the first layers onto the root: index the paths of `before` (`existing()` before them) that
+        no layer wrote, as a reindex of the whole root would, and nothing else. Extraction indexed every path
+        it wrote, as it does for every later layer; the walk of the whole root it replaces (a reindex took
+        0.37-0.40 s after a 100k-file layer) found nothing more than these."""
+        racy = self.index.racy_entries()
+        entries = self.index.entries
+        entries.update(taken_in(self.root, [rel for rel in before if rel not in entries], self.mode == "full"))
+        self.index.dirs.clear()
+        self.index.stamp(self.root, racy)
 
     # -- snapshots ----------------------------------------------------------------------------
     @contextlib.contextmanager

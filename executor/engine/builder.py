@@ -331,14 +331,15 @@ class Builder:
                 self.snapshotter.wipe()
             todo = image.layers
             self.root_changes_of = None
+        # Extraction keeps the index up to date; the first time, the index also takes in the files the root
+        # held before the build (the container's own), which belong to no layer and must never show up in one:
+        # listed now, indexed after the extraction (those no layer wrote)
+        before = self.snapshotter.existing() if have is None else None
         self.images.prefetch(todo)      # every download starts now, a few at a time; each extraction follows
         for layer in todo:
             self._fetch_and_extract(layer)
-        if have is None:
-            # Extraction keeps the index up to date; the first time, the index also takes in the files the
-            # root held before the build (the container's own), which belong to no layer and must never
-            # show up in one.
-            self.snapshotter.reindex()
+        if before is not None:
+            self.snapshotter.take_in(before)
         self.root_layers = want
 
     def _fetch_and_extract(self, layer: Layer) -> None:

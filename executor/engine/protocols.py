@@ -24,8 +24,11 @@ class Snapshotter(Protocol):
         follows. The result's `compression` names what the bytes were; with `diff_id` its `diff_id` is the
         sha256 of the uncompressed tar."""
 
-    def reindex(self) -> None:
-        """Index the whole root anew (files that were there before the build belong to no layer)."""
+    def existing(self) -> list[str]:
+        """The root's paths before the first layer (the container's own files, which belong to no layer)."""
+
+    def take_in(self, before: list[str]) -> None:
+        """After the first layers: index the paths `existing()` listed that no layer wrote."""
 
     def snapshot(self) -> LayerFile | None:
         """A layer of what changed on the root since the last snapshot (None: nothing did)."""

@@ -40,8 +40,12 @@ class FakeSnapshotter:
     def extract(self, blob_path: str, name: str = "", diff_id: bool = False) -> None:
         self.calls.append(("extract", name))
 
-    def reindex(self) -> None:
-        self.calls.append(("reindex",))
+    def existing(self) -> list[str]:
+        return ["container-own"]
+
+    def take_in(self, before: list[str]) -> None:
+        assert before == ["container-own"], "take_in gets what existing() listed before the first extraction"
+        self.calls.append(("take_in",))
 
     def snapshot(self) -> LayerFile | None:
         name = self.changes.pop(0) if self.changes else f"walk{len(self.calls)}"

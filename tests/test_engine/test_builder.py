@@ -50,7 +50,7 @@ def history(image):
 def test_one_stage_extracts_the_base_then_indexes_then_snapshots_each_run(dirs):
     image, snap, run, _ = build(dirs, "FROM base\nRUN echo one\nENV A=1\nRUN echo two\n")
     assert snap.calls == [("extract", fake_layer("base/l1").digest), ("extract", fake_layer("base/l2").digest),
-                          ("reindex",), ("snapshot", "walk3"), ("snapshot", "walk4")]
+                          ("take_in",), ("snapshot", "walk3"), ("snapshot", "walk4")]
     assert [s.argv for s in run.specs] == [["/bin/sh", "-c", "echo one"], ["/bin/sh", "-c", "echo two"]]
     assert run.specs[1].env["A"] == "1"
     assert len(image.layers) == 4
@@ -70,7 +70,7 @@ def test_stages_run_in_order_the_root_wiped_between_them_and_copied_from_stages_
             "FROM base\nCOPY --from=builder /built-by-0 /app/\n")
     image, snap, _, _ = build(dirs, text)
     kinds = [c[0] if c[0] != "save_tree" else c for c in snap.calls]
-    assert kinds == ["extract", "extract", "reindex", "snapshot", ("save_tree", "0"),    # stage 0, kept
+    assert kinds == ["extract", "extract", "take_in", "snapshot", ("save_tree", "0"),    # stage 0, kept
                      # stage 1 (scratch, ENV only) touches no file: nothing to wipe or extract
                      "wipe", "extract", "extract",                                     # stage 2
                      "snapshot_paths"]
@@ -81,7 +81,7 @@ def test_stages_run_in_order_the_root_wiped_between_them_and_copied_from_stages_
 
 def test_a_stage_built_on_the_previous_one_continues_its_root(dirs):
     image, snap, _, _ = build(dirs, "FROM base AS a\nRUN one\nFROM a\nRUN two\n")
-    assert [c[0] for c in snap.calls] == ["extract", "extract", "reindex", "snapshot", "snapshot"]
+    assert [c[0] for c in snap.calls] == ["extract", "extract", "take_in", "snapshot", "snapshot"]
     assert len(image.layers) == 4           # the base's two, stage a's, and this stage's
 
 
@@ -135,7 +135,7 @@ def test_scratch_gets_buildkits_defaults(dirs):
 
 def test_single_snapshot_takes_one_layer_at_the_end(dirs):
     image, snap, _, _ = build(dirs, "FROM base\nRUN a\nRUN b\n", single_snapshot=True)
-    assert [c[0] for c in snap.calls] == ["extract", "extract", "reindex", "snapshot"]
+    assert [c[0] for c in snap.calls] == ["extract", "extract", "take_in", "snapshot"]
     assert history(image)[-3:] == [("RUN /bin/sh -c a # buildkit", True), ("RUN /bin/sh -c b # buildkit", True),
                                    ("single snapshot", False)]
 
@@ -152,7 +152,7 @@ def test_a_stage_of_metadata_alone_extracts_nothing(dirs):
 
 def test_the_base_goes_onto_the_root_at_the_first_step_that_needs_files(dirs):
     image, snap, run, _ = build(dirs, "FROM base\nENV A=1\nLABEL b=2\nRUN x\nENV C=3\n")
-    assert [c[0] for c in snap.calls] == ["extract", "extract", "reindex", "snapshot"]
+    assert [c[0] for c in snap.calls] == ["extract", "extract", "take_in", "snapshot"]
 
 
 def test_eager_extraction_gives_the_same_image(dirs):
@@ -161,7 +161,7 @@ def test_eager_extraction_gives_the_same_image(dirs):
     eager, eager_snap, _, _ = build(dirs, text, epoch=0, extract="eager")
     assert lazy.manifest_bytes() == eager.manifest_bytes() and lazy.config_bytes() == eager.config_bytes()
     metadata, metadata_snap, _, _ = build(dirs, "FROM base\nENV A=1\n", extract="eager")
-    assert [c[0] for c in metadata_snap.calls] == ["extract", "extract", "reindex"]
+    assert [c[0] for c in metadata_snap.calls] == ["extract", "extract", "take_in"]
 
 
 def test_cache_hits_reach_the_root_only_when_needed(dirs):
@@ -173,10 +173,10 @@ def test_cache_hits_reach_the_root_only_when_needed(dirs):
     image, snap, run, _ = build(dirs, "FROM base\nRUN a\nRUN b\nRUN c\n", cache=FakeCache(hits=dict(hits)))
     assert [c[1] if c[0] == "extract" else c[0] for c in snap.calls] == [
         fake_layer("base/l1").digest, fake_layer("base/l2").digest, fake_layer("cached:layer-a").digest,
-        fake_layer("cached:layer-b").digest, "reindex", "snapshot"]
+        fake_layer("cached:layer-b").digest, "take_in", "snapshot"]
     image, snap, run, _ = build(dirs, "FROM base\nRUN a\nRUN b\n", cache=FakeCache(hits=dict(hits)),
                                 materialize=True)
-    assert [c[0] for c in snap.calls] == ["extract"] * 4 + ["reindex"], "--materialize puts the result on the root"
+    assert [c[0] for c in snap.calls] == ["extract"] * 4 + ["take_in"], "--materialize puts the result on the root"
 
 
 def test_history_goes_through_the_redactor(dirs):
