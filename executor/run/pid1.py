@@ -199,7 +199,9 @@ def reap_orphans() -> list[int]:
             reaped.append(pid)
     for pid in list(_own_group_zombies):
         if pid not in live or pid in reaped:
-            del _own_group_zombies[pid]
+            # pop: SIGCHLD's handler runs this function again on this thread, possibly in the middle of this
+            # loop, and may have dropped the pid already (seen once in the test suite as a KeyError)
+            _own_group_zombies.pop(pid, None)
     if reaped:
         log.debug("reaped orphaned processes %s", reaped)
     return reaped
