@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
-from executor import timings  # noqa: I001 - first: it notes when kiln's imports begin
+from executor import timings  # noqa: I001 - (the package loads it first: it notes when kiln's imports begin)
 from executor import cli, container, logs, masking, safety
 from executor.dockerfile.args import looks_secret
 

@@ -12,16 +12,12 @@ import logging
 import marshal
 import os
 import re
-import subprocess
-import sys
-import textwrap
 from dataclasses import InitVar, dataclass, field
 
 import pytest
 
 from executor import startup_code
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.rig.fresh import fresh_python
 
 
 def _classes():
@@ -163,9 +159,7 @@ def test_no_table_file_is_no_change(tmp_path):
 
 def _python(code: str) -> str:
     """Run `code` in a fresh interpreter (no class of kiln created yet) with this checkout first on sys.path."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    proc = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {REPO!r})\n" + textwrap.dedent(code)],
-                          capture_output=True, text=True, env=env, cwd=REPO)
+    proc = fresh_python(code)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from executor import cli, logs, main
+from tests.rig.fresh import fresh_python
 
 
 @pytest.fixture(autouse=True)
@@ -237,22 +238,12 @@ def test_index_subcommand_needs_destinations_and_sources(capsys: pytest.CaptureF
     assert opts.digest_file == "/tmp/d"
 
 
-def _entry_process(code: str) -> "subprocess.CompletedProcess[str]":
-    import os
-    import subprocess
-
-    repo = str(Path(__file__).resolve().parents[2])
-    return subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {repo!r})\n{code}"],
-                          capture_output=True, text=True, cwd=repo,
-                          env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")})
-
-
 def test_exit_with_flushes_what_was_written_and_skips_teardown(tmp_path: Path) -> None:
     """The entry points end with os._exit: buffered stdout (a pipe: block-buffered), stderr and a logging
     file handler's last record all arrive; the exit code is kept; the interpreter's teardown (here an atexit
     handler and a finalizer that would print) does not run."""
     log_file = tmp_path / "kiln.log"
-    proc = _entry_process(f"""
+    proc = fresh_python(f"""
 import atexit, logging
 from executor.main import exit_with
 logging.basicConfig(filename={str(log_file)!r}, level=logging.INFO, format="%(message)s")
@@ -269,8 +260,8 @@ exit_with(3)
 
 
 def test_exit_with_an_exit_code_out_of_range_is_a_failure() -> None:
-    assert _entry_process("from executor.main import exit_with; exit_with(300)").returncode == 1
-    assert _entry_process("from executor.main import exit_with; exit_with(None)").returncode == 1
+    assert fresh_python("from executor.main import exit_with; exit_with(300)").returncode == 1
+    assert fresh_python("from executor.main import exit_with; exit_with(None)").returncode == 1
 
 
 def test_the_commands_end_through_exit_with() -> None:
@@ -280,5 +271,5 @@ def test_the_commands_end_through_exit_with() -> None:
     scripts = (repo / "pyproject.toml").read_text()
     assert 'executor = "executor.main:executor_entry"' in scripts and 'warmer = "executor.main:warmer_entry"' in scripts
     assert "${ep}_entry()" in (repo / "scripts" / "executor-image" / "assemble.sh").read_text()
-    proc = _entry_process("sys.argv = ['executor', 'version']\nfrom executor.main import executor_entry\nexecutor_entry()")
+    proc = fresh_python("sys.argv = ['executor', 'version']\nfrom executor.main import executor_entry\nexecutor_entry()")
     assert proc.returncode == 0 and proc.stdout.startswith("Kaniko version :  kiln ")
