@@ -25,7 +25,7 @@ from . import progress
 from .compression import open_decompressed, zstd_errors
 from .errors import LayerFormatError, SnapshotError, UnsafeEntryError
 from .ignore import IgnoreList
-from .index import Entry, Index, entry_of, image_xattrs
+from .index import NO_XATTRS, Entry, Index, entry_of, image_xattrs
 from .paths import PathEscapeError, Resolver, clean, remove_tree
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 _O_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_EMPTY = b""
+_xxh3_128_digest = xxhash.xxh3_128_digest
 
 
 class _SkippedEntry(Exception):
@@ -64,6 +66,8 @@ class _LayerExtractor:
         self.written: set[str] = set()          # paths this layer put down (whiteouts spare them)
         self.hardlinked: set[str] = set()
         self.resolver = Resolver(self.root, on_create=self._created_parent)
+        self._resolved = self.resolver.cache        # (replaced when the resolver is invalidated)
+        self._holding_ignored = ignore.ancestors     # = ignore.holds_ignored, as a set
         self.entries = self.skipped = self.whiteouts = self.bytes = 0
         self.umask = current_umask()
         self.euid = os.geteuid()
@@ -135,13 +139,16 @@ class _LayerExtractor:
         if base.startswith(WHITEOUT_PREFIX):
             self._whiteout(m, parent, base)
             return
-        try:
-            real_parent = self.resolver.directory(parent, create=True)
-        except SnapshotError as e:
-            raise self._fail(m.name, str(e)) from None
-        except OSError as e:
-            raise self._fail(m.name, f"cannot create its parent directory: {e}", SnapshotError) from None
-        assert real_parent is not None
+        real_parent = self._resolved.get(parent)   # the resolver's cache, without a call (most entries)
+        if real_parent is None:
+            try:
+                real_parent = self.resolver.directory(parent, create=True)
+            except SnapshotError as e:
+                raise self._fail(m.name, str(e)) from None
+            except OSError as e:
+                raise self._fail(m.name, f"cannot create its parent directory: {e}", SnapshotError) from None
+            assert real_parent is not None
+            self._resolved = self.resolver.cache
         real = f"{real_parent}/{base}" if real_parent else base
         if real_parent != parent and self.ignore.covers(real):
             log.debug("layer %s: entry %s resolves into ignored /%s; skipped", self.layer, m.name, real)
@@ -149,7 +156,7 @@ class _LayerExtractor:
             return
         host = f"{self.root}/{real}"
         typ = m.type
-        if typ != T.DIR and self.ignore.holds_ignored(real):
+        if typ != T.DIR and real in self._holding_ignored:
             # e.g. Debian's var/run -> /run symlink while /var/run/secrets is a mount: the
             # directory must stay for the mount; later layers' var/run/... entries land in it
             log.warning("layer %s: entry %s would replace /%s, which holds mounted or ignored "
@@ -196,34 +203,43 @@ class _LayerExtractor:
             self._clear_path(real, host, m.name, want_dir=False)
             fd = os.open(host, _O_CREATE, mode & 0o777)
         try:
-            digest = self._write_data(fd, reader, m.size)
+            size = m.size
+            data = reader.data() if size else _EMPTY
+            if data is not None:     # all of it buffered (small files): one write, most often
+                if size:
+                    n = os.write(fd, data)
+                    if n < size:
+                        _write_all(fd, memoryview(data)[n:])
+                    self.bytes += size
+                digest = _xxh3_128_digest(data)
+            else:
+                digest = self._write_chunks(fd, reader, size)
             # a new file already has our uid/gid (unless its directory is setgid) and the creation
             # mode less the umask: skip the calls that would change nothing
-            if m.uid != self.euid or m.gid != self.egid or self._parent_sgid(real.rpartition("/")[0]):
+            if m.uid != self.euid or m.gid != self.egid or self._sgid.get(parent := real.rpartition("/")[0]) \
+                    or (parent not in self._sgid and self._parent_sgid(parent)):
                 self._meta("chown", m, real, os.fchown, fd, m.uid, m.gid)
                 self._meta("chmod", m, real, os.fchmod, fd, mode)
             elif mode & 0o7000 or mode & self.umask:
                 self._meta("chmod", m, real, os.fchmod, fd, mode)
-            for key, value in m.xattrs.items():
-                self._set_xattr(m, real, host, key, value, fd)
-            self._meta("utime", m, real, os.utime, fd, ns=(m.mtime_ns, m.mtime_ns))
+            if m.xattrs:
+                for key, value in m.xattrs.items():
+                    self._set_xattr(m, real, host, key, value, fd)
+            try:
+                os.utime(fd, ns=(m.mtime_ns, m.mtime_ns))
+            except OSError:
+                self._meta("utime", m, real, os.utime, fd, ns=(m.mtime_ns, m.mtime_ns))   # again, to explain
             st = os.fstat(fd)
         finally:
             os.close(fd)
-        self._check_special_bits(m, real, st)
-        self.index.entries[real] = entry_of(st, None, image_xattrs(m.xattrs), digest)
+        if mode & 0o6000:
+            self._check_special_bits(m, real, st)
+        self.index.entries[real] = Entry((st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns,
+                                          st.st_ctime_ns, st.st_ino), st.st_dev, st.st_nlink, None,
+                                         image_xattrs(m.xattrs) if m.xattrs else NO_XATTRS, digest)
 
-    def _write_data(self, fd: int, reader: T.TarReader, size: int) -> bytes:
-        if size == 0:
-            return xxhash.xxh3_128_digest(b"")
-        data = reader.data()
-        if data is not None:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            self.bytes += size
-            return xxhash.xxh3_128_digest(data)
+    def _write_chunks(self, fd: int, reader: T.TarReader, size: int) -> bytes:
+        """Write a member's data that is not all buffered (a large file), piece by piece; its digest."""
         hasher = None
         digest = b""
         for chunk in reader.chunks():
@@ -233,10 +249,7 @@ class _LayerExtractor:
                 if hasher is None:
                     hasher = xxhash.xxh3_128()
                 hasher.update(chunk)
-            view = memoryview(chunk)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
+            _write_all(fd, memoryview(chunk))
         self.bytes += size
         return hasher.digest() if hasher is not None else digest
 
@@ -454,6 +467,12 @@ class _LayerExtractor:
             entries[real] = entry_of(st, link)
 
 
+def _write_all(fd: int, view: memoryview) -> None:
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
 def current_umask() -> int:
     """The process umask, read without changing it (other threads may be creating files)."""
     try:
@@ -510,9 +529,13 @@ def extract_layer(root: str, blob: str | BinaryIO, layer: str, ignore: IgnoreLis
         reader = T.TarReader(stream, f"layer {layer}")
         done = False
         try:
+            apply = ex.apply
+            count = 0
             for member in reader:
-                ex.apply(member, reader)
-                progress.tick("extract", layer, raw.tell(), size)
+                apply(member, reader)
+                count += 1
+                if not count & 63 and progress.listener is not None:   # (tick limits itself to 10 a second)
+                    progress.tick("extract", layer, raw.tell(), size)
             if hasher is not None:
                 while stream.read(1 << 20):     # what follows the end-of-archive blocks is in the diff_id
                     pass

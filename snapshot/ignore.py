@@ -116,6 +116,11 @@ class IgnoreList:
         """True when an ignored path lies strictly below `rel` (wiping keeps such directories)."""
         return rel in self._ancestors
 
+    @property
+    def ancestors(self) -> frozenset[str]:
+        """The paths `holds_ignored` is true of (for loops that test many paths)."""
+        return self._ancestors
+
     def image_paths(self) -> list[str]:
         return sorted("/" + p for p in self.paths)
 

@@ -27,8 +27,9 @@ def clean(name: str) -> str:
     Leading slashes and `./` are dropped (absolute names are taken relative to the root, as docker
     and GNU tar do); `a/../b` becomes `b`.
     """
-    if name and name[0] != "/" and "//" not in name and "/." not in "/" + name:
-        return name[:-1] if name.endswith("/") else name
+    rest = name[2:] if name.startswith("./") else name     # how `tar -C dir .` names its members
+    if rest and rest[0] not in "/." and "//" not in rest and "/." not in rest:
+        return rest[:-1] if rest[-1] == "/" else rest
     out: list[str] = []
     for comp in name.split("/"):
         if comp in ("", "."):
@@ -122,7 +123,14 @@ class Resolver:
         self._on_create = on_create
 
     def invalidate(self) -> None:
-        self._cache = {"": ""}
+        self._cache.clear()     # in place: `cache` handed out stays the one in use
+        self._cache[""] = ""
+
+    @property
+    def cache(self) -> dict[str, str]:
+        """Directory path -> its real path, for what `directory` has resolved (read it, never write it): a
+        hit is what `directory` would return. Cleared in place by `invalidate`."""
+        return self._cache
 
     def _known(self, rel: str) -> bool:
         return self._cache.get(rel) == rel

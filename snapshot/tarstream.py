@@ -8,9 +8,11 @@ within budget.
 """
 from __future__ import annotations
 
+import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import BinaryIO, Iterator
+from types import MappingProxyType
+from typing import BinaryIO, Iterator, Mapping
 
 from .errors import LayerFormatError
 
@@ -18,6 +20,11 @@ BLOCK = 512
 _CHUNK = 1 << 20
 _ZERO_BLOCK = bytes(BLOCK)
 _STRIP = b"\0 "
+# name, mode, uid, gid, size, mtime, chksum, typeflag, linkname, magic, (version, uname, gname skipped), devmajor,
+# devminor, prefix: one C call splits a header into its fields, without copying the block first
+_FIELDS = struct.Struct("100s8s8s8s12s12s8sc100s6s66x8s8s155s12x")
+_adler32 = zlib.adler32
+_NO_XATTRS: Mapping[str, bytes] = MappingProxyType({})   # shared by the members without any (read-only)
 
 # typeflags
 REG = b"0"
@@ -35,6 +42,8 @@ GNU_LONGNAME = b"L"
 GNU_LONGLINK = b"K"
 
 REGULAR_TYPES = (REG, AREG, CONTIG)
+_PLAIN_TYPES = frozenset((REG, AREG, CONTIG, LINK, SYMLINK, CHR, BLK, DIR, FIFO))
+_EXTENDED = frozenset((PAX_LOCAL, PAX_GLOBAL, GNU_LONGNAME, GNU_LONGLINK))
 
 
 @dataclass(slots=True)
@@ -51,7 +60,7 @@ class Member:
     linkname: str
     devmajor: int
     devminor: int
-    xattrs: dict[str, bytes] = field(default_factory=dict)
+    xattrs: Mapping[str, bytes] = field(default_factory=dict)
 
 
 def _num(field_bytes: bytes, what: str, name: str) -> int:
@@ -128,7 +137,7 @@ class TarReader:
         have = len(self._buf) - self._pos
         if have >= need:
             return True
-        parts = [self._buf[self._pos:]]
+        parts = [self._buf[self._pos:]] if have else []   # (one part alone is taken as it is, not copied)
         while have < need:
             chunk = self._stream.read(max(_CHUNK, need - have))
             if not chunk:
@@ -171,13 +180,13 @@ class TarReader:
             self._left -= step
             yield piece
 
-    def data(self) -> bytes | None:
+    def data(self) -> memoryview | None:
         """The whole data of the current member when it is already buffered (small members), else
-        None (use `chunks()`)."""
+        None (use `chunks()`): a view of the buffer, not a copy."""
         n = self._left
         if self._pos + n > len(self._buf):
             return None
-        out = self._buf[self._pos:self._pos + n]
+        out = memoryview(self._buf)[self._pos:self._pos + n]
         self._pos += n
         self.offset += n
         self._left = 0
@@ -190,8 +199,13 @@ class TarReader:
         if self._left:
             self._skip(self._left)
             self._left = 0
-        if self._pad:
-            self._skip(self._pad)
+        pad = self._pad
+        if pad:
+            if len(self._buf) - self._pos >= pad:   # the usual case: the padding is buffered
+                self._pos += pad
+                self.offset += pad
+            else:
+                self._skip(pad)
             self._pad = 0
 
     # -- headers ------------------------------------------------------------------------------
@@ -204,25 +218,29 @@ class TarReader:
         long_name: bytes | None = None
         long_link: bytes | None = None
         while True:
-            if not self._fill(BLOCK):
-                if len(self._buf) - self._pos:
-                    raise LayerFormatError(f"{self._where}: archive truncated inside a header "
-                                           f"at byte {self.offset}")
-                raise StopIteration  # EOF without end-of-archive blocks: accepted, as GNU tar does
-            hdr = self._buf[self._pos:self._pos + BLOCK]
-            if hdr == _ZERO_BLOCK:
-                raise StopIteration
+            pos = self._pos
+            if len(self._buf) - pos < BLOCK:
+                if not self._fill(BLOCK):
+                    if len(self._buf) - self._pos:
+                        raise LayerFormatError(f"{self._where}: archive truncated inside a header "
+                                               f"at byte {self.offset}")
+                    raise StopIteration  # EOF without end-of-archive blocks: accepted, as GNU tar does
+                pos = self._pos
+            buf = self._buf
+            fields = _FIELDS.unpack_from(buf, pos)
             start = self.offset
-            self._pos += BLOCK
-            self.offset += BLOCK
-            self._check_sum(hdr, start)
-            typ = hdr[156:157]
-            raw_name = hdr[0:100].split(b"\0", 1)[0]
+            if not fields[6].strip(_STRIP) and buf.startswith(_ZERO_BLOCK, pos):
+                raise StopIteration
+            self._pos = pos + BLOCK
+            self.offset = start + BLOCK
+            self._check_sum(buf, pos, fields[6], start)
+            typ = fields[7]
+            raw_name = fields[0].split(b"\0", 1)[0]
             try:
-                size = int(hdr[124:136].strip(_STRIP), 8)
+                size = int(fields[4].strip(_STRIP), 8)
             except ValueError:
-                size = _num(hdr[124:136], "size", _decode(raw_name))
-            if typ in (PAX_LOCAL, PAX_GLOBAL, GNU_LONGNAME, GNU_LONGLINK):
+                size = _num(fields[4], "size", _decode(raw_name))
+            if typ in _EXTENDED:
                 data = self._take(size, "an extended header")
                 pad = -size % BLOCK
                 if pad:
@@ -236,52 +254,56 @@ class TarReader:
                 else:
                     long_link = data.split(b"\0", 1)[0]
                 continue
-            return self._member(hdr, typ, raw_name, size, local, long_name, long_link, start)
+            return self._member(fields, typ, raw_name, size, local, long_name, long_link, start)
 
-    def _check_sum(self, hdr: bytes, start: int) -> None:
-        stored = hdr[148:156].split(b"\0", 1)[0].strip()
+    def _check_sum(self, buf: bytes, pos: int, field_bytes: bytes, start: int) -> None:
+        stored = field_bytes.split(b"\0", 1)[0].strip()
         try:
             want = int(stored, 8)
         except ValueError:
             raise LayerFormatError(f"{self._where}: not a tar header at byte {start} "
                                    f"(bad checksum field {stored!r}); is the blob a tar archive?") from None
-        blanked = hdr[:148] + b"        " + hdr[156:]
-        # adler32's low half is (1 + byte sum) mod 65521: exact for 256 bytes (sum <= 65280)
-        unsigned = (zlib.adler32(blanked[:256]) & 0xFFFF) + (zlib.adler32(blanked[256:]) & 0xFFFF) - 2
+        # the sum of the header's bytes with the checksum field as eight spaces (8 * 32); adler32's low half
+        # is (1 + byte sum) mod 65521, exact for at most 257 bytes (257 * 255 < 65521)
+        view = memoryview(buf)
+        unsigned = ((_adler32(view[pos:pos + 148]) & 0xFFFF) + (_adler32(view[pos + 156:pos + 256]) & 0xFFFF)
+                    + (_adler32(view[pos + 256:pos + BLOCK]) & 0xFFFF) - 3 + 256)
         if want == unsigned:
             return
+        blanked = buf[pos:pos + 148] + b"        " + buf[pos + 156:pos + BLOCK]
         signed = unsigned - 256 * sum(1 for b in blanked if b > 127)  # some old writers
         if want != signed:
             raise LayerFormatError(f"{self._where}: tar header checksum mismatch at byte {start}")
 
-    def _member(self, hdr: bytes, typ: bytes, raw_name: bytes, size: int, local: dict[str, bytes],
+    def _member(self, fields: tuple, typ: bytes, raw_name: bytes, size: int, local: dict[str, bytes],
                 long_name: bytes | None, long_link: bytes | None, start: int) -> Member:
         if long_name is not None:
             raw_name = long_name
-        elif hdr[257:263] == b"ustar\0":  # POSIX ustar: 155-byte prefix (GNU puts times there)
-            prefix = hdr[345:500].split(b"\0", 1)[0]
+        elif fields[9] == b"ustar\0":  # POSIX ustar: 155-byte prefix (GNU puts times there)
+            prefix = fields[12].split(b"\0", 1)[0]
             if prefix:
                 raw_name = prefix + b"/" + raw_name
-        raw_link = long_link if long_link is not None else hdr[157:257].split(b"\0", 1)[0]
-        name = _decode(raw_name)
+        raw_link = long_link if long_link is not None else fields[8].split(b"\0", 1)[0]
+        name = raw_name.decode("utf-8", "surrogateescape")
         try:
-            mode = int(hdr[100:108].strip(_STRIP), 8)
-            uid = int(hdr[108:116].strip(_STRIP), 8)
-            gid = int(hdr[116:124].strip(_STRIP), 8)
-            mtime_ns = int(hdr[136:148].strip(_STRIP), 8) * 1_000_000_000
+            mode = int(fields[1].strip(_STRIP), 8)
+            uid = int(fields[2].strip(_STRIP), 8)
+            gid = int(fields[3].strip(_STRIP), 8)
+            mtime_ns = int(fields[5].strip(_STRIP), 8) * 1_000_000_000
         except ValueError:  # base-256, empty or garbage fields: the careful path
-            mode = _num(hdr[100:108], "mode", name)
-            uid = _num(hdr[108:116], "uid", name)
-            gid = _num(hdr[116:124], "gid", name)
-            mtime_ns = _num(hdr[136:148], "mtime", name) * 1_000_000_000
+            mode = _num(fields[1], "mode", name)
+            uid = _num(fields[2], "uid", name)
+            gid = _num(fields[3], "gid", name)
+            mtime_ns = _num(fields[5], "mtime", name) * 1_000_000_000
         devmajor = devminor = 0
         if typ in (CHR, BLK):
-            devmajor = _num(hdr[329:337], "devmajor", name)
-            devminor = _num(hdr[337:345], "devminor", name)
-        linkname = _decode(raw_link)
-        xattrs: dict[str, bytes] = {}
+            devmajor = _num(fields[10], "devmajor", name)
+            devminor = _num(fields[11], "devminor", name)
+        linkname = raw_link.decode("utf-8", "surrogateescape") if raw_link else ""
+        xattrs: Mapping[str, bytes] = _NO_XATTRS
         pax = {**self._global, **local} if self._global else local
         if pax:
+            found: dict[str, bytes] = {}
             for key, value in pax.items():
                 if key == "path":
                     name = value.decode("utf-8", "surrogateescape")
@@ -296,14 +318,16 @@ class TarReader:
                 elif key == "mtime":
                     mtime_ns = _pax_time_ns(value)
                 elif key.startswith("SCHILY.xattr."):
-                    xattrs[key[13:]] = value
+                    found[key[13:]] = value
                 elif key.startswith("GNU.sparse."):
                     raise LayerFormatError(f"{self._where}: member {name!r} at byte {start} is a "
                                            "PAX sparse file, which layers must not contain")
-        if typ == b"S":
-            raise LayerFormatError(f"{self._where}: member {name!r} at byte {start} is a GNU "
-                                   "sparse file, which layers must not contain")
-        if typ not in REGULAR_TYPES and typ not in (LINK, SYMLINK, CHR, BLK, DIR, FIFO):
+            if found:
+                xattrs = found
+        if typ not in _PLAIN_TYPES:
+            if typ == b"S":
+                raise LayerFormatError(f"{self._where}: member {name!r} at byte {start} is a GNU "
+                                       "sparse file, which layers must not contain")
             raise LayerFormatError(f"{self._where}: member {name!r} at byte {start} has "
                                    f"unsupported tar type {typ!r}")
         if typ in REGULAR_TYPES:
@@ -314,6 +338,4 @@ class TarReader:
             # and Python's tarfile read them)
             self._left = 0
             self._pad = 0
-        return Member(name=name, type=typ, mode=mode & 0o7777, uid=uid, gid=gid, size=size,
-                      mtime_ns=mtime_ns, linkname=linkname, devmajor=devmajor, devminor=devminor,
-                      xattrs=xattrs)
+        return Member(name, typ, mode & 0o7777, uid, gid, size, mtime_ns, linkname, devmajor, devminor, xattrs)

@@ -111,3 +111,38 @@ def test_sparse_and_corruption_refused(tmp_path):
     raw[150] ^= 0x01  # inside the checksum field
     with pytest.raises(LayerFormatError, match="byte 0"):
         ours(bytes(raw))
+
+
+def test_signed_checksum_of_old_writers_accepted():
+    """Some old writers summed the header's bytes as signed chars: a name with bytes above 127 then has a
+    smaller checksum, which GNU tar and Go's archive/tar accept too. A checksum neither way is refused."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        ti = tarfile.TarInfo("caf\u00e9-\u00fc")
+        ti.size = 3
+        tf.addfile(ti, io.BytesIO(b"abc"))
+    raw = bytearray(buf.getvalue())
+    header = bytes(raw[:148]) + b" " * 8 + bytes(raw[156:512])
+    signed = sum(b - 256 if b > 127 else b for b in header)
+    assert signed != sum(header)
+    raw[148:156] = b"%06o\0 " % signed
+    assert ours(bytes(raw)) == [("caf\u00e9-\u00fc", b"0", 0o644, 0, 0, 0, "", b"abc", {})]
+    raw[148:156] = b"%06o\0 " % (signed + 1)
+    with pytest.raises(LayerFormatError, match="checksum mismatch at byte 0"):
+        ours(bytes(raw))
+
+
+def test_data_of_buffered_member_is_its_bytes():
+    """`data()` hands out the buffered bytes of a member without copying them; what it hands out is the
+    member's data whatever is read after it."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, data in (("a", b"first" * 100), ("b", b""), ("c", b"third")):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    reader = TarReader(io.BytesIO(buf.getvalue()), "test")
+    views = []
+    for m in reader:
+        views.append((m.name, reader.data()))
+    assert [(n, bytes(v)) for n, v in views] == [("a", b"first" * 100), ("b", b""), ("c", b"third")]
