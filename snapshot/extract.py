@@ -34,6 +34,7 @@ WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 _O_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _EMPTY = b""
+_REGULAR_TYPES = T.REGULAR_TYPES
 _xxh3_128_digest = xxhash.xxh3_128_digest
 
 
@@ -164,8 +165,8 @@ class _LayerExtractor:
             self.skipped += 1
             return
         try:
-            if typ in T.REGULAR_TYPES:
-                self._regular(m, reader, real, host)
+            if typ in _REGULAR_TYPES:
+                self._regular(m, reader, real, host, real_parent)
             elif typ == T.DIR:
                 self._directory(m, real, host)
             elif typ == T.SYMLINK:
@@ -195,7 +196,7 @@ class _LayerExtractor:
             self._sgid[real_parent] = hit
         return hit
 
-    def _regular(self, m: T.Member, reader: T.TarReader, real: str, host: str) -> None:
+    def _regular(self, m: T.Member, reader: T.TarReader, real: str, host: str, real_parent: str) -> None:
         mode = m.mode
         try:
             fd = os.open(host, _O_CREATE, mode & 0o777)
@@ -216,8 +217,10 @@ class _LayerExtractor:
                 digest = self._write_chunks(fd, reader, size)
             # a new file already has our uid/gid (unless its directory is setgid) and the creation
             # mode less the umask: skip the calls that would change nothing
-            if m.uid != self.euid or m.gid != self.egid or self._sgid.get(parent := real.rpartition("/")[0]) \
-                    or (parent not in self._sgid and self._parent_sgid(parent)):
+            sgid = self._sgid.get(real_parent)
+            if sgid is None:
+                sgid = self._parent_sgid(real_parent)
+            if m.uid != self.euid or m.gid != self.egid or sgid:
                 self._meta("chown", m, real, os.fchown, fd, m.uid, m.gid)
                 self._meta("chmod", m, real, os.fchmod, fd, mode)
             elif mode & 0o7000 or mode & self.umask:

@@ -213,7 +213,8 @@ class TarReader:
         return self
 
     def __next__(self) -> Member:
-        self._finish_member()
+        if self._left or self._pad:
+            self._finish_member()
         local: dict[str, bytes] = {}
         long_name: bytes | None = None
         long_link: bytes | None = None
@@ -233,7 +234,15 @@ class TarReader:
                 raise StopIteration
             self._pos = pos + BLOCK
             self.offset = start + BLOCK
-            self._check_sum(buf, pos, fields[6], start)
+            # the header's byte sum with the checksum field counted as eight spaces (see _check_sum)
+            view = memoryview(buf)
+            try:
+                if int(fields[6].strip(_STRIP), 8) != ((_adler32(view[pos:pos + 148]) & 0xFFFF)
+                                                       + (_adler32(view[pos + 156:pos + 256]) & 0xFFFF)
+                                                       + (_adler32(view[pos + 256:pos + BLOCK]) & 0xFFFF) + 253):
+                    self._check_sum(buf, pos, fields[6], start)
+            except ValueError:
+                self._check_sum(buf, pos, fields[6], start)
             typ = fields[7]
             raw_name = fields[0].split(b"\0", 1)[0]
             try:
