@@ -27,6 +27,7 @@ import importlib.util
 import logging
 import marshal
 import os
+import re
 import sys
 from collections.abc import Callable
 from types import CodeType
@@ -190,8 +191,11 @@ def write(path: str = _FILE) -> tuple[int, int]:
     dataclasses.exec = hook
     _compiler.compile = regex
     try:
+        import executor
         from executor import floor     # after the hooks: floor's own classes are recorded too
 
+        re.purge()
+        executor.quiet_requests()      # its patterns were compiled when the package loaded, before the hooks
         failed = floor.preload()
     finally:
         uninstall()
