@@ -67,7 +67,7 @@ class _LayerExtractor:
         self.written: set[str] = set()          # paths this layer put down (whiteouts spare them)
         self.hardlinked: set[str] = set()
         self.resolver = Resolver(self.root, on_create=self._created_parent)
-        self._resolved = self.resolver.cache        # (replaced when the resolver is invalidated)
+        self._resolved = self.resolver.cache        # read directly (invalidate() clears it in place)
         self._holding_ignored = ignore.ancestors     # = ignore.holds_ignored, as a set
         self.entries = self.skipped = self.whiteouts = self.bytes = 0
         self.umask = current_umask()
@@ -84,8 +84,11 @@ class _LayerExtractor:
         try:
             func(*args, **kwargs)
         except OSError as e:
-            why = privilege.explain(op, e, m.uid, m.gid)
-            raise self._fail(m.name, f"cannot {op} /{real}: {e}{why}", SnapshotError) from None
+            raise self._meta_failed(op, m, real, e) from None
+
+    def _meta_failed(self, op: str, m: T.Member, real: str, e: OSError) -> SnapshotError:
+        why = privilege.explain(op, e, m.uid, m.gid)
+        return self._fail(m.name, f"cannot {op} /{real}: {e}{why}", SnapshotError)
 
     def _check_special_bits(self, m: T.Member, real: str, st: os.stat_result) -> None:
         if m.mode & 0o6000:
@@ -149,7 +152,6 @@ class _LayerExtractor:
             except OSError as e:
                 raise self._fail(m.name, f"cannot create its parent directory: {e}", SnapshotError) from None
             assert real_parent is not None
-            self._resolved = self.resolver.cache
         real = f"{real_parent}/{base}" if real_parent else base
         if real_parent != parent and self.ignore.covers(real):
             log.debug("layer %s: entry %s resolves into ignored /%s; skipped", self.layer, m.name, real)
@@ -230,16 +232,14 @@ class _LayerExtractor:
                     self._set_xattr(m, real, host, key, value, fd)
             try:
                 os.utime(fd, ns=(m.mtime_ns, m.mtime_ns))
-            except OSError:
-                self._meta("utime", m, real, os.utime, fd, ns=(m.mtime_ns, m.mtime_ns))   # again, to explain
+            except OSError as e:
+                raise self._meta_failed("utime", m, real, e) from None
             st = os.fstat(fd)
         finally:
             os.close(fd)
         if mode & 0o6000:
             self._check_special_bits(m, real, st)
-        self.index.entries[real] = Entry((st.st_mode, st.st_uid, st.st_gid, st.st_size, st.st_mtime_ns,
-                                          st.st_ctime_ns, st.st_ino), st.st_dev, st.st_nlink, None,
-                                         image_xattrs(m.xattrs) if m.xattrs else NO_XATTRS, digest)
+        self.index.entries[real] = entry_of(st, None, image_xattrs(m.xattrs) if m.xattrs else NO_XATTRS, digest)
 
     def _write_chunks(self, fd: int, reader: T.TarReader, size: int) -> bytes:
         """Write a member's data that is not all buffered (a large file), piece by piece; its digest."""
